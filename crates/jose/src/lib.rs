@@ -1,1 +1,60 @@
-//! placeholder
+//! Letterlock's narrow JOSE layer, on aws-lc-rs.
+//!
+//! - [`key`]: ES256 and EdDSA private keys, parsed public keys, RFC 7638 thumbprints;
+//! - [`jws`]: compact JWS with the algorithm allow-list checked before anything else;
+//! - [`keyring`]: the server's signing keys, published before they sign and after they retire;
+//! - [`sealing`]: stateless client ids, the registration sealed with AES-256-GCM;
+//! - [`statement`]: software statements signed by client vendors.
+//!
+//! There is no `alg: none`, no HMAC and no RSA anywhere in this crate. Randomness is passed in.
+//!
+//! ```
+//! use aws_lc_rs::rand::SystemRandom;
+//! use letterlock_jose::sealing::{Sealer, SealingKey};
+//!
+//! let sealer = Sealer::new(vec![SealingKey::new("k1", &[7; 32], false).unwrap()]);
+//! let client_id = sealer.seal(b"{}", "https://auth.example.com", &SystemRandom::new()).unwrap();
+//! assert_eq!(sealer.open(&client_id, "https://auth.example.com").unwrap(), b"{}");
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod jws;
+pub mod key;
+pub mod keyring;
+pub mod sealing;
+pub mod statement;
+
+pub use key::{Algorithm, PrivateKey, VerifyingKey};
+
+/// What can go wrong in this crate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The system random generator failed.
+    #[error("the random number generator failed")]
+    Random,
+    /// Key generation failed.
+    #[error("key generation failed")]
+    KeyGeneration,
+    /// Key material is malformed, or a public point is not on its curve.
+    #[error("the key is malformed or not a valid public key for its curve")]
+    KeyEncoding,
+    /// Signing failed.
+    #[error("signing failed")]
+    Signing,
+    /// Sealing failed.
+    #[error("sealing failed")]
+    Sealing,
+    /// No key is usable for this operation.
+    #[error("no usable key in the key ring")]
+    NoKey,
+    /// A JWS is malformed.
+    #[error("{0}")]
+    Malformed(&'static str),
+    /// A JWS names an algorithm outside the allow-list (ES256, EdDSA).
+    #[error("the algorithm '{0}' is not accepted; use ES256 or EdDSA")]
+    Algorithm(String),
+    /// A JWS signature does not verify.
+    #[error("the signature does not verify")]
+    Signature,
+}
