@@ -146,6 +146,12 @@ impl ApplicationType {
 pub struct Localized(BTreeMap<String, String>);
 
 impl Localized {
+    /// A value with no language variants. The caller vouches for the text (it comes from the
+    /// operator's configuration, not from a client).
+    pub fn untagged(text: impl Into<String>) -> Self {
+        Self(BTreeMap::from([(String::new(), text.into())]))
+    }
+
     /// The untagged value, if any.
     pub fn default_value(&self) -> Option<&str> {
         self.0.get("").map(String::as_str)

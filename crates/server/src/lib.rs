@@ -1,1 +1,216 @@
-//! placeholder
+//! Letterlock's authorization server.
+//!
+//! [`router`] builds the whole HTTP surface from an [`AppState`]; tests drive it with
+//! `tower::ServiceExt::oneshot`, no socket needed. [`run`] adds what a process needs: the data
+//! folder, storage and migrations, first keys, the listener (plain or TLS), background key
+//! reloads, and graceful shutdown.
+//!
+//! Endpoints (under the issuer's path):
+//!
+//! | path | what |
+//! |---|---|
+//! | `/.well-known/oauth-authorization-server[/path]` | RFC 8414 metadata |
+//! | `/.well-known/openid-configuration` | the same document, where OpenID clients look |
+//! | `/jwks.json` | the signing keys (RFC 7517) |
+//! | `POST /register` | open dynamic client registration (RFC 7591) |
+//! | `GET/PUT/DELETE /register/{client_id}` | client management, stored mode only (RFC 7592) |
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), letterlock_server::ServerError> {
+//! use letterlock_server::config::Config;
+//! let config = Config::load(None)?; // the embedded defaults
+//! letterlock_server::run(config, letterlock_server::listen::shutdown_signal()).await
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod clients;
+pub mod clock;
+pub mod config;
+mod endpoints;
+pub mod error;
+pub mod keys;
+pub mod listen;
+pub mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use letterlock_protocol::ErrorCode;
+use letterlock_protocol::issuer::{
+    AUTHORIZATION_SERVER_WELL_KNOWN, OPENID_CONFIGURATION_WELL_KNOWN,
+};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::{Config, ConfigError, RegistrationMode};
+use crate::error::ApiError;
+pub use crate::state::AppState;
+
+/// Why the server cannot start or keep going.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The configuration is not usable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] letterlock_store::Error),
+    /// A cryptographic operation failed.
+    #[error(transparent)]
+    Jose(#[from] letterlock_jose::Error),
+    /// A stored key cannot be loaded.
+    #[error("stored key '{0}' is corrupt")]
+    CorruptKey(String),
+    /// The TLS certificate or key cannot be loaded.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A file or socket operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// The HTTP surface of the authorization server.
+pub fn router(state: AppState) -> Router {
+    let prefix = state.issuer().path_prefix().to_owned();
+    let mut router = Router::new()
+        .route(
+            &format!("{AUTHORIZATION_SERVER_WELL_KNOWN}{prefix}"),
+            get(endpoints::discovery::metadata),
+        )
+        .route(
+            &format!("{prefix}{OPENID_CONFIGURATION_WELL_KNOWN}"),
+            get(endpoints::discovery::metadata),
+        )
+        .route(&format!("{prefix}/jwks.json"), get(endpoints::discovery::jwks))
+        .route(&format!("{prefix}/register"), post(endpoints::register::register));
+    if state.0.registration.mode == RegistrationMode::Stored {
+        router = router.route(
+            &format!("{prefix}/register/{{client_id}}"),
+            get(endpoints::register::read)
+                .put(endpoints::register::update)
+                .delete(endpoints::register::delete),
+        );
+    }
+    let timeout = Duration::from_secs(state.0.limits.request_timeout_seconds.max(1));
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            ApiError::internal(&"a request handler panicked").into_response()
+        }))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    ApiError::new(StatusCode::NOT_FOUND, ErrorCode::InvalidRequest, "no such endpoint")
+        .into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::InvalidRequest,
+        "method not allowed on this endpoint",
+    )
+    .into_response()
+}
+
+/// Prepares storage and state from a configuration: creates the data folder (owner only) and
+/// the SQLite file (owner only), migrates, and creates the first keys.
+pub async fn prepare(config: &Config) -> Result<AppState, ServerError> {
+    let store = open_store(config).await?;
+    AppState::new(config, store, Arc::new(clock::SystemClock)).await
+}
+
+/// Opens and migrates the configured database, creating the data folder and SQLite file with
+/// owner-only permissions first.
+pub async fn open_store(config: &Config) -> Result<letterlock_store::Store, ServerError> {
+    let url = config.database_url();
+    if let Some(path) =
+        url.strip_prefix("sqlite://").map(|rest| rest.split('?').next().unwrap_or(rest))
+    {
+        if path != ":memory:" {
+            create_private_file(std::path::Path::new(path))?;
+        }
+    }
+    let store = letterlock_store::Store::connect(&url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+fn create_private_file(path: &std::path::Path) -> Result<(), ServerError> {
+    let io = |context: String| move |source| ServerError::Io { context, source };
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(parent).map_err(io(format!("cannot create {}", parent.display())))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(io(format!("cannot create {}", path.display())))?;
+    Ok(())
+}
+
+/// Runs the server until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    let state = prepare(&config).await?;
+    let issuer = state.issuer().clone();
+    if !issuer.is_https() {
+        tracing::warn!(%issuer, "the issuer uses plain http, which is accepted only on loopback for development");
+    }
+    let tls = config.tls.as_ref().map(listen::tls_acceptor).transpose()?;
+    let address = config.listen_address();
+    if tls.is_none() && issuer.is_https() && !address.ip().is_loopback() {
+        tracing::warn!(%address, "listening without TLS on a public address; put a TLS-terminating proxy in front");
+    }
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|source| {
+        ServerError::Io { context: format!("cannot listen on {address}"), source }
+    })?;
+    let background = tokio::spawn(background_tasks(
+        state.clone(),
+        Duration::from_secs(config.keys.reload_interval_seconds.max(1)),
+    ));
+    tracing::info!(%issuer, address = %listener.local_addr().unwrap_or(address), tls = tls.is_some(), "letterlock is serving");
+    let header_timeout = Duration::from_secs(config.limits.header_read_timeout_seconds.max(1));
+    listen::serve(listener, router(state.clone()), tls, header_timeout, shutdown).await;
+    background.abort();
+    state.store().close().await;
+    Ok(())
+}
+
+/// Reloads keys (so rotations reach running servers) and prunes rate-limiter state.
+async fn background_tasks(state: AppState, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        if let Err(error) = state.reload_keys().await {
+            tracing::warn!(%error, "reloading keys failed; keeping the ones loaded");
+        }
+        state.prune_rate_limits();
+    }
+}

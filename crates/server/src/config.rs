@@ -1,0 +1,340 @@
+//! The configuration file (TOML; unknown keys are errors) and its defaults. Every key is
+//! documented in `docs/CONFIGURATION.md`; `letterlock serve` runs with none of them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The address `letterlock serve` listens on by default.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The issuer by default: the default listener, so the tour in the README works as written.
+pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
+/// The data folder by default.
+pub const DEFAULT_DATA_DIR: &str = "./letterlock-data";
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key, or a value of the wrong type.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, with the line.
+        message: String,
+    },
+    /// A value is well-typed but unacceptable.
+    #[error("configuration key '{key}': {message}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(key: &str, message: impl Into<String>) -> Self {
+        Self::Invalid { key: key.to_owned(), message: message.into() }
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The issuer identifier (`https://...`; `http://` only on a loopback host).
+    pub issuer: Option<String>,
+    /// The address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// Where the SQLite database and other state live.
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://path` or `postgres://user@host/db`; by default a SQLite file in `data_dir`.
+    pub database: Option<String>,
+    /// A URL of the operator's documentation, published as `service_documentation`.
+    pub service_documentation: Option<String>,
+    /// TLS on the listener.
+    pub tls: Option<TlsConfig>,
+    /// Client registration.
+    #[serde(default)]
+    pub registration: RegistrationConfig,
+    /// Client vendors whose software statements are trusted.
+    #[serde(default)]
+    pub vendors: Vec<VendorConfig>,
+    /// Client ids that need no registration.
+    #[serde(default)]
+    pub public_clients: Vec<PublicClientConfig>,
+    /// The provider's protected services.
+    #[serde(default)]
+    pub resources: Vec<ResourceConfig>,
+    /// Signing and sealing keys.
+    #[serde(default)]
+    pub keys: KeysConfig,
+    /// Token lifetimes.
+    #[serde(default)]
+    pub lifetimes: LifetimesConfig,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `[tls]`: PEM files for the listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub certificate: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub private_key: PathBuf,
+}
+
+/// How registrations are kept.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationMode {
+    /// The client id is the sealed registration; nothing is stored.
+    #[default]
+    Stateless,
+    /// Clients are stored, with RFC 7592 management.
+    Stored,
+}
+
+/// What to do with software statements.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StatementPolicy {
+    /// Refuse registrations without a statement from a trusted vendor.
+    Require,
+    /// Verify statements from trusted vendors; register others as unverified.
+    #[default]
+    Prefer,
+    /// Do not look at statements.
+    Ignore,
+}
+
+/// `[registration]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// `stateless` or `stored`.
+    pub mode: RegistrationMode,
+    /// `require`, `prefer` or `ignore`.
+    pub software_statements: StatementPolicy,
+    /// When set, web and confidential clients must present it as a Bearer token. Native public
+    /// clients never need one.
+    pub initial_access_token: Option<String>,
+    /// Stateless client ids older than this are refused (`0`: no limit).
+    pub client_id_max_age_seconds: u64,
+    /// Registrations allowed per client address per minute, after the burst.
+    pub rate_limit_per_minute: u32,
+    /// Registrations allowed at once from one address.
+    pub rate_limit_burst: u32,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        Self {
+            mode: RegistrationMode::Stateless,
+            software_statements: StatementPolicy::Prefer,
+            initial_access_token: None,
+            client_id_max_age_seconds: 0,
+            rate_limit_per_minute: 30,
+            rate_limit_burst: 10,
+        }
+    }
+}
+
+/// `[[vendors]]`: one trusted client vendor.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VendorConfig {
+    /// The `iss` of the vendor's statements.
+    pub issuer: String,
+    /// The publisher name shown to users.
+    pub name: String,
+    /// The vendor's public keys, inline (`{ keys = [...] }`).
+    pub jwks: Option<toml::Table>,
+    /// Or a file holding the JWK Set as JSON.
+    pub jwks_file: Option<PathBuf>,
+}
+
+/// `[[public_clients]]`: a client id anyone may use without registering.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicClientConfig {
+    /// The client id, for example `open`.
+    pub client_id: String,
+    /// A name to show; always marked unverified.
+    pub name: Option<String>,
+}
+
+/// `[[resources]]`: one protected service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    /// Its resource identifier, for example `imaps://mail.example.com`.
+    pub uri: String,
+}
+
+/// `[keys]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// `ES256` or `EdDSA`, for new signing keys.
+    pub algorithm: String,
+    /// How long a new signing key is published before it signs.
+    pub activation_delay_seconds: u64,
+    /// How often a running server reloads keys from storage.
+    pub reload_interval_seconds: u64,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: "ES256".into(),
+            activation_delay_seconds: 3600,
+            reload_interval_seconds: 60,
+        }
+    }
+}
+
+/// `[lifetimes]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifetimesConfig {
+    /// The lifetime of access tokens; a retired signing key stays published this long.
+    pub access_token_seconds: u64,
+}
+
+impl Default for LifetimesConfig {
+    fn default() -> Self {
+        Self { access_token_seconds: 600 }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
+    /// The longest a request may take, body included.
+    pub request_timeout_seconds: u64,
+    /// The longest a client may take to send the request head.
+    pub header_read_timeout_seconds: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            request_timeout_seconds: 10,
+            header_read_timeout_seconds: 10,
+        }
+    }
+}
+
+/// Values from the command line that override the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--issuer`.
+    pub issuer: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database`.
+    pub database: Option<String>,
+}
+
+impl Config {
+    /// Reads a file; `None` gives the embedded defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else { return Ok(Self::default()) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse { path: path.to_owned(), message })
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|error| error.to_string())
+    }
+
+    /// Applies command-line overrides.
+    pub fn apply(&mut self, overrides: Overrides) {
+        self.listen = overrides.listen.or(self.listen);
+        self.issuer = overrides.issuer.or(self.issuer.take());
+        self.data_dir = overrides.data_dir.or(self.data_dir.take());
+        self.database = overrides.database.or(self.database.take());
+    }
+
+    /// The listen address.
+    pub fn listen_address(&self) -> SocketAddr {
+        self.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)))
+    }
+
+    /// The data folder.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    }
+
+    /// The database URL: the configured one, or `letterlock.db` in the data folder.
+    pub fn database_url(&self) -> String {
+        self.database.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir().join("letterlock.db").display())
+        })
+    }
+
+    /// The issuer text.
+    pub fn issuer_text(&self) -> &str {
+        self.issuer.as_deref().unwrap_or(DEFAULT_ISSUER)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let config = Config::parse("").unwrap();
+        assert_eq!(config.listen_address().to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.issuer_text(), DEFAULT_ISSUER);
+        assert_eq!(config.database_url(), "sqlite://./letterlock-data/letterlock.db");
+        assert_eq!(config.registration.mode, RegistrationMode::Stateless);
+        assert_eq!(config.registration.software_statements, StatementPolicy::Prefer);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let error = Config::parse("isser = \"https://x\"").unwrap_err();
+        assert!(error.contains("unknown field"), "{error}");
+        let error = Config::parse("[registration]\nmode = \"sometimes\"").unwrap_err();
+        assert!(error.contains("unknown variant"), "{error}");
+    }
+
+    #[test]
+    fn overrides_win() {
+        let mut config =
+            Config::parse("issuer = \"https://a.example\"\nlisten = \"127.0.0.1:1\"").unwrap();
+        config.apply(Overrides {
+            issuer: Some("https://b.example".into()),
+            database: Some("postgres://x/y".into()),
+            ..Overrides::default()
+        });
+        assert_eq!(config.issuer_text(), "https://b.example");
+        assert_eq!(config.listen_address().port(), 1);
+        assert_eq!(config.database_url(), "postgres://x/y");
+    }
+}

@@ -1,0 +1,4 @@
+//! The HTTP endpoints, one file each.
+
+pub mod discovery;
+pub mod register;

@@ -1,0 +1,329 @@
+//! `POST /register` (RFC 7591 §3) and, in stored mode, the client configuration endpoint
+//! `GET|PUT|DELETE /register/{client_id}` (RFC 7592 §2).
+
+use aws_lc_rs::digest;
+use aws_lc_rs::rand::SecureRandom as _;
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+use letterlock_protocol::registration::parse_request_body;
+use letterlock_protocol::{AuthMethod, ErrorCode, base64url};
+use letterlock_store::ClientRecord;
+
+use crate::clients::{Registration, registration_error};
+use crate::config::RegistrationMode;
+use crate::error::ApiError;
+use crate::listen::PeerAddr;
+use crate::state::AppState;
+
+/// `POST /register`.
+pub async fn register(
+    State(state): State<AppState>,
+    peer: Option<Extension<PeerAddr>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let address = peer
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |Extension(PeerAddr(address))| {
+            address.ip()
+        });
+    if let Err(not_until) = state.0.limiter.check_key(&address) {
+        let wait = not_until
+            .wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        return Err(ApiError::too_many_requests(wait.as_secs_f64().ceil() as u64));
+    }
+    let request = read_json(&state, &headers, body).await?;
+    let registration = state.check_registration(request)?;
+    if !registration.metadata.is_native_installation() {
+        if let Some(expected) = &state.0.registration.initial_access_token {
+            let presented = bearer_token(&headers).unwrap_or_default();
+            if aws_lc_rs::constant_time::verify_slices_are_equal(
+                presented.as_bytes(),
+                expected.as_bytes(),
+            )
+            .is_err()
+            {
+                return Err(ApiError::invalid_token(
+                    "web and confidential clients need an initial access token (RFC 7591 §3)",
+                ));
+            }
+        }
+    }
+    let now = state.now();
+    let body = match state.0.registration.mode {
+        RegistrationMode::Stateless => {
+            let client_id = state.seal_client_id(&registration, now)?;
+            let secret = match registration.metadata.token_endpoint_auth_method {
+                AuthMethod::ClientSecretBasic => Some(
+                    state
+                        .sealer()
+                        .client_secret(&client_id)
+                        .map_err(|error| ApiError::internal(&error))?,
+                ),
+                _ => None,
+            };
+            response_body(&client_id, now, &registration, secret, None)
+        }
+        RegistrationMode::Stored => {
+            let client_id = random_token(&state, 16)?;
+            let access_token = random_token(&state, 32)?;
+            let secret = match registration.metadata.token_endpoint_auth_method {
+                AuthMethod::ClientSecretBasic => Some(random_token(&state, 32)?),
+                _ => None,
+            };
+            let record = ClientRecord {
+                client_id: client_id.clone(),
+                metadata: Value::Object(registration.metadata.to_json()).to_string(),
+                software_statement: registration.software_statement.clone(),
+                vendor: registration.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
+                registration_token_hash: hash(&access_token),
+                client_secret_hash: secret.as_deref().map(hash),
+                issued_at: now,
+                updated_at: now,
+            };
+            state
+                .store()
+                .insert_client(&record)
+                .await
+                .map_err(|error| ApiError::internal(&error))?;
+            let management =
+                Management { uri: configuration_uri(&state, &client_id), access_token };
+            response_body(&client_id, now, &registration, secret, Some(management))
+        }
+    };
+    tracing::debug!(client_name = ?registration.metadata.client_name.default_value(), vendor = ?registration.vendor.as_ref().map(|vendor| &vendor.issuer), "registered a client");
+    Ok(json(StatusCode::CREATED, &body))
+}
+
+/// `GET /register/{client_id}` (RFC 7592 §2.1). The registration access token is rotated: only
+/// its hash is kept, so a read can only answer with a new one.
+pub async fn read(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let record = authorize(&state, &client_id, &headers).await?;
+    let object: Map<String, Value> =
+        serde_json::from_str(&record.metadata).map_err(|error| ApiError::internal(&error))?;
+    let registration = Registration {
+        metadata: letterlock_protocol::ClientMetadata::from_json(&object)
+            .map_err(|error| ApiError::internal(&error))?,
+        software_statement: record.software_statement.clone(),
+        vendor: None,
+    };
+    let access_token = random_token(&state, 32)?;
+    let updated = ClientRecord { registration_token_hash: hash(&access_token), ..record.clone() };
+    state.store().update_client(&updated).await.map_err(|error| ApiError::internal(&error))?;
+    let management = Management { uri: configuration_uri(&state, &client_id), access_token };
+    Ok(json(
+        StatusCode::OK,
+        &response_body(&client_id, record.issued_at, &registration, None, Some(management)),
+    ))
+}
+
+/// `PUT /register/{client_id}` (RFC 7592 §2.2): the full metadata replaces what was there, after
+/// the same checks as a registration.
+pub async fn update(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let record = authorize(&state, &client_id, &headers).await?;
+    let mut request = read_json(&state, &headers, body).await?;
+    if request.remove("client_id") != Some(Value::String(client_id.clone())) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidRequest,
+            "the body must include this client's client_id (RFC 7592 §2.2)",
+        ));
+    }
+    for forbidden in [
+        "registration_access_token",
+        "registration_client_uri",
+        "client_secret_expires_at",
+        "client_id_issued_at",
+    ] {
+        if request.contains_key(forbidden) {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidClientMetadata,
+                format!("{forbidden} must not be sent in an update (RFC 7592 §2.2)"),
+            ));
+        }
+    }
+    if let Some(secret) = request.remove("client_secret") {
+        let matches = secret.as_str().map(hash) == record.client_secret_hash;
+        if !matches {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidClientMetadata,
+                "client_secret does not match; a client cannot choose its secret",
+            ));
+        }
+    }
+    let registration = state.check_registration(request)?;
+    let now = state.now();
+    let mut secret = None;
+    let client_secret_hash = match registration.metadata.token_endpoint_auth_method {
+        AuthMethod::ClientSecretBasic if record.client_secret_hash.is_some() => {
+            record.client_secret_hash.clone()
+        }
+        AuthMethod::ClientSecretBasic => {
+            let fresh = random_token(&state, 32)?;
+            let hashed = hash(&fresh);
+            secret = Some(fresh);
+            Some(hashed)
+        }
+        _ => None,
+    };
+    let access_token = random_token(&state, 32)?;
+    let updated = ClientRecord {
+        client_id: client_id.clone(),
+        metadata: Value::Object(registration.metadata.to_json()).to_string(),
+        software_statement: registration.software_statement.clone(),
+        vendor: registration.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
+        registration_token_hash: hash(&access_token),
+        client_secret_hash,
+        issued_at: record.issued_at,
+        updated_at: now,
+    };
+    state.store().update_client(&updated).await.map_err(|error| ApiError::internal(&error))?;
+    let management = Management { uri: configuration_uri(&state, &client_id), access_token };
+    Ok(json(
+        StatusCode::OK,
+        &response_body(&client_id, record.issued_at, &registration, secret, Some(management)),
+    ))
+}
+
+/// `DELETE /register/{client_id}` (RFC 7592 §2.3): 204, and the client id, its secret and its
+/// registration access token stop working at once.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &client_id, &headers).await?;
+    state.store().delete_client(&client_id).await.map_err(|error| ApiError::internal(&error))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Finds the client and checks its registration access token. RFC 7592 §2.1: an unknown client
+/// and a wrong token look the same (401), so the endpoint does not reveal which ids exist.
+async fn authorize(
+    state: &AppState,
+    client_id: &str,
+    headers: &HeaderMap,
+) -> Result<ClientRecord, ApiError> {
+    let presented = bearer_token(headers)
+        .ok_or_else(|| ApiError::invalid_token("a registration access token is required"))?;
+    let record =
+        state.store().client(client_id).await.map_err(|error| ApiError::internal(&error))?;
+    let record = record.ok_or_else(|| {
+        ApiError::invalid_token("the registration access token is not valid for this client")
+    })?;
+    let presented = hash(presented);
+    if aws_lc_rs::constant_time::verify_slices_are_equal(
+        presented.as_bytes(),
+        record.registration_token_hash.as_bytes(),
+    )
+    .is_err()
+    {
+        return Err(ApiError::invalid_token(
+            "the registration access token is not valid for this client",
+        ));
+    }
+    Ok(record)
+}
+
+/// Reads a JSON object body: `application/json` only, within the size limit.
+async fn read_json(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Map<String, Value>, ApiError> {
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidClientMetadata,
+            "the request body must be JSON with Content-Type: application/json (RFC 7591 §3)",
+        ));
+    }
+    let limit = state.0.limits.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::InvalidClientMetadata,
+            format!("the request body is larger than {limit} bytes"),
+        )
+    })?;
+    parse_request_body(&bytes).map_err(registration_error)
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|token| !token.is_empty())
+}
+
+fn random_token(state: &AppState, bytes: usize) -> Result<String, ApiError> {
+    let mut buffer = vec![0u8; bytes];
+    state
+        .0
+        .random
+        .fill(&mut buffer)
+        .map_err(|_| ApiError::internal(&"the random generator failed"))?;
+    Ok(base64url::encode(buffer))
+}
+
+/// Tokens and secrets here are 256 random bits, so a plain SHA-256 is enough to keep them
+/// useless to someone who reads the database.
+fn hash(token: &str) -> String {
+    base64url::encode(digest::digest(&digest::SHA256, token.as_bytes()))
+}
+
+fn configuration_uri(state: &AppState, client_id: &str) -> String {
+    state.issuer().endpoint(&format!("/register/{client_id}"))
+}
+
+struct Management {
+    uri: String,
+    access_token: String,
+}
+
+/// RFC 7591 §3.2.1 (and RFC 7592 §3): every registered value at the top level.
+fn response_body(
+    client_id: &str,
+    issued_at: i64,
+    registration: &Registration,
+    secret: Option<String>,
+    management: Option<Management>,
+) -> Map<String, Value> {
+    let mut body = registration.metadata.to_json();
+    body.insert("client_id".into(), client_id.into());
+    body.insert("client_id_issued_at".into(), issued_at.into());
+    if let Some(secret) = secret {
+        body.insert("client_secret".into(), secret.into());
+        body.insert("client_secret_expires_at".into(), 0.into());
+    }
+    if let Some(statement) = &registration.software_statement {
+        body.insert("software_statement".into(), statement.clone().into());
+    }
+    if let Some(management) = management {
+        body.insert("registration_client_uri".into(), management.uri.into());
+        body.insert("registration_access_token".into(), management.access_token.into());
+    }
+    body
+}
+
+fn json(status: StatusCode, body: &Map<String, Value>) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = (status, bytes).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,93 @@
+//! Errors as they leave the server: OAuth error JSON with the right status, never a secret, and
+//! for a server fault only an incident id (the details go to the log).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use letterlock_protocol::{ErrorBody, ErrorCode};
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+    www_authenticate: Option<String>,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with a status, code and description.
+    pub fn new(status: StatusCode, code: ErrorCode, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorBody::new(code, description),
+            www_authenticate: None,
+            retry_after: None,
+        }
+    }
+
+    /// 400 with a code.
+    pub fn bad_request(code: ErrorCode, description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, description)
+    }
+
+    /// 401 `invalid_token` with an RFC 6750 §3 challenge.
+    pub fn invalid_token(description: &str) -> Self {
+        let mut error = Self::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidToken, description);
+        error.www_authenticate =
+            Some(format!("Bearer error=\"invalid_token\", error_description=\"{description}\""));
+        error
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn too_many_requests(retry_after: u64) -> Self {
+        let mut error = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TemporarilyUnavailable,
+            "too many registrations from this address; try again later",
+        );
+        error.retry_after = Some(retry_after.max(1));
+        error
+    }
+
+    /// 500: logs the cause with an incident id and shows only the id.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        let incident = incident_id();
+        tracing::error!(incident, %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::ServerError,
+            format!("internal error, incident {incident}"),
+        )
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+fn incident_id() -> String {
+    let mut bytes = [0u8; 6];
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    letterlock_protocol::base64url::encode(bytes)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.body)
+            .unwrap_or_else(|_| br#"{"error":"server_error"}"#.to_vec());
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(challenge) =
+            self.www_authenticate.and_then(|value| HeaderValue::from_str(&value).ok())
+        {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

@@ -1,0 +1,95 @@
+//! The server's keys in storage: creating the first ones, rotating, retiring, loading.
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use letterlock_jose::keyring::{SigningKey, SigningKeyRing};
+use letterlock_jose::sealing::{Sealer, SealingKey};
+use letterlock_jose::{Algorithm, PrivateKey, key::thumbprint};
+use letterlock_protocol::base64url;
+use letterlock_store::{SealingKeyRecord, SigningKeyRecord, Store};
+
+use crate::ServerError;
+
+/// Makes a signing key and stores it; it signs from `activates_at`. Returns its key id.
+pub async fn add_signing_key(
+    store: &Store,
+    algorithm: Algorithm,
+    now: i64,
+    activates_at: i64,
+) -> Result<String, ServerError> {
+    let key = PrivateKey::generate(algorithm, &SystemRandom::new())?;
+    let kid = thumbprint(&key.public_jwk(None));
+    store
+        .insert_signing_key(&SigningKeyRecord {
+            kid: kid.clone(),
+            algorithm: algorithm.as_str().to_owned(),
+            private_key: key.pkcs8_der().to_vec(),
+            created_at: now,
+            activates_at,
+        })
+        .await?;
+    Ok(kid)
+}
+
+/// Makes a sealing key and stores it; it seals from now on. Returns its key id.
+pub async fn add_sealing_key(store: &Store, now: i64) -> Result<String, ServerError> {
+    let random = SystemRandom::new();
+    let mut material = [0u8; SealingKey::LEN];
+    let mut kid = [0u8; 6];
+    random.fill(&mut material).map_err(|_| letterlock_jose::Error::Random)?;
+    random.fill(&mut kid).map_err(|_| letterlock_jose::Error::Random)?;
+    let kid = base64url::encode(kid);
+    store
+        .insert_sealing_key(&SealingKeyRecord {
+            kid: kid.clone(),
+            material: material.to_vec(),
+            created_at: now,
+            retired_at: None,
+        })
+        .await?;
+    Ok(kid)
+}
+
+/// On first start: a signing key that signs at once and a sealing key, if there are none.
+pub async fn ensure_keys(store: &Store, algorithm: Algorithm, now: i64) -> Result<(), ServerError> {
+    if store.signing_keys().await?.is_empty() {
+        let kid = add_signing_key(store, algorithm, now, now).await?;
+        tracing::info!(kid, %algorithm, "created the first signing key");
+    }
+    if store.sealing_keys().await?.iter().all(|key| key.retired_at.is_some()) {
+        let kid = add_sealing_key(store, now).await?;
+        tracing::info!(kid, "created a sealing key for client ids");
+    }
+    Ok(())
+}
+
+/// Loads the signing key ring.
+pub async fn load_signing_ring(
+    store: &Store,
+    max_token_lifetime: i64,
+) -> Result<SigningKeyRing, ServerError> {
+    let mut keys = Vec::new();
+    for record in store.signing_keys().await? {
+        let algorithm = Algorithm::parse(&record.algorithm)
+            .ok_or_else(|| ServerError::CorruptKey(record.kid.clone()))?;
+        let key = PrivateKey::from_pkcs8(algorithm, &record.private_key)
+            .map_err(|_| ServerError::CorruptKey(record.kid.clone()))?;
+        keys.push(SigningKey {
+            kid: record.kid,
+            key,
+            created_at: record.created_at,
+            activates_at: record.activates_at,
+        });
+    }
+    Ok(SigningKeyRing::new(keys, max_token_lifetime))
+}
+
+/// Loads the sealing keys.
+pub async fn load_sealer(store: &Store) -> Result<Sealer, ServerError> {
+    let mut keys = Vec::new();
+    for record in store.sealing_keys().await? {
+        let key = SealingKey::new(&record.kid, &record.material, record.retired_at.is_some())
+            .map_err(|_| ServerError::CorruptKey(record.kid.clone()))?;
+        keys.push(key);
+    }
+    Ok(Sealer::new(keys))
+}
