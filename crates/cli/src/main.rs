@@ -1,1 +1,340 @@
-fn main() {}
+//! `letterlock`: the authorization server and its tools.
+//!
+//! - `letterlock serve`: run the server (embedded defaults without `--config`);
+//! - `letterlock keys list|rotate|retire`: the server's signing and sealing keys;
+//! - `letterlock vendor keygen|sign`: for client vendors, a key pair and software statements.
+#![forbid(unsafe_code)]
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use aws_lc_rs::rand::SystemRandom;
+use clap::{Args, Parser, Subcommand};
+use letterlock_jose::keyring::KeyState;
+use letterlock_jose::statement;
+use letterlock_jose::{Algorithm, PrivateKey};
+use letterlock_server::clock::{Clock as _, SystemClock};
+use letterlock_server::config::{Config, Overrides};
+use serde_json::{Map, Value, json};
+
+#[derive(Parser)]
+#[command(
+    name = "letterlock",
+    version,
+    about = "OAuth for every open mail client and every mail server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the authorization server.
+    Serve(ServerOptions),
+    /// Manage the server's signing and sealing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Tools for client vendors: make a key pair and sign software statements.
+    Vendor {
+        #[command(subcommand)]
+        command: VendorCommand,
+    },
+}
+
+/// Where the server's configuration and state are.
+#[derive(Args, Clone)]
+struct ServerOptions {
+    /// The configuration file (TOML). Without it, the embedded defaults apply.
+    #[arg(long, short, env = "LETTERLOCK_CONFIG")]
+    config: Option<PathBuf>,
+    /// The address to listen on (default 127.0.0.1:8080).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The issuer identifier (default http://127.0.0.1:8080).
+    #[arg(long)]
+    issuer: Option<String>,
+    /// The data folder (default ./letterlock-data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The database URL: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(long, env = "LETTERLOCK_DATABASE")]
+    database: Option<String>,
+}
+
+impl ServerOptions {
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        config.apply(Overrides {
+            listen: self.listen,
+            issuer: self.issuer.clone(),
+            data_dir: self.data_dir.clone(),
+            database: self.database.clone(),
+        });
+        Ok(config)
+    }
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List the keys and their states.
+    List(ServerOptions),
+    /// Add a new signing key (published now, signing after the activation delay), or with
+    /// --sealing a new sealing key for client ids (sealing at once).
+    Rotate {
+        #[command(flatten)]
+        server: ServerOptions,
+        /// Rotate the sealing key instead of the signing key.
+        #[arg(long)]
+        sealing: bool,
+        /// The algorithm of the new signing key: ES256 or EdDSA (default: the configured one).
+        #[arg(long)]
+        algorithm: Option<String>,
+        /// Sign with the new key at once (emergency: verifiers that cached the old JWKS will
+        /// refuse its tokens until they refetch).
+        #[arg(long)]
+        now: bool,
+    },
+    /// Retire a sealing key: the client ids it sealed stop working.
+    Retire {
+        #[command(flatten)]
+        server: ServerOptions,
+        /// The sealing key id (the part after "ll1." in a client id).
+        kid: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum VendorCommand {
+    /// Make a vendor key pair: the private key goes to --out, the public JWK Set to stdout for
+    /// providers to put in their configuration.
+    Keygen {
+        /// Where to write the private key (PKCS#8 PEM, readable by the owner only).
+        #[arg(long)]
+        out: PathBuf,
+        /// ES256 or EdDSA.
+        #[arg(long, default_value = "ES256")]
+        algorithm: String,
+    },
+    /// Sign a software statement (RFC 7591 §2.3) and print it.
+    Sign {
+        /// The vendor's private key (from `vendor keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The vendor's identifier, the statement's `iss` (providers configure the same value).
+        #[arg(long)]
+        issuer: String,
+        /// The software's identifier, the same for every installation and version.
+        #[arg(long)]
+        software_id: String,
+        /// The software's name as users should see it.
+        #[arg(long)]
+        client_name: String,
+        /// The software's version.
+        #[arg(long)]
+        software_version: Option<String>,
+        /// The software's web site (https).
+        #[arg(long)]
+        client_uri: Option<String>,
+        /// The software's logo (https).
+        #[arg(long)]
+        logo_uri: Option<String>,
+        /// Redirect URIs the software uses; repeat for several.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Days until the statement expires (0: never).
+        #[arg(long, default_value_t = 365)]
+        expires_in_days: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LETTERLOCK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("letterlock: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("letterlock: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(options) => {
+            let config = options.load()?;
+            letterlock_server::run(config, letterlock_server::listen::shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Keys { command } => keys(command).await,
+        Command::Vendor { command } => vendor(command),
+    }
+}
+
+async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    let now = SystemClock.now();
+    match command {
+        KeysCommand::List(options) => {
+            let config = options.load()?;
+            let store = letterlock_server::open_store(&config).await?;
+            let lifetime = i64::try_from(config.lifetimes.access_token_seconds).unwrap_or(i64::MAX);
+            let ring = letterlock_server::keys::load_signing_ring(&store, lifetime).await?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "signing keys:")?;
+            for (key, state) in ring.states(now) {
+                let detail = match state {
+                    KeyState::Pending => format!("signs from {}", key.activates_at),
+                    KeyState::Retiring { unpublished_at } => {
+                        format!("published until {unpublished_at}")
+                    }
+                    KeyState::Active | KeyState::Expired => String::new(),
+                };
+                writeln!(
+                    out,
+                    "  {}  {:<5}  {:<8}  created {}  {detail}",
+                    key.kid,
+                    key.key.algorithm(),
+                    state.name(),
+                    key.created_at
+                )?;
+            }
+            writeln!(out, "sealing keys (client ids):")?;
+            let sealing = store.sealing_keys().await?;
+            let current = sealing
+                .iter()
+                .rev()
+                .find(|key| key.retired_at.is_none())
+                .map(|key| key.kid.clone());
+            for key in &sealing {
+                let state = match key.retired_at {
+                    Some(at) => format!("retired {at}"),
+                    None if Some(&key.kid) == current.as_ref() => "sealing".to_owned(),
+                    None => "opening only".to_owned(),
+                };
+                writeln!(out, "  {:<8}  {state:<16}  created {}", key.kid, key.created_at)?;
+            }
+            Ok(())
+        }
+        KeysCommand::Rotate { server, sealing, algorithm, now: immediately } => {
+            let config = server.load()?;
+            let store = letterlock_server::open_store(&config).await?;
+            if sealing {
+                let kid = letterlock_server::keys::add_sealing_key(&store, now).await?;
+                println!(
+                    "new sealing key {kid}: seals new client ids now; older ids keep working until their key is retired"
+                );
+                return Ok(());
+            }
+            let name = algorithm.unwrap_or(config.keys.algorithm.clone());
+            let algorithm = Algorithm::parse(&name)
+                .with_context(|| format!("unknown algorithm {name}; use ES256 or EdDSA"))?;
+            let delay = i64::try_from(config.keys.activation_delay_seconds).unwrap_or(i64::MAX);
+            let activates_at = if immediately { now } else { now.saturating_add(delay) };
+            let kid =
+                letterlock_server::keys::add_signing_key(&store, algorithm, now, activates_at)
+                    .await?;
+            println!(
+                "new signing key {kid} ({algorithm}): published now, signs from {activates_at}"
+            );
+            Ok(())
+        }
+        KeysCommand::Retire { server, kid } => {
+            let config = server.load()?;
+            let store = letterlock_server::open_store(&config).await?;
+            if !store.retire_sealing_key(&kid, now).await? {
+                bail!("no sealing key {kid} that is not retired already");
+            }
+            if store.sealing_keys().await?.iter().all(|key| key.retired_at.is_some()) {
+                let fresh = letterlock_server::keys::add_sealing_key(&store, now).await?;
+                println!("retired {kid}; made {fresh} so that registration keeps working");
+            } else {
+                println!(
+                    "retired {kid}: client ids sealed under it are refused from the next key reload"
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn vendor(command: VendorCommand) -> anyhow::Result<()> {
+    let random = SystemRandom::new();
+    match command {
+        VendorCommand::Keygen { out, algorithm } => {
+            let algorithm = Algorithm::parse(&algorithm)
+                .with_context(|| format!("unknown algorithm {algorithm}; use ES256 or EdDSA"))?;
+            let key = PrivateKey::generate(algorithm, &random)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&out).with_context(|| {
+                format!("cannot create {} (it must not exist yet)", out.display())
+            })?;
+            file.write_all(key.to_pem().as_bytes())?;
+            let public = key.public_jwk(None);
+            let jwk = key.public_jwk(Some(statement::key_id(&public))).to_json();
+            println!("{}", serde_json::to_string_pretty(&json!({ "keys": [jwk] }))?);
+            eprintln!("private key written to {}; give providers the JWK Set above", out.display());
+            Ok(())
+        }
+        VendorCommand::Sign {
+            key,
+            issuer,
+            software_id,
+            client_name,
+            software_version,
+            client_uri,
+            logo_uri,
+            redirect_uris,
+            expires_in_days,
+        } => {
+            let pem = std::fs::read_to_string(&key)
+                .with_context(|| format!("cannot read {}", key.display()))?;
+            let key = PrivateKey::from_pem(&pem)
+                .context("the key is not a PKCS#8 ES256 or EdDSA private key")?;
+            let now = SystemClock.now();
+            let mut claims = Map::new();
+            claims.insert("iss".into(), issuer.into());
+            claims.insert("iat".into(), now.into());
+            if expires_in_days > 0 {
+                claims.insert("exp".into(), (now + i64::from(expires_in_days) * 86_400).into());
+            }
+            claims.insert("software_id".into(), software_id.into());
+            claims.insert("client_name".into(), client_name.into());
+            for (name, value) in [
+                ("software_version", software_version),
+                ("client_uri", client_uri),
+                ("logo_uri", logo_uri),
+            ] {
+                if let Some(value) = value {
+                    claims.insert(name.into(), value.into());
+                }
+            }
+            if !redirect_uris.is_empty() {
+                claims.insert("redirect_uris".into(), Value::from(redirect_uris));
+            }
+            println!("{}", statement::sign(&key, &claims, &random)?);
+            Ok(())
+        }
+    }
+}

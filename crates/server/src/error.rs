@@ -33,8 +33,14 @@ impl ApiError {
     /// 401 `invalid_token` with an RFC 6750 §3 challenge.
     pub fn invalid_token(description: &str) -> Self {
         let mut error = Self::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidToken, description);
+        // RFC 6750 §3: the description in the header is printable ASCII without quotes or
+        // backslashes; the JSON body carries it in full.
+        let header_text: String = description
+            .chars()
+            .filter(|character| matches!(character, ' '..='~') && !matches!(character, '"' | '\\'))
+            .collect();
         error.www_authenticate =
-            Some(format!("Bearer error=\"invalid_token\", error_description=\"{description}\""));
+            Some(format!("Bearer error=\"invalid_token\", error_description=\"{header_text}\""));
         error
     }
 

@@ -188,7 +188,7 @@ impl Store {
     pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, Error> {
         let rows = sqlx::query(
             "SELECT kid, algorithm, private_key, created_at, activates_at FROM signing_keys \
-             ORDER BY activates_at, created_at",
+             ORDER BY activates_at, created_at, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -224,7 +224,7 @@ impl Store {
     /// Every sealing key, oldest first.
     pub async fn sealing_keys(&self) -> Result<Vec<SealingKeyRecord>, Error> {
         let rows = sqlx::query(
-            "SELECT kid, material, created_at, retired_at FROM sealing_keys ORDER BY created_at, kid",
+            "SELECT kid, material, created_at, retired_at FROM sealing_keys ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;

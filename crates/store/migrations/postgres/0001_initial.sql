@@ -2,7 +2,8 @@
 -- of queries serves SQLite and PostgreSQL through sqlx's Any driver.
 
 CREATE TABLE signing_keys (
-    kid          TEXT    NOT NULL PRIMARY KEY,
+    id           BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kid          TEXT    NOT NULL UNIQUE,
     algorithm    TEXT    NOT NULL,
     private_key  BYTEA   NOT NULL,
     created_at   BIGINT  NOT NULL,
@@ -10,11 +11,15 @@ CREATE TABLE signing_keys (
 );
 
 CREATE TABLE sealing_keys (
-    kid        TEXT   NOT NULL PRIMARY KEY,
+    id         BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kid        TEXT   NOT NULL UNIQUE,
     material   BYTEA  NOT NULL,
     created_at BIGINT NOT NULL,
     retired_at BIGINT
 );
+
+-- Keys keep an insertion sequence (id) so that two keys made in the same second still have
+-- an order: the newest sealing key seals.
 
 -- Clients registered in stored mode (RFC 7592). Stateless registrations never touch this table.
 CREATE TABLE clients (

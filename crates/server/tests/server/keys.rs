@@ -1,0 +1,58 @@
+//! Key rotation as running servers see it.
+
+use letterlock_jose::Algorithm;
+use letterlock_server::keys;
+
+use crate::support::{NOW, server};
+
+fn kids(reply: &serde_json::Value) -> Vec<String> {
+    reply["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_rotated_signing_key_is_published_before_it_signs_and_kept_after() {
+    let server = server("[lifetimes]\naccess_token_seconds = 600").await;
+    let first = kids(&server.get("/jwks.json").await.body);
+    assert_eq!(first.len(), 1);
+    let next = keys::add_signing_key(server.state.store(), Algorithm::EdDsa, NOW, NOW + 3600)
+        .await
+        .unwrap();
+    server.state.reload_keys().await.unwrap();
+    assert_eq!(kids(&server.get("/jwks.json").await.body), [first[0].clone(), next.clone()]);
+    assert_eq!(server.state.signing_keys().active(server.state.now()).unwrap().kid, first[0]);
+    server.clock.advance(3600);
+    assert_eq!(server.state.signing_keys().active(server.state.now()).unwrap().kid, next);
+    assert_eq!(
+        kids(&server.get("/jwks.json").await.body).len(),
+        2,
+        "the old key stays while its tokens live"
+    );
+    server.clock.advance(600);
+    assert_eq!(kids(&server.get("/jwks.json").await.body), [next]);
+}
+
+#[tokio::test]
+async fn retiring_a_sealing_key_refuses_its_client_ids_and_a_new_key_seals() {
+    let server = server("").await;
+    let body = serde_json::json!({"redirect_uris": ["http://127.0.0.1/cb"]});
+    let old_id = server.register(body.clone()).await.body["client_id"].as_str().unwrap().to_owned();
+    let old_kid = old_id.split('.').nth(1).unwrap().to_owned();
+    let new_kid = keys::add_sealing_key(server.state.store(), NOW).await.unwrap();
+    server.state.reload_keys().await.unwrap();
+    let new_id = server.register(body).await.body["client_id"].as_str().unwrap().to_owned();
+    assert!(new_id.starts_with(&format!("ll1.{new_kid}.")));
+    assert!(
+        server.state.open_client(&old_id).await.is_ok(),
+        "older ids open until their key is retired"
+    );
+    assert!(server.state.store().retire_sealing_key(&old_kid, NOW).await.unwrap());
+    server.state.reload_keys().await.unwrap();
+    let error = server.state.open_client(&old_id).await.unwrap_err();
+    assert_eq!(error.to_string(), "the client id was sealed under a retired key");
+    assert!(server.state.open_client(&new_id).await.is_ok());
+}
