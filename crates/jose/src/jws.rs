@@ -145,7 +145,7 @@ mod tests {
         let verifying = VerifyingKey::from_jwk(&key.public_jwk(Some("k1".into()))).unwrap();
         let parsed = UnverifiedJws::parse(&compact).unwrap();
         assert_eq!(parsed.kid(), Some("k1"));
-        assert_eq!(parsed.verify(&[verifying.clone()]).unwrap(), claims());
+        assert_eq!(parsed.verify(std::slice::from_ref(&verifying)).unwrap(), claims());
         let other = PrivateKey::generate(Algorithm::Es256, &random).unwrap();
         let stranger = VerifyingKey::from_jwk(&other.public_jwk(None)).unwrap();
         assert!(matches!(

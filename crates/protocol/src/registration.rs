@@ -238,10 +238,10 @@ impl ClientMetadata {
                 ));
             }
         };
-        if application_type == ApplicationType::Web {
-            if let Some(native) = redirect_uris.iter().find(|uri| uri.is_native()) {
-                return Err(RedirectUriError::NativeRedirectForWebClient(native.to_string()).into());
-            }
+        if application_type == ApplicationType::Web
+            && let Some(native) = redirect_uris.iter().find(|uri| uri.is_native())
+        {
+            return Err(RedirectUriError::NativeRedirectForWebClient(native.to_string()).into());
         }
         let token_endpoint_auth_method = match request.get("token_endpoint_auth_method") {
             // RFC 7591 §2 defaults to client_secret_basic, which no installed program can keep

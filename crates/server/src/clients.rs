@@ -233,10 +233,10 @@ impl AppState {
         let plaintext = self.sealer().open(client_id, self.issuer().as_str())?;
         let sealed: Sealed =
             serde_json::from_slice(&plaintext).map_err(|_| ClientIdError::Outdated)?;
-        if let Some(max_age) = self.0.registration.client_id_max_age {
-            if self.now().saturating_sub(sealed.t) > max_age {
-                return Err(ClientIdError::Expired);
-            }
+        if let Some(max_age) = self.0.registration.client_id_max_age
+            && self.now().saturating_sub(sealed.t) > max_age
+        {
+            return Err(ClientIdError::Expired);
         }
         let metadata = ClientMetadata::from_json(&sealed.m).map_err(|_| ClientIdError::Outdated)?;
         Ok(Client {

@@ -148,10 +148,9 @@ pub async fn open_store(config: &Config) -> Result<letterlock_store::Store, Serv
     let url = config.database_url();
     if let Some(path) =
         url.strip_prefix("sqlite://").map(|rest| rest.split('?').next().unwrap_or(rest))
+        && path != ":memory:"
     {
-        if path != ":memory:" {
-            create_private_file(std::path::Path::new(path))?;
-        }
+        create_private_file(std::path::Path::new(path))?;
     }
     let store = letterlock_store::Store::connect(&url).await?;
     store.migrate().await?;

@@ -38,19 +38,19 @@ pub async fn register(
     }
     let request = read_json(&state, &headers, body).await?;
     let registration = state.check_registration(request)?;
-    if !registration.metadata.is_native_installation() {
-        if let Some(expected) = &state.0.registration.initial_access_token {
-            let presented = bearer_token(&headers).unwrap_or_default();
-            if aws_lc_rs::constant_time::verify_slices_are_equal(
-                presented.as_bytes(),
-                expected.as_bytes(),
-            )
-            .is_err()
-            {
-                return Err(ApiError::invalid_token(
-                    "web and confidential clients need an initial access token (RFC 7591 §3)",
-                ));
-            }
+    if !registration.metadata.is_native_installation()
+        && let Some(expected) = &state.0.registration.initial_access_token
+    {
+        let presented = bearer_token(&headers).unwrap_or_default();
+        if aws_lc_rs::constant_time::verify_slices_are_equal(
+            presented.as_bytes(),
+            expected.as_bytes(),
+        )
+        .is_err()
+        {
+            return Err(ApiError::invalid_token(
+                "web and confidential clients need an initial access token (RFC 7591 §3)",
+            ));
         }
     }
     let now = state.now();

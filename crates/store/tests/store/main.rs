@@ -1,4 +1,5 @@
 //! The storage conformance suite, run against SQLite and against a real PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a panic in a test is a failed test")]
 
 mod support {
     pub mod postgres;

@@ -4,7 +4,7 @@
 //! `LETTERLOCK_TEST_POSTGRES_URL` to use a running server instead (the tests create and drop
 //! their own databases in it).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A running cluster, stopped when dropped.
@@ -20,7 +20,7 @@ struct Cluster {
     as_postgres_user: bool,
 }
 
-fn command(bin: &PathBuf, program: &str, as_postgres_user: bool) -> Command {
+fn command(bin: &Path, program: &str, as_postgres_user: bool) -> Command {
     let path = bin.join(program);
     if as_postgres_user {
         // initdb and postgres refuse to run as root.
