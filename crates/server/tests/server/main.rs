@@ -1,5 +1,10 @@
 //! The authorization server's integration tests: one binary, modules by capability.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a panic in a test is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a panic in a test is a failed test"
+)]
 
 mod support {
     use std::sync::Arc;

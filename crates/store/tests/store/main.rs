@@ -1,5 +1,10 @@
 //! The storage conformance suite, run against SQLite and against a real PostgreSQL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a panic in a test is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a panic in a test is a failed test"
+)]
 
 mod support {
     pub mod postgres;

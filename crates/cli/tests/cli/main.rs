@@ -1,0 +1,222 @@
+//! The `letterlock` binary end to end: a vendor makes a key and a statement, an operator trusts
+//! it and runs the server, curl discovers and registers, keys rotate under a running server,
+//! and SIGTERM shuts it down cleanly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a panic in a test is a failed test"
+)]
+
+use std::io::Read as _;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_letterlock");
+
+fn letterlock(args: &[&str]) -> Output {
+    Command::new(BINARY).args(args).env("LETTERLOCK_LOG", "warn").output().expect("run letterlock")
+}
+
+fn curl(args: &[&str]) -> Value {
+    let output = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl is installed");
+    assert!(output.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits (bounded) until the condition holds; a wait, not a timing assertion.
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Server(Child);
+
+impl Server {
+    fn start(config: &Path, port: u16) -> Self {
+        let child = Command::new(BINARY)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("LETTERLOCK_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start letterlock serve");
+        wait_for("the server to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Self(child)
+    }
+
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let status =
+            Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the server did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut log = String::new();
+        self.0.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+        (status, log)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+#[test]
+fn vendor_statement_registration_rotation_and_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("vendor-key.pem");
+
+    // The vendor makes a key pair; the public JWK Set goes to stdout.
+    let keygen = letterlock(&["vendor", "keygen", "--out", key.to_str().unwrap()]);
+    assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
+    let jwks: Value = serde_json::from_slice(&keygen.stdout).unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "EC");
+    assert!(jwks["keys"][0].get("d").is_none());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let again = letterlock(&["vendor", "keygen", "--out", key.to_str().unwrap()]);
+    assert!(!again.status.success(), "keygen must not overwrite a key");
+
+    // The vendor signs a statement.
+    let sign = letterlock(&[
+        "vendor",
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        "--issuer",
+        "https://vendor.example",
+        "--software-id",
+        "example-mail",
+        "--client-name",
+        "Example Mail",
+        "--software-version",
+        "1.0",
+    ]);
+    assert!(sign.status.success(), "{}", String::from_utf8_lossy(&sign.stderr));
+    let statement = String::from_utf8(sign.stdout).unwrap().trim().to_owned();
+    assert_eq!(statement.split('.').count(), 3);
+
+    // The operator trusts the vendor and starts the server.
+    let jwks_file = dir.path().join("vendor.jwks.json");
+    std::fs::write(&jwks_file, jwks.to_string()).unwrap();
+    let port = free_port();
+    let data = dir.path().join("data");
+    let config = dir.path().join("letterlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n\
+             [keys]\nreload_interval_seconds = 1\n\n\
+             [[vendors]]\nissuer = \"https://vendor.example\"\nname = \"Example Vendor\"\njwks_file = \"{}\"\n\n\
+             [[resources]]\nuri = \"imaps://mail.example.com\"\n",
+            data.display(),
+            jwks_file.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&config, port);
+    let base = format!("http://127.0.0.1:{port}");
+
+    let metadata = curl(&[&format!("{base}/.well-known/oauth-authorization-server")]);
+    assert_eq!(metadata["issuer"], base.as_str());
+    assert_eq!(metadata["protected_resources"][0], "imaps://mail.example.com");
+
+    let request = serde_json::json!({
+        "redirect_uris": ["http://127.0.0.1/cb"],
+        "client_name": "Self-asserted",
+        "software_statement": statement,
+    });
+    let registered = curl(&[
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &request.to_string(),
+        &format!("{base}/register"),
+    ]);
+    assert_eq!(registered["client_name"], "Example Mail", "the trusted statement's values win");
+    assert_eq!(registered["software_statement"], statement.as_str());
+
+    // State lives in the data folder, readable by the owner only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(data.join("letterlock.db")).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    // A rotation made with the CLI reaches the running server's JWKS.
+    let list = letterlock(&["keys", "list", "--config", config.to_str().unwrap()]);
+    let listing = String::from_utf8(list.stdout).unwrap();
+    assert!(listing.contains("active"), "{listing}");
+    let rotate = letterlock(&["keys", "rotate", "--config", config.to_str().unwrap()]);
+    assert!(rotate.status.success(), "{}", String::from_utf8_lossy(&rotate.stderr));
+    wait_for("the new key in the JWKS", || {
+        curl(&[&format!("{base}/jwks.json")])["keys"].as_array().unwrap().len() == 2
+    });
+    let listing = String::from_utf8(
+        letterlock(&["keys", "list", "--config", config.to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    assert!(listing.contains("pending"), "{listing}");
+
+    // SIGTERM: a clean exit.
+    let (status, log) = server.terminate();
+    assert!(status.success(), "exit status {status}; log:\n{log}");
+    assert!(log.contains("plain http"), "the loopback http issuer is warned about:\n{log}");
+    assert!(log.contains("shutting down"), "{log}");
+}
+
+#[test]
+fn configuration_errors_are_clear_and_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "isuer = \"https://auth.example.com\"\n").unwrap();
+    let output = letterlock(&["serve", "--config", config.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("unknown field") && message.contains("isuer"), "{message}");
+
+    std::fs::write(&config, "issuer = \"http://auth.example.com\"\n").unwrap();
+    let data = dir.path().join("data");
+    let output = letterlock(&[
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("https"), "{message}");
+}
