@@ -327,7 +327,8 @@ mod tests {
     #[test]
     fn the_documented_example_parses() {
         let doc = include_str!("../../../docs/CONFIGURATION.md");
-        let example = doc.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
+        let example =
+            doc.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
         let config = Config::parse(example).unwrap();
         assert_eq!(config.issuer_text(), "https://auth.example.com");
         assert_eq!(config.resources.len(), 3);

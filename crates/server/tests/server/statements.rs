@@ -184,3 +184,20 @@ async fn a_statement_cannot_smuggle_in_bad_metadata() {
         "invalid_redirect_uri",
     );
 }
+
+#[tokio::test]
+async fn a_vendor_removed_from_the_configuration_stops_vouching() {
+    let vendor = vendor("prefer");
+    let server = server(&vendor.config).await;
+    let reply = register(&server, Some(&sign(&vendor.key, &claims(json!({}))))).await;
+    let client_id = reply.body["client_id"].as_str().unwrap();
+    assert!(server.state.open_client(client_id).await.unwrap().vendor.is_some());
+    // The same database and keys, with the vendor no longer trusted.
+    let config = letterlock_server::config::Config::parse("").unwrap();
+    let clock = std::sync::Arc::new(letterlock_server::clock::ManualClock::new(NOW));
+    let without = letterlock_server::AppState::new(&config, server.state.store().clone(), clock)
+        .await
+        .unwrap();
+    let client = without.open_client(client_id).await.unwrap();
+    assert!(client.vendor.is_none(), "no longer shown as verified");
+}
