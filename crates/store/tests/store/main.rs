@@ -62,9 +62,12 @@ async fn conformance(store: &Store) {
     assert!(store.retire_sealing_key("s1", 99).await.unwrap());
     assert!(!store.retire_sealing_key("s1", 100).await.unwrap());
     assert!(!store.retire_sealing_key("nope", 100).await.unwrap());
+    // Keys made in the same second keep the order they were added in.
+    let same_second = SealingKeyRecord { kid: "a0".into(), ..sealing.clone() };
+    store.insert_sealing_key(&same_second).await.unwrap();
     assert_eq!(
         store.sealing_keys().await.unwrap(),
-        vec![SealingKeyRecord { retired_at: Some(99), ..sealing }]
+        vec![SealingKeyRecord { retired_at: Some(99), ..sealing }, same_second]
     );
 
     // Clients: insert, read, update, delete.
