@@ -97,3 +97,9 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+impl From<letterlock_store::Error> for ApiError {
+    fn from(error: letterlock_store::Error) -> Self {
+        Self::internal(&error)
+    }
+}

@@ -115,14 +115,7 @@ pub async fn read(
         software_statement: record.software_statement.clone(),
         vendor: None,
     };
-    let access_token = random_token(&state, 32)?;
-    let updated = ClientRecord { registration_token_hash: hash(&access_token), ..record.clone() };
-    state.store().update_client(&updated).await.map_err(|error| ApiError::internal(&error))?;
-    let management = Management { uri: configuration_uri(&state, &client_id), access_token };
-    Ok(json(
-        StatusCode::OK,
-        &response_body(&client_id, record.issued_at, &registration, None, Some(management)),
-    ))
+    save_with_fresh_token(&state, record, &registration, None).await
 }
 
 /// `PUT /register/{client_id}` (RFC 7592 §2.2): the full metadata replaces what was there, after
@@ -178,23 +171,17 @@ pub async fn update(
         }
         _ => None,
     };
-    let access_token = random_token(&state, 32)?;
     let updated = ClientRecord {
         client_id: client_id.clone(),
         metadata: Value::Object(registration.metadata.to_json()).to_string(),
         software_statement: registration.software_statement.clone(),
         vendor: registration.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
-        registration_token_hash: hash(&access_token),
+        registration_token_hash: String::new(),
         client_secret_hash,
         issued_at: record.issued_at,
         updated_at: now,
     };
-    state.store().update_client(&updated).await.map_err(|error| ApiError::internal(&error))?;
-    let management = Management { uri: configuration_uri(&state, &client_id), access_token };
-    Ok(json(
-        StatusCode::OK,
-        &response_body(&client_id, record.issued_at, &registration, secret, Some(management)),
-    ))
+    save_with_fresh_token(&state, updated, &registration, secret).await
 }
 
 /// `DELETE /register/{client_id}` (RFC 7592 §2.3): 204, and the client id, its secret and its
@@ -205,8 +192,26 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &client_id, &headers).await?;
-    state.store().delete_client(&client_id).await.map_err(|error| ApiError::internal(&error))?;
+    state.store().delete_client(&client_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Stores a client under a fresh registration access token and answers with the client
+/// information (RFC 7592 §3). Only the token's hash is kept, so every read and update rotates it,
+/// and the client must use the new one (RFC 7592 §2.1).
+async fn save_with_fresh_token(
+    state: &AppState,
+    mut record: ClientRecord,
+    registration: &Registration,
+    secret: Option<String>,
+) -> Result<Response, ApiError> {
+    let access_token = random_token(state, 32)?;
+    record.registration_token_hash = hash(&access_token);
+    state.store().update_client(&record).await?;
+    let management = Management { uri: configuration_uri(state, &record.client_id), access_token };
+    let body =
+        response_body(&record.client_id, record.issued_at, registration, secret, Some(management));
+    Ok(json(StatusCode::OK, &body))
 }
 
 /// Finds the client and checks its registration access token. RFC 7592 §2.1: an unknown client
@@ -218,8 +223,7 @@ async fn authorize(
 ) -> Result<ClientRecord, ApiError> {
     let presented = bearer_token(headers)
         .ok_or_else(|| ApiError::invalid_token("a registration access token is required"))?;
-    let record =
-        state.store().client(client_id).await.map_err(|error| ApiError::internal(&error))?;
+    let record = state.store().client(client_id).await?;
     let record = record.ok_or_else(|| {
         ApiError::invalid_token("the registration access token is not valid for this client")
     })?;
