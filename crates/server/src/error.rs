@@ -103,3 +103,16 @@ impl From<letterlock_store::Error> for ApiError {
         Self::internal(&error)
     }
 }
+
+impl From<crate::clients::ClientIdError> for ApiError {
+    /// RFC 6749 §5.2: a client id that does not open is `invalid_client` (401), whatever the
+    /// reason; the reason goes in the description, except storage failures, which are ours.
+    fn from(error: crate::clients::ClientIdError) -> Self {
+        match error {
+            crate::clients::ClientIdError::Storage(cause) => Self::internal(&cause),
+            reason => {
+                Self::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidClient, reason.to_string())
+            }
+        }
+    }
+}

@@ -329,3 +329,20 @@ async fn a_huge_body_is_refused_with_413() {
     let reply = server.register(request).await;
     assert_error(&reply, StatusCode::PAYLOAD_TOO_LARGE, "invalid_client_metadata");
 }
+
+#[tokio::test]
+async fn a_client_id_that_does_not_open_is_invalid_client() {
+    let server = server("").await;
+    let error = server
+        .state
+        .open_client("ll1.nokey.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .await
+        .unwrap_err();
+    let error = letterlock_server::error::ApiError::from(error);
+    assert_eq!(error.status(), StatusCode::UNAUTHORIZED);
+    let response = axum::response::IntoResponse::into_response(error);
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(body["error_description"], "the client id was sealed under an unknown key");
+}
