@@ -80,8 +80,14 @@ impl Store {
     }
 
     /// Deletes a stored client (RFC 7592 §2.3); returns false if there was none. Records that
-    /// belong to a client reference it with `ON DELETE CASCADE`, so they go with it.
+    /// belong to a client (its grants, and their codes and refresh tokens) go with it.
     pub async fn delete_client(&self, client_id: &str) -> Result<bool, Error> {
+        // RFC 7592 §2.3: what was granted to the client goes with it (its codes and refresh
+        // tokens cascade from the grants).
+        sqlx::query("DELETE FROM grants WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
         let result = sqlx::query("DELETE FROM clients WHERE client_id = $1")
             .bind(client_id)
             .execute(&self.pool)

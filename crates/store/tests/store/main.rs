@@ -10,7 +10,10 @@ mod support {
     pub mod postgres;
 }
 
-use letterlock_store::{Backend, ClientRecord, Error, SealingKeyRecord, SigningKeyRecord, Store};
+use letterlock_store::{
+    Backend, ClientRecord, CodeRedemption, Error, GrantRecord, RefreshTokenRecord,
+    SealingKeyRecord, SessionRecord, SigningKeyRecord, Store, UserRecord,
+};
 
 fn client(id: &str) -> ClientRecord {
     ClientRecord {
@@ -25,12 +28,148 @@ fn client(id: &str) -> ClientRecord {
     }
 }
 
+async fn count(store: &Store, table: &str) -> i64 {
+    store.row_counts().await.unwrap().into_iter().find(|(name, _)| *name == table).unwrap().1
+}
+
+fn grant(id: &str, user_id: &str, client_id: &str) -> GrantRecord {
+    GrantRecord {
+        id: id.into(),
+        user_id: user_id.into(),
+        client_id: client_id.into(),
+        device_name: "Laptop".into(),
+        client_name: "Example Mail".into(),
+        software_id: Some("example-mail".into()),
+        software_version: None,
+        vendor: None,
+        scope: "urn:ietf:params:oauth:scope:mail offline_access".into(),
+        resources: r#"["imaps://mail.example.com"]"#.into(),
+        created_at: 100,
+        last_used_at: 100,
+        last_address: None,
+        revoked_at: None,
+    }
+}
+
+async fn accounts_and_grants(store: &Store) {
+    // Users: unique addresses, password change, disabling ends sessions.
+    let alice = UserRecord {
+        id: "u1".into(),
+        address: "alice@example.com".into(),
+        password_hash: "$argon2id$hash".into(),
+        disabled: false,
+        created_at: 10,
+        password_changed_at: 10,
+    };
+    store.insert_user(&alice).await.unwrap();
+    assert!(matches!(
+        store.insert_user(&UserRecord { id: "u9".into(), ..alice.clone() }).await,
+        Err(Error::Conflict)
+    ));
+    assert_eq!(store.user_by_address("alice@example.com").await.unwrap(), Some(alice.clone()));
+    assert!(store.set_password("u1", "$argon2id$new", 20).await.unwrap());
+    assert_eq!(store.user("u1").await.unwrap().unwrap().password_changed_at, 20);
+    let session = SessionRecord {
+        id_hash: "s".into(),
+        user_id: "u1".into(),
+        csrf: "c".into(),
+        created_at: 10,
+        expires_at: 50,
+    };
+    store.insert_session(&session).await.unwrap();
+    assert_eq!(store.session("s", 49).await.unwrap(), Some(session.clone()));
+    assert_eq!(store.session("s", 50).await.unwrap(), None, "an ended session is gone");
+    assert!(store.set_disabled("u1", true).await.unwrap());
+    assert_eq!(store.session("s", 20).await.unwrap(), None, "disabling ends sessions");
+    assert!(store.user("u1").await.unwrap().unwrap().disabled);
+    store.set_disabled("u1", false).await.unwrap();
+    assert_eq!(store.users().await.unwrap().len(), 1);
+
+    // Pending requests are decided once.
+    store.insert_pending_request("r1", "{}", 200).await.unwrap();
+    assert_eq!(store.pending_request("r1", 100).await.unwrap().as_deref(), Some("{}"));
+    assert_eq!(store.pending_request("r1", 200).await.unwrap(), None);
+    assert!(store.delete_pending_request("r1").await.unwrap());
+    assert!(!store.delete_pending_request("r1").await.unwrap());
+
+    // Grants: one live grant per user and installation, touched, revoked, fed.
+    store.insert_grant(&grant("g1", "u1", "c2")).await.unwrap();
+    store.insert_grant(&grant("g2", "u1", "other")).await.unwrap();
+    assert_eq!(store.live_grant("u1", "c2").await.unwrap().unwrap().id, "g1");
+    store.touch_grant("g1", 150, Some("192.0.2.7")).await.unwrap();
+    let touched = store.grant("g1").await.unwrap().unwrap();
+    assert_eq!((touched.last_used_at, touched.last_address.as_deref()), (150, Some("192.0.2.7")));
+    assert!(
+        store
+            .update_grant(&GrantRecord { device_name: "Work laptop".into(), ..touched })
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.grants_of_user("u1").await.unwrap()[0].device_name, "Work laptop");
+    assert!(
+        !store.revoke_grant("g2", Some("someone-else"), 160).await.unwrap(),
+        "only the owner revokes"
+    );
+    assert!(store.revoke_grant("g2", Some("u1"), 160).await.unwrap());
+    assert!(!store.revoke_grant("g2", None, 161).await.unwrap(), "revoked once");
+    assert_eq!(store.revoked_since(0, 10).await.unwrap(), vec![("g2".to_owned(), 160)]);
+    assert_eq!(store.revoked_since(160, 10).await.unwrap(), vec![]);
+    assert_eq!(store.live_grant("u1", "other").await.unwrap(), None);
+
+    // Codes: first use is fresh, every later use says reused.
+    store.insert_code("h1", "g1", "{\"pkce\":1}", 300).await.unwrap();
+    assert_eq!(
+        store.redeem_code("h1", 200).await.unwrap(),
+        CodeRedemption::Fresh {
+            grant_id: "g1".into(),
+            details: "{\"pkce\":1}".into(),
+            expires_at: 300
+        }
+    );
+    assert_eq!(
+        store.redeem_code("h1", 201).await.unwrap(),
+        CodeRedemption::Reused { grant_id: "g1".into() }
+    );
+    assert_eq!(store.redeem_code("nope", 201).await.unwrap(), CodeRedemption::Unknown);
+
+    // Refresh tokens rotate once.
+    let refresh = RefreshTokenRecord {
+        hash: "r".into(),
+        grant_id: "g1".into(),
+        jkt: Some("thumb".into()),
+        created_at: 1,
+        expires_at: 1000,
+        rotated_at: None,
+    };
+    store.insert_refresh_token(&refresh).await.unwrap();
+    assert_eq!(store.refresh_token("r").await.unwrap(), Some(refresh.clone()));
+    assert!(store.rotate_refresh_token("r", 5).await.unwrap());
+    assert!(!store.rotate_refresh_token("r", 6).await.unwrap());
+    assert_eq!(store.refresh_token("r").await.unwrap().unwrap().rotated_at, Some(5));
+
+    // One-time values.
+    assert!(store.remember_once("jti-1", 400).await.unwrap());
+    assert!(!store.remember_once("jti-1", 400).await.unwrap());
+    assert!(store.seen("jti-1").await.unwrap());
+    store.purge_expired(1000).await.unwrap();
+    assert!(!store.seen("jti-1").await.unwrap());
+    assert_eq!(store.refresh_token("r").await.unwrap(), None);
+
+    // Deleting a stored client removes its grants and what hangs from them.
+    store.insert_client(&client("c2")).await.ok();
+    store.insert_code("h2", "g1", "{}", 5000).await.unwrap();
+    assert!(store.delete_client("c2").await.unwrap());
+    assert_eq!(store.grant("g1").await.unwrap(), None);
+    assert_eq!(store.redeem_code("h2", 10).await.unwrap(), CodeRedemption::Unknown);
+}
+
 /// Every storage operation, checked in turn on one fresh store.
 async fn conformance(store: &Store) {
     store.migrate().await.expect("migrate");
     store.migrate().await.expect("migrating twice is a no-op");
-    let empty: Vec<(&str, i64)> = vec![("signing_keys", 0), ("sealing_keys", 0), ("clients", 0)];
-    assert_eq!(store.row_counts().await.unwrap(), empty);
+    for table in ["signing_keys", "sealing_keys", "clients", "users", "grants"] {
+        assert_eq!(count(store, table).await, 0, "{table}");
+    }
 
     // Signing keys come back in activation order, bytes intact.
     let later = SigningKeyRecord {
@@ -95,14 +234,15 @@ async fn conformance(store: &Store) {
     };
     store.insert_client(&unicode).await.unwrap();
     assert_eq!(store.client("c2").await.unwrap(), Some(unicode));
-    assert_eq!(store.row_counts().await.unwrap()[2], ("clients", 2));
+    assert_eq!(count(store, "clients").await, 2);
     assert!(store.delete_client("c1").await.unwrap());
     assert!(!store.delete_client("c1").await.unwrap());
     assert_eq!(store.client("c1").await.unwrap(), None);
-    assert_eq!(
-        store.row_counts().await.unwrap(),
-        vec![("signing_keys", 2), ("sealing_keys", 2), ("clients", 1)]
-    );
+    assert_eq!(count(store, "signing_keys").await, 2);
+    assert_eq!(count(store, "sealing_keys").await, 2);
+    assert_eq!(count(store, "clients").await, 1);
+
+    accounts_and_grants(store).await;
 }
 
 #[tokio::test]

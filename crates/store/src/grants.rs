@@ -1,0 +1,415 @@
+//! Grants (one per user and installation: what the devices page lists), pending authorization
+//! requests, codes, refresh tokens, and one-time values.
+
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use crate::{Error, Store, conflict_aware};
+
+/// A grant: this user allowed this installation these scopes on these services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecord {
+    /// A random id, also carried in access tokens so that services can check revocation.
+    pub id: String,
+    /// The user.
+    pub user_id: String,
+    /// The installation's client id.
+    pub client_id: String,
+    /// The name the user gave this device on the consent page.
+    pub device_name: String,
+    /// The application's name as shown at consent.
+    pub client_name: String,
+    /// The vendor's software id.
+    pub software_id: Option<String>,
+    /// The software version.
+    pub software_version: Option<String>,
+    /// The vouching vendor's `iss`, if a trusted vendor vouched.
+    pub vendor: Option<String>,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// Granted resources, as a JSON array of strings.
+    pub resources: String,
+    /// First approval.
+    pub created_at: i64,
+    /// Last token issued.
+    pub last_used_at: i64,
+    /// The address of the last token request.
+    pub last_address: Option<String>,
+    /// When the grant was revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// A refresh token, by hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    /// SHA-256 of the token.
+    pub hash: String,
+    /// Its grant.
+    pub grant_id: String,
+    /// The DPoP key thumbprint it is bound to.
+    pub jkt: Option<String>,
+    /// Issue time.
+    pub created_at: i64,
+    /// Expiry.
+    pub expires_at: i64,
+    /// When it was exchanged for a new one; presenting it again revokes the grant.
+    pub rotated_at: Option<i64>,
+}
+
+/// What redeeming a code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// First use: the code's grant and details.
+    Fresh {
+        /// The grant.
+        grant_id: String,
+        /// The code's details (JSON: client, redirect URI, PKCE challenge, ...).
+        details: String,
+        /// Expiry.
+        expires_at: i64,
+    },
+    /// The code was used before: its grant must be revoked (RFC 6749 §4.1.2).
+    Reused {
+        /// The grant the code issued tokens under.
+        grant_id: String,
+    },
+    /// No such code.
+    Unknown,
+}
+
+const GRANT_COLUMNS: &str = "SELECT id, user_id, client_id, device_name, client_name, software_id, \
+     software_version, vendor, scope, resources, created_at, last_used_at, last_address, revoked_at \
+     FROM grants";
+
+fn grant_from_row(row: &AnyRow) -> Result<GrantRecord, Error> {
+    Ok(GrantRecord {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        client_id: row.try_get("client_id")?,
+        device_name: row.try_get("device_name")?,
+        client_name: row.try_get("client_name")?,
+        software_id: row.try_get("software_id")?,
+        software_version: row.try_get("software_version")?,
+        vendor: row.try_get("vendor")?,
+        scope: row.try_get("scope")?,
+        resources: row.try_get("resources")?,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        last_address: row.try_get("last_address")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+impl Store {
+    /// Keeps a pending authorization request (JSON) until `expires_at`.
+    pub async fn insert_pending_request(
+        &self,
+        id: &str,
+        request: &str,
+        expires_at: i64,
+    ) -> Result<(), Error> {
+        let result = sqlx::query(
+            "INSERT INTO authorization_requests (id, request, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(request)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await;
+        conflict_aware(result)
+    }
+
+    /// A pending request that has not expired at `now`.
+    pub async fn pending_request(&self, id: &str, now: i64) -> Result<Option<String>, Error> {
+        let row = sqlx::query(
+            "SELECT request FROM authorization_requests WHERE id = $1 AND expires_at > $2",
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| row.try_get("request").map_err(Error::from)).transpose()
+    }
+
+    /// Removes a pending request once decided; true if it was there (so a decision is taken
+    /// once only).
+    pub async fn delete_pending_request(&self, id: &str) -> Result<bool, Error> {
+        let result = sqlx::query("DELETE FROM authorization_requests WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Adds a grant.
+    pub async fn insert_grant(&self, grant: &GrantRecord) -> Result<(), Error> {
+        let result = sqlx::query(
+            "INSERT INTO grants (id, user_id, client_id, device_name, client_name, software_id, \
+             software_version, vendor, scope, resources, created_at, last_used_at, last_address, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&grant.id)
+        .bind(&grant.user_id)
+        .bind(&grant.client_id)
+        .bind(&grant.device_name)
+        .bind(&grant.client_name)
+        .bind(&grant.software_id)
+        .bind(&grant.software_version)
+        .bind(&grant.vendor)
+        .bind(&grant.scope)
+        .bind(&grant.resources)
+        .bind(grant.created_at)
+        .bind(grant.last_used_at)
+        .bind(&grant.last_address)
+        .bind(grant.revoked_at)
+        .execute(&self.pool)
+        .await;
+        conflict_aware(result)
+    }
+
+    /// Replaces what a returning installation was granted (scopes, resources, names).
+    pub async fn update_grant(&self, grant: &GrantRecord) -> Result<bool, Error> {
+        let result = sqlx::query(
+            "UPDATE grants SET device_name = $1, client_name = $2, software_id = $3, software_version = $4, \
+             vendor = $5, scope = $6, resources = $7 WHERE id = $8 AND revoked_at IS NULL",
+        )
+        .bind(&grant.device_name)
+        .bind(&grant.client_name)
+        .bind(&grant.software_id)
+        .bind(&grant.software_version)
+        .bind(&grant.vendor)
+        .bind(&grant.scope)
+        .bind(&grant.resources)
+        .bind(&grant.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// A grant by id.
+    pub async fn grant(&self, id: &str) -> Result<Option<GrantRecord>, Error> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{GRANT_COLUMNS} WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(grant_from_row).transpose()
+    }
+
+    /// The live grant of a user for an installation, if any.
+    pub async fn live_grant(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<GrantRecord>, Error> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{GRANT_COLUMNS} WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL"
+        )))
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(grant_from_row).transpose()
+    }
+
+    /// A user's grants, live ones first, most recently used first.
+    pub async fn grants_of_user(&self, user_id: &str) -> Result<Vec<GrantRecord>, Error> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{GRANT_COLUMNS} WHERE user_id = $1 ORDER BY revoked_at IS NOT NULL, last_used_at DESC, id"
+        )))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(grant_from_row).collect()
+    }
+
+    /// Records a use of a grant.
+    pub async fn touch_grant(&self, id: &str, at: i64, address: Option<&str>) -> Result<(), Error> {
+        sqlx::query("UPDATE grants SET last_used_at = $1, last_address = COALESCE($2, last_address) WHERE id = $3")
+            .bind(at)
+            .bind(address)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes one grant (of one user, when `user_id` is given); true if it was live.
+    pub async fn revoke_grant(
+        &self,
+        id: &str,
+        user_id: Option<&str>,
+        at: i64,
+    ) -> Result<bool, Error> {
+        let result = sqlx::query(
+            "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
+             AND ($3 IS NULL OR user_id = $3)",
+        )
+        .bind(at)
+        .bind(id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Revokes every live grant of a user; returns how many.
+    pub async fn revoke_grants_of_user(&self, user_id: &str, at: i64) -> Result<u64, Error> {
+        let result = sqlx::query(
+            "UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// Grants revoked after `since` (a revocation time), oldest first, at most `limit`: the feed
+    /// front doors follow.
+    pub async fn revoked_since(&self, since: i64, limit: i64) -> Result<Vec<(String, i64)>, Error> {
+        let rows = sqlx::query(
+            "SELECT id, revoked_at FROM grants WHERE revoked_at IS NOT NULL AND revoked_at > $1 \
+             ORDER BY revoked_at, id LIMIT $2",
+        )
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok((row.try_get("id")?, row.try_get("revoked_at")?))).collect()
+    }
+
+    /// Stores a code by hash.
+    pub async fn insert_code(
+        &self,
+        hash: &str,
+        grant_id: &str,
+        details: &str,
+        expires_at: i64,
+    ) -> Result<(), Error> {
+        let result =
+            sqlx::query("INSERT INTO codes (hash, grant_id, details, expires_at, used_at) VALUES ($1, $2, $3, $4, NULL)")
+                .bind(hash)
+                .bind(grant_id)
+                .bind(details)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await;
+        conflict_aware(result)
+    }
+
+    /// Redeems a code: marks it used at `now` if it was not, atomically, so that two racing
+    /// requests cannot both get tokens.
+    pub async fn redeem_code(&self, hash: &str, now: i64) -> Result<CodeRedemption, Error> {
+        let marked =
+            sqlx::query("UPDATE codes SET used_at = $1 WHERE hash = $2 AND used_at IS NULL")
+                .bind(now)
+                .bind(hash)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                == 1;
+        let row = sqlx::query("SELECT grant_id, details, expires_at FROM codes WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(CodeRedemption::Unknown) };
+        let grant_id: String = row.try_get("grant_id")?;
+        if marked {
+            Ok(CodeRedemption::Fresh {
+                grant_id,
+                details: row.try_get("details")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        } else {
+            Ok(CodeRedemption::Reused { grant_id })
+        }
+    }
+
+    /// Stores a refresh token by hash.
+    pub async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> Result<(), Error> {
+        let result = sqlx::query(
+            "INSERT INTO refresh_tokens (hash, grant_id, jkt, created_at, expires_at, rotated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&token.hash)
+        .bind(&token.grant_id)
+        .bind(&token.jkt)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .bind(token.rotated_at)
+        .execute(&self.pool)
+        .await;
+        conflict_aware(result)
+    }
+
+    /// A refresh token by hash.
+    pub async fn refresh_token(&self, hash: &str) -> Result<Option<RefreshTokenRecord>, Error> {
+        let row = sqlx::query(
+            "SELECT hash, grant_id, jkt, created_at, expires_at, rotated_at FROM refresh_tokens WHERE hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(RefreshTokenRecord {
+                hash: row.try_get("hash")?,
+                grant_id: row.try_get("grant_id")?,
+                jkt: row.try_get("jkt")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+                rotated_at: row.try_get("rotated_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Marks a refresh token rotated; false if it was rotated already (a race or a replay).
+    pub async fn rotate_refresh_token(&self, hash: &str, now: i64) -> Result<bool, Error> {
+        let result = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $1 WHERE hash = $2 AND rotated_at IS NULL",
+        )
+        .bind(now)
+        .bind(hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Remembers a one-time value until `expires_at`; false if it was seen before (a replay).
+    pub async fn remember_once(&self, key: &str, expires_at: i64) -> Result<bool, Error> {
+        let result = sqlx::query("INSERT INTO seen_once (key, expires_at) VALUES ($1, $2)")
+            .bind(key)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await;
+        match conflict_aware(result) {
+            Ok(()) => Ok(true),
+            Err(Error::Conflict) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// True if a one-time value is remembered.
+    pub async fn seen(&self, key: &str) -> Result<bool, Error> {
+        let row = sqlx::query("SELECT key FROM seen_once WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Deletes what has expired: pending requests, sessions, codes, refresh tokens and one-time
+    /// values past their time.
+    pub async fn purge_expired(&self, now: i64) -> Result<(), Error> {
+        for query in [
+            "DELETE FROM authorization_requests WHERE expires_at <= $1",
+            "DELETE FROM sessions WHERE expires_at <= $1",
+            "DELETE FROM codes WHERE expires_at <= $1",
+            "DELETE FROM refresh_tokens WHERE expires_at <= $1",
+            "DELETE FROM seen_once WHERE expires_at <= $1",
+        ] {
+            sqlx::query(query).bind(now).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+}
