@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use letterlock_jose::keyring::KeyState;
 use letterlock_jose::statement;
 use letterlock_jose::{Algorithm, PrivateKey};
+use letterlock_server::accounts;
 use letterlock_server::clock::{Clock as _, SystemClock};
 use letterlock_server::config::{Config, Overrides};
 use serde_json::{Map, Value, json};
@@ -39,6 +40,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage accounts (the user name is the mail address).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// Tools for client vendors: make a key pair and sign software statements.
     Vendor {
@@ -106,6 +112,42 @@ enum KeysCommand {
         server: ServerOptions,
         /// The sealing key id (the part after "ll1." in a client id).
         kid: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add an account.
+    Add {
+        #[command(flatten)]
+        server: ServerOptions,
+        /// The mail address, which is also the user name.
+        address: String,
+        /// Read the password from standard input (one line) instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change an account's password; its sessions end.
+    Passwd {
+        #[command(flatten)]
+        server: ServerOptions,
+        /// The mail address.
+        address: String,
+        /// Read the password from standard input (one line) instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Also revoke every device (grant) of the account.
+        #[arg(long)]
+        revoke_devices: bool,
+    },
+    /// List accounts.
+    List(ServerOptions),
+    /// Disable an account: it cannot sign in, its sessions end, and its devices are revoked.
+    Disable {
+        #[command(flatten)]
+        server: ServerOptions,
+        /// The mail address.
+        address: String,
     },
 }
 
@@ -187,7 +229,60 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Keys { command } => keys(command).await,
         Command::Vendor { command } => vendor(command),
+        Command::User { command } => user(command).await,
     }
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let second = rpassword::prompt_password("Again: ")?;
+    if first != second {
+        bail!("the passwords differ");
+    }
+    Ok(first)
+}
+
+async fn user(command: UserCommand) -> anyhow::Result<()> {
+    let now = SystemClock.now();
+    match command {
+        UserCommand::Add { server, address, password_stdin } => {
+            let password = read_password(password_stdin)?;
+            let store = letterlock_server::open_store(&server.load()?).await?;
+            let user = accounts::add_user(&store, &address, &password, now).await?;
+            println!("added {}", user.address);
+        }
+        UserCommand::Passwd { server, address, password_stdin, revoke_devices } => {
+            let password = read_password(password_stdin)?;
+            let store = letterlock_server::open_store(&server.load()?).await?;
+            let revoked =
+                accounts::change_password(&store, &address, &password, revoke_devices, now).await?;
+            println!("password changed; {revoked} devices revoked");
+        }
+        UserCommand::List(server) => {
+            let store = letterlock_server::open_store(&server.load()?).await?;
+            for user in store.users().await? {
+                let state = if user.disabled { "disabled" } else { "active" };
+                println!("{}  {state}  created {}", user.address, user.created_at);
+            }
+        }
+        UserCommand::Disable { server, address } => {
+            let store = letterlock_server::open_store(&server.load()?).await?;
+            let address = accounts::normalize_address(&address)?;
+            let user = store
+                .user_by_address(&address)
+                .await?
+                .with_context(|| format!("no account for {address}"))?;
+            store.set_disabled(&user.id, true).await?;
+            let revoked = store.revoke_grants_of_user(&user.id, now).await?;
+            println!("disabled {address}; {revoked} devices revoked");
+        }
+    }
+    Ok(())
 }
 
 async fn keys(command: KeysCommand) -> anyhow::Result<()> {

@@ -12,8 +12,8 @@ use aws_lc_rs::rand::SecureRandom;
 use serde_json::{Map, Value, json};
 
 use crate::Error;
-use crate::jws;
-use crate::key::{Algorithm, PrivateKey};
+use crate::jws::{self, UnverifiedJws};
+use crate::key::{Algorithm, PrivateKey, VerifyingKey};
 
 /// One signing key with its schedule.
 #[derive(Debug)]
@@ -65,6 +65,7 @@ impl KeyState {
 #[derive(Debug)]
 pub struct SigningKeyRing {
     keys: Vec<SigningKey>,
+    verifying: Vec<Option<VerifyingKey>>,
     max_token_lifetime: i64,
 }
 
@@ -73,7 +74,11 @@ impl SigningKeyRing {
     /// the keys sign, in seconds.
     pub fn new(mut keys: Vec<SigningKey>, max_token_lifetime: i64) -> Self {
         keys.sort_by_key(|key| (key.activates_at, key.created_at));
-        Self { keys, max_token_lifetime }
+        let verifying = keys
+            .iter()
+            .map(|key| VerifyingKey::from_jwk(&key.key.public_jwk(Some(key.kid.clone()))).ok())
+            .collect();
+        Self { keys, verifying, max_token_lifetime }
     }
 
     /// Every key with its state at `now`, in activation order.
@@ -124,6 +129,23 @@ impl SigningKeyRing {
         jws::sign(&key.key, Some(&key.kid), typ, claims, random)
     }
 
+    /// Verifies a JWT this ring signed: the header's `typ` must be `typ` and its `kid` a key
+    /// published at `now`. Returns the claims; checking them is the caller's job.
+    pub fn verify(&self, token: &str, typ: &str, now: i64) -> Result<Map<String, Value>, Error> {
+        let jws = UnverifiedJws::parse(token)?;
+        if jws.header().get("typ").and_then(Value::as_str) != Some(typ) {
+            return Err(Error::Malformed("the token has the wrong typ"));
+        }
+        let kid = jws.kid().ok_or(Error::Malformed("the token has no kid"))?.to_owned();
+        let key = self
+            .states(now)
+            .zip(&self.verifying)
+            .find(|((key, state), _)| state.is_published() && key.kid == kid)
+            .and_then(|(_, verifying)| verifying.clone())
+            .ok_or(Error::Signature)?;
+        jws.verify(std::slice::from_ref(&key))
+    }
+
     /// The algorithm of the active key.
     pub fn active_algorithm(&self, now: i64) -> Option<Algorithm> {
         self.active(now).map(|key| key.key.algorithm())
@@ -135,8 +157,6 @@ mod tests {
     use aws_lc_rs::rand::SystemRandom;
 
     use super::*;
-    use crate::jws::UnverifiedJws;
-    use crate::key::VerifyingKey;
 
     fn key(kid: &str, activates_at: i64) -> SigningKey {
         SigningKey {
@@ -181,5 +201,9 @@ mod tests {
         let parsed = UnverifiedJws::parse(&token).unwrap();
         assert_eq!(parsed.header()["typ"], "at+jwt");
         assert_eq!(parsed.verify(&[verifying]).unwrap(), claims);
+        assert_eq!(ring.verify(&token, "at+jwt", 10).unwrap(), claims);
+        assert!(ring.verify(&token, "JWT", 10).is_err(), "typ is checked");
+        let other = SigningKeyRing::new(vec![key("a", 0)], 300);
+        assert!(other.verify(&token, "at+jwt", 10).is_err(), "another key with the same kid");
     }
 }

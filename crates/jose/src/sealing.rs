@@ -171,6 +171,13 @@ impl Sealer {
         Ok(base64url::encode(hmac::sign(&key.secret_key, client_id.as_bytes())))
     }
 
+    /// A MAC of `message` under the current key's derived secret key (base64url), for values
+    /// the server hands out and checks later, such as DPoP nonces. Callers prefix the message
+    /// with their purpose so that MACs of different kinds never coincide.
+    pub fn current_mac(&self, message: &[u8]) -> Option<String> {
+        self.current().map(|key| base64url::encode(hmac::sign(&key.secret_key, message)))
+    }
+
     /// Compares a presented secret with the derived one in constant time.
     pub fn verify_client_secret(&self, client_id: &str, presented: &str) -> bool {
         let Ok(expected) = self.client_secret(client_id) else { return false };

@@ -12,6 +12,20 @@ pub enum ErrorCode {
     InvalidRequest,
     /// RFC 6749 §5.2: client authentication failed, or the client id cannot be opened.
     InvalidClient,
+    /// RFC 6749 §5.2: the code or refresh token is invalid, expired, revoked or another's.
+    InvalidGrant,
+    /// RFC 6749 §5.2: this client may not use this grant type.
+    UnauthorizedClient,
+    /// RFC 6749 §5.2: the grant type is not supported.
+    UnsupportedGrantType,
+    /// RFC 6749 §5.2: the scope is invalid or wider than granted.
+    InvalidScope,
+    /// RFC 8707 §2: the resource is not one this server issues tokens for, or not granted.
+    InvalidTarget,
+    /// RFC 9449 §5: the DPoP proof is invalid.
+    InvalidDpopProof,
+    /// RFC 9449 §8: the proof must carry the server's nonce (sent in `DPoP-Nonce`).
+    UseDpopNonce,
     /// RFC 6750 §3.1: the access token (here: the registration access token) is not valid.
     InvalidToken,
     /// RFC 7591 §3.2.2: a redirect URI is not acceptable.
@@ -34,6 +48,13 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
             Self::InvalidToken => "invalid_token",
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",

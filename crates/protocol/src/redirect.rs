@@ -126,6 +126,31 @@ impl RedirectUri {
         self.kind
     }
 
+    /// True when a redirect URI presented in an authorization request matches this registered
+    /// one: exactly, except that a loopback redirect matches on any port (RFC 8252 §7.3), since
+    /// the client picks the port when it listens.
+    pub fn matches(&self, presented: &str) -> bool {
+        if self.text == presented {
+            return true;
+        }
+        if self.kind != RedirectKind::Loopback {
+            return false;
+        }
+        let (Ok(registered), Ok(presented_url)) = (Url::parse(&self.text), Url::parse(presented))
+        else {
+            return false;
+        };
+        // Compare everything but the port, on the text as written after the authority, so
+        // that percent-encoding tricks in the path do not match.
+        presented_url.scheme() == "http"
+            && presented_url.host() == registered.host()
+            && presented_url.username().is_empty()
+            && presented_url.password().is_none()
+            && presented_url.fragment().is_none()
+            && !presented.contains('#')
+            && after_authority(presented) == after_authority(&self.text)
+    }
+
     /// True for loopback and private-use redirects, which only a native app can receive.
     pub fn is_native(&self) -> bool {
         matches!(self.kind, RedirectKind::Loopback | RedirectKind::PrivateUse)
@@ -136,6 +161,14 @@ impl fmt::Display for RedirectUri {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(&self.text)
     }
+}
+
+/// The path and query as written: everything after `scheme://authority`.
+fn after_authority(text: &str) -> &str {
+    let rest = text.split_once("://").map_or(text, |(_, rest)| rest);
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let tail = &rest[end..];
+    if tail.is_empty() { "/" } else { tail }
 }
 
 /// RFC 8252 §7.1: a private-use scheme is a domain name the vendor controls, reversed, so it
@@ -171,6 +204,31 @@ mod tests {
         for (text, kind) in cases {
             assert_eq!(RedirectUri::parse(text).unwrap().kind(), kind, "{text}");
         }
+    }
+
+    #[test]
+    fn matching_is_exact_except_the_loopback_port() {
+        let loopback = RedirectUri::parse("http://127.0.0.1/callback").unwrap();
+        assert!(loopback.matches("http://127.0.0.1/callback"));
+        assert!(loopback.matches("http://127.0.0.1:51004/callback"));
+        for other in [
+            "http://127.0.0.1:51004/callback2",
+            "http://127.0.0.1:51004/Callback",
+            "http://127.0.0.1:51004/callback?x=1",
+            "http://[::1]:51004/callback",
+            "https://127.0.0.1:51004/callback",
+            "http://user@127.0.0.1:51004/callback",
+            "http://127.0.0.1:51004/callback#x",
+            "http://127.0.0.1:51004/%63allback",
+            "http://127.0.0.1.evil.com/callback",
+        ] {
+            assert!(!loopback.matches(other), "{other}");
+        }
+        let private = RedirectUri::parse("com.example.app:/cb").unwrap();
+        assert!(private.matches("com.example.app:/cb"));
+        assert!(!private.matches("com.example.app:/cb2"));
+        let https = RedirectUri::parse("https://app.example.com:8443/cb").unwrap();
+        assert!(!https.matches("https://app.example.com:9443/cb"), "only loopback ports are free");
     }
 
     #[test]

@@ -86,6 +86,64 @@ pub struct Config {
     /// Request limits.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Sign-in throttling.
+    #[serde(default)]
+    pub sign_in: SignInConfig,
+    /// Resource servers allowed to introspect tokens and follow the revocation feed.
+    #[serde(default)]
+    pub resource_servers: Vec<ResourceServerConfig>,
+    /// DPoP (RFC 9449).
+    #[serde(default)]
+    pub dpop: DpopConfig,
+}
+
+/// `[sign_in]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignInConfig {
+    /// Attempts per minute for one account, from anywhere.
+    pub attempts_per_minute_per_account: u32,
+    /// Attempts per minute from one client address, for any account.
+    pub attempts_per_minute_per_address: u32,
+    /// Password checks (Argon2id, about 19 MiB each) running at once.
+    pub concurrent_password_checks: usize,
+}
+
+impl Default for SignInConfig {
+    fn default() -> Self {
+        Self {
+            attempts_per_minute_per_account: 5,
+            attempts_per_minute_per_address: 30,
+            concurrent_password_checks: 2,
+        }
+    }
+}
+
+/// `[[resource_servers]]`: a front door or mail server that may introspect tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceServerConfig {
+    /// Its name, used as the user name in HTTP Basic authentication.
+    pub client_id: String,
+    /// Its secret (at least 16 characters), the Basic password.
+    pub secret: String,
+    /// The resources it serves: tokens for other audiences introspect as inactive.
+    pub resources: Vec<String>,
+}
+
+/// `[dpop]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpopConfig {
+    /// Require a server nonce in DPoP proofs (RFC 9449 §8), which bounds the replay window
+    /// without a shared cache.
+    pub require_nonce: bool,
+}
+
+impl Default for DpopConfig {
+    fn default() -> Self {
+        Self { require_nonce: true }
+    }
 }
 
 /// `[tls]`: PEM files for the listener.
@@ -214,11 +272,25 @@ impl Default for KeysConfig {
 pub struct LifetimesConfig {
     /// The lifetime of access tokens; a retired signing key stays published this long.
     pub access_token_seconds: u64,
+    /// How long a refresh token lives unused; each use issues a new one with a fresh lifetime.
+    pub refresh_token_seconds: u64,
+    /// How long an authorization code may wait to be redeemed.
+    pub code_seconds: u64,
+    /// How long a user has to sign in and decide on the consent page.
+    pub authorization_request_seconds: u64,
+    /// How long a sign-in session lasts.
+    pub session_seconds: u64,
 }
 
 impl Default for LifetimesConfig {
     fn default() -> Self {
-        Self { access_token_seconds: 600 }
+        Self {
+            access_token_seconds: 600,
+            refresh_token_seconds: 90 * 86_400,
+            code_seconds: 60,
+            authorization_request_seconds: 600,
+            session_seconds: 12 * 3600,
+        }
     }
 }
 

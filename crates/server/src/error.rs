@@ -66,6 +66,11 @@ impl ApiError {
         )
     }
 
+    /// Sets a `WWW-Authenticate` challenge.
+    pub fn set_www_authenticate(&mut self, challenge: &str) {
+        self.www_authenticate = Some(challenge.to_owned());
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status

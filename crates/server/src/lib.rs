@@ -24,13 +24,16 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod clients;
 pub mod clock;
 pub mod config;
+pub mod dpop;
 mod endpoints;
 pub mod error;
 pub mod keys;
 pub mod listen;
+pub mod pages;
 pub mod state;
 
 use std::future::Future;
@@ -96,7 +99,15 @@ pub fn router(state: AppState) -> Router {
             get(endpoints::discovery::metadata),
         )
         .route(&format!("{prefix}/jwks.json"), get(endpoints::discovery::jwks))
-        .route(&format!("{prefix}/register"), post(endpoints::register::register));
+        .route(&format!("{prefix}/register"), post(endpoints::register::register))
+        .route(&format!("{prefix}/authorize"), get(endpoints::authorize::authorize))
+        .route(&format!("{prefix}/authorize/continue"), get(endpoints::authorize::resume))
+        .route(&format!("{prefix}/login"), post(endpoints::authorize::login))
+        .route(&format!("{prefix}/consent"), post(endpoints::authorize::consent))
+        .route(&format!("{prefix}/token"), post(endpoints::token::token))
+        .route(&format!("{prefix}/revoke"), post(endpoints::introspect::revoke))
+        .route(&format!("{prefix}/introspect"), post(endpoints::introspect::introspect))
+        .route(&format!("{prefix}/style.css"), get(style));
     if state.0.registration.mode == RegistrationMode::Stored {
         router = router.route(
             &format!("{prefix}/register/{{client_id}}"),
@@ -119,6 +130,15 @@ pub fn router(state: AppState) -> Router {
             ApiError::internal(&"a request handler panicked").into_response()
         }))
         .with_state(state)
+}
+
+async fn style() -> Response {
+    let mut response = pages::STYLE.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    response
 }
 
 async fn not_found() -> Response {

@@ -35,6 +35,32 @@ pub struct RegistrationSettings {
     pub client_id_max_age: Option<i64>,
 }
 
+/// Lifetimes in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    /// Access tokens.
+    pub access_token: i64,
+    /// Refresh tokens, from their issue.
+    pub refresh_token: i64,
+    /// Authorization codes.
+    pub code: i64,
+    /// Pending authorization requests.
+    pub request: i64,
+    /// Sign-in sessions.
+    pub session: i64,
+}
+
+/// A resource server allowed to introspect tokens and follow the revocation feed.
+#[derive(Debug, Clone)]
+pub struct ResourceServer {
+    /// Its Basic user name.
+    pub client_id: String,
+    /// Its Basic password.
+    pub secret: String,
+    /// The audiences it serves.
+    pub resources: Vec<String>,
+}
+
 /// A client id that needs no registration.
 #[derive(Debug, Clone)]
 pub struct PublicClient {
@@ -58,6 +84,11 @@ pub(crate) struct Inner {
     pub limiter: DefaultKeyedRateLimiter<IpAddr>,
     pub limits: LimitsConfig,
     pub max_token_lifetime: i64,
+    pub lifetimes: Lifetimes,
+    pub resources: Vec<Resource>,
+    pub resource_servers: Vec<ResourceServer>,
+    pub sign_in: crate::accounts::SignInGuard,
+    pub dpop_require_nonce: bool,
     pub clock: Arc<dyn Clock>,
     pub random: SystemRandom,
 }
@@ -123,8 +154,35 @@ impl AppState {
             }
             public_clients.insert(id.clone(), PublicClient { name: client.name.clone() });
         }
-        let max_token_lifetime =
-            i64::try_from(config.lifetimes.access_token_seconds).unwrap_or(i64::MAX);
+        let seconds = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        let lifetimes = Lifetimes {
+            access_token: seconds(config.lifetimes.access_token_seconds),
+            refresh_token: seconds(config.lifetimes.refresh_token_seconds),
+            code: seconds(config.lifetimes.code_seconds),
+            request: seconds(config.lifetimes.authorization_request_seconds),
+            session: seconds(config.lifetimes.session_seconds),
+        };
+        let max_token_lifetime = lifetimes.access_token;
+        let mut resource_servers = Vec::new();
+        for server in &config.resource_servers {
+            if server.secret.len() < 16 {
+                return Err(ConfigError::invalid(
+                    "resource_servers.secret",
+                    "must be at least 16 characters",
+                )
+                .into());
+            }
+            resource_servers.push(ResourceServer {
+                client_id: server.client_id.clone(),
+                secret: server.secret.clone(),
+                resources: server.resources.clone(),
+            });
+        }
+        let sign_in = crate::accounts::SignInGuard::new(
+            config.sign_in.attempts_per_minute_per_account,
+            config.sign_in.attempts_per_minute_per_address,
+            config.sign_in.concurrent_password_checks,
+        );
         keys::ensure_keys(&store, algorithm, clock.now()).await?;
         let signing = keys::load_signing_ring(&store, max_token_lifetime).await?;
         let sealer = keys::load_sealer(&store).await?;
@@ -147,6 +205,11 @@ impl AppState {
             limiter,
             limits: config.limits.clone(),
             max_token_lifetime,
+            lifetimes,
+            resources,
+            resource_servers,
+            sign_in,
+            dpop_require_nonce: config.dpop.require_nonce,
             clock,
             random: SystemRandom::new(),
         })))
@@ -194,10 +257,21 @@ impl AppState {
         Ok(())
     }
 
-    /// Forgets rate-limiter entries that have refilled, so that the map does not grow forever.
+    /// Forgets rate-limiter entries that have refilled, so that the maps do not grow forever.
     pub fn prune_rate_limits(&self) {
         self.0.limiter.retain_recent();
         self.0.limiter.shrink_to_fit();
+        self.0.sign_in.prune();
+    }
+
+    /// The configured protected resources.
+    pub fn resources(&self) -> &[Resource] {
+        &self.0.resources
+    }
+
+    /// Lifetimes.
+    pub fn lifetimes(&self) -> Lifetimes {
+        self.0.lifetimes
     }
 
     /// Now, by the state's clock.

@@ -1,4 +1,7 @@
 //! The HTTP endpoints, one file each.
 
+pub mod authorize;
 pub mod discovery;
+pub mod introspect;
 pub mod register;
+pub mod token;

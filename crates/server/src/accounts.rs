@@ -1,0 +1,287 @@
+//! Accounts: Argon2id password hashes, sign-in with throttling, and sessions.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use aws_lc_rs::digest;
+use aws_lc_rs::rand::SecureRandom as _;
+use letterlock_protocol::base64url;
+use letterlock_store::{SessionRecord, Store, UserRecord};
+use tokio::sync::Semaphore;
+
+use crate::state::AppState;
+
+/// Why an account operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccountError {
+    /// The address is not a plausible mail address.
+    #[error("'{0}' is not a mail address")]
+    Address(String),
+    /// The password is too short or too long.
+    #[error("the password must be between 10 and 1024 characters")]
+    Password,
+    /// An account with this address exists.
+    #[error("an account for {0} exists already")]
+    Exists(String),
+    /// No account with this address.
+    #[error("no account for {0}")]
+    Unknown(String),
+    /// Hashing failed.
+    #[error("password hashing failed")]
+    Hashing,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] letterlock_store::Error),
+}
+
+/// Normalizes a mail address for use as a user name: trimmed, lower-case, one `@` with text on
+/// both sides, no spaces or control characters, at most 254 bytes (RFC 5321 §4.5.3.1.3).
+pub fn normalize_address(address: &str) -> Result<String, AccountError> {
+    let address = address.trim().to_lowercase();
+    let plausible = address.len() <= 254
+        && address.split('@').count() == 2
+        && address.split('@').all(|part| !part.is_empty())
+        && !address.chars().any(|character| character.is_whitespace() || character.is_control());
+    if plausible {
+        Ok(address)
+    } else {
+        Err(AccountError::Address(address.chars().take(80).collect()))
+    }
+}
+
+fn check_password(password: &str) -> Result<(), AccountError> {
+    let length = password.chars().count();
+    if (10..=1024).contains(&length) { Ok(()) } else { Err(AccountError::Password) }
+}
+
+/// Hashes a password with Argon2id (the crate's defaults: 19 MiB, 2 passes, RFC 9106 §4's
+/// second recommendation) and a random 16-byte salt.
+pub fn hash_password(password: &str) -> Result<String, AccountError> {
+    let mut salt = [0u8; 16];
+    aws_lc_rs::rand::SystemRandom::new().fill(&mut salt).map_err(|_| AccountError::Hashing)?;
+    let hash = Argon2::default()
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map_err(|_| AccountError::Hashing)?;
+    Ok(hash.to_string())
+}
+
+/// True when the password matches the PHC hash.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    Argon2::default().verify_password(password.as_bytes(), hash).is_ok()
+}
+
+/// A hash of nothing anyone knows, checked when the address is unknown so that sign-in takes as
+/// long for a missing account as for a wrong password.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("letterlock-no-such-account").unwrap_or_default())
+}
+
+/// Adds a user (the CLI's `user add`).
+pub async fn add_user(
+    store: &Store,
+    address: &str,
+    password: &str,
+    now: i64,
+) -> Result<UserRecord, AccountError> {
+    let address = normalize_address(address)?;
+    check_password(password)?;
+    let password = password.to_owned();
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|_| AccountError::Hashing)??;
+    let user = UserRecord {
+        id: random_id(),
+        address: address.clone(),
+        password_hash,
+        disabled: false,
+        created_at: now,
+        password_changed_at: now,
+    };
+    match store.insert_user(&user).await {
+        Err(letterlock_store::Error::Conflict) => Err(AccountError::Exists(address)),
+        other => other.map(|()| user).map_err(AccountError::from),
+    }
+}
+
+/// Changes a password (the CLI's `user passwd`); with `revoke_devices`, also revokes every grant.
+pub async fn change_password(
+    store: &Store,
+    address: &str,
+    password: &str,
+    revoke_devices: bool,
+    now: i64,
+) -> Result<u64, AccountError> {
+    let address = normalize_address(address)?;
+    check_password(password)?;
+    let user = store
+        .user_by_address(&address)
+        .await?
+        .ok_or_else(|| AccountError::Unknown(address.clone()))?;
+    let password = password.to_owned();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|_| AccountError::Hashing)??;
+    store.set_password(&user.id, &hash, now).await?;
+    store.delete_sessions_of(&user.id).await?;
+    if revoke_devices { Ok(store.revoke_grants_of_user(&user.id, now).await?) } else { Ok(0) }
+}
+
+/// A random 128-bit id, base64url.
+pub fn random_id() -> String {
+    random_token(16)
+}
+
+/// A random token of `bytes` bytes, base64url.
+pub fn random_token(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    // SystemRandom fails only if the kernel's generator does; an all-zero token is then refused
+    // by nothing, so fail loudly in the log instead of silently.
+    if aws_lc_rs::rand::SystemRandom::new().fill(&mut buffer).is_err() {
+        tracing::error!("the system random generator failed");
+    }
+    base64url::encode(buffer)
+}
+
+/// SHA-256, base64url: how session ids, codes and refresh tokens are stored.
+pub fn hash_secret(secret: &str) -> String {
+    base64url::encode(digest::digest(&digest::SHA256, secret.as_bytes()))
+}
+
+/// Why a sign-in failed. The page shows the same words for each, so that it does not reveal
+/// which addresses have accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInError {
+    /// Wrong address or password, or a disabled account.
+    Invalid,
+    /// Too many attempts for this account or from this address.
+    Throttled,
+}
+
+/// Sign-in throttling and the bound on concurrent hashing.
+pub struct SignInGuard {
+    per_account: governor::DefaultKeyedRateLimiter<String>,
+    per_address: governor::DefaultKeyedRateLimiter<IpAddr>,
+    hashing: Arc<Semaphore>,
+}
+
+impl SignInGuard {
+    /// A guard allowing `per_account` and `per_address` attempts per minute (each with an equal
+    /// burst) and `concurrent_hashes` password checks at once.
+    pub fn new(per_account: u32, per_address: u32, concurrent_hashes: usize) -> Self {
+        let quota = |per_minute: u32| {
+            let per_minute =
+                std::num::NonZeroU32::new(per_minute.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+            governor::Quota::per_minute(per_minute)
+        };
+        Self {
+            per_account: governor::RateLimiter::keyed(quota(per_account)),
+            per_address: governor::RateLimiter::keyed(quota(per_address)),
+            hashing: Arc::new(Semaphore::new(concurrent_hashes.max(1))),
+        }
+    }
+
+    /// Forgets entries that have refilled.
+    pub fn prune(&self) {
+        self.per_account.retain_recent();
+        self.per_address.retain_recent();
+    }
+}
+
+impl AppState {
+    /// Checks an address and password, throttled per account and per client address, with at
+    /// most a few Argon2 computations at once so that a flood cannot starve the server.
+    pub async fn sign_in(
+        &self,
+        address: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> Result<UserRecord, SignInError> {
+        let guard = &self.0.sign_in;
+        let normalized = normalize_address(address).unwrap_or_else(|_| address.to_lowercase());
+        if guard.per_address.check_key(&peer).is_err()
+            || guard.per_account.check_key(&normalized).is_err()
+        {
+            return Err(SignInError::Throttled);
+        }
+        let user =
+            self.store().user_by_address(&normalized).await.map_err(|_| SignInError::Invalid)?;
+        let hash = user
+            .as_ref()
+            .map_or_else(|| dummy_hash().to_owned(), |user| user.password_hash.clone());
+        let permit =
+            guard.hashing.clone().acquire_owned().await.map_err(|_| SignInError::Invalid)?;
+        let password = password.to_owned();
+        let matches = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            verify_password(&password, &hash)
+        })
+        .await
+        .unwrap_or(false);
+        match user {
+            Some(user) if matches && !user.disabled => Ok(user),
+            _ => Err(SignInError::Invalid),
+        }
+    }
+
+    /// Starts a session for a user; returns the cookie value.
+    pub async fn start_session(
+        &self,
+        user: &UserRecord,
+    ) -> Result<String, letterlock_store::Error> {
+        let id = random_token(32);
+        let now = self.now();
+        self.store()
+            .insert_session(&SessionRecord {
+                id_hash: hash_secret(&id),
+                user_id: user.id.clone(),
+                csrf: random_token(24),
+                created_at: now,
+                expires_at: now + self.0.lifetimes.session,
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// The signed-in user and session from a cookie value, if the session is live and the
+    /// account enabled.
+    pub async fn session(
+        &self,
+        cookie: &str,
+    ) -> Result<Option<(UserRecord, SessionRecord)>, letterlock_store::Error> {
+        let Some(session) = self.store().session(&hash_secret(cookie), self.now()).await? else {
+            return Ok(None);
+        };
+        match self.store().user(&session.user_id).await? {
+            Some(user) if !user.disabled => Ok(Some((user, session))),
+            _ => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_differ() {
+        let first = hash_password("correct horse battery").unwrap();
+        let second = hash_password("correct horse battery").unwrap();
+        assert_ne!(first, second, "salted");
+        assert!(first.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &first));
+        assert!(!verify_password("correct horse battery!", &first));
+        assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn addresses_are_normalized() {
+        assert_eq!(normalize_address("  Alice@Example.COM ").unwrap(), "alice@example.com");
+        for bad in ["alice", "@example.com", "alice@", "a@b@c", "al ice@example.com", ""] {
+            assert!(normalize_address(bad).is_err(), "{bad}");
+        }
+    }
+}

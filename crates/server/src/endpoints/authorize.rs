@@ -1,0 +1,647 @@
+//! `GET /authorize` (RFC 6749 §4.1.1 with PKCE, RFC 8707 resources, RFC 9207 `iss`), the
+//! sign-in form (`POST /login`), and the one consent page (`GET /authorize/continue`,
+//! `POST /consent`).
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use letterlock_protocol::{RedirectUri, ScopeSet, base64url};
+use letterlock_store::{GrantRecord, UserRecord};
+
+use crate::accounts::{SignInError, hash_secret, random_id, random_token};
+use crate::clients::Client;
+use crate::listen::PeerAddr;
+use crate::pages;
+use crate::state::AppState;
+
+/// A request waiting for sign-in and consent, kept in storage so that any node can finish it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PendingRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    pub code_challenge: String,
+    pub scope: String,
+    pub resources: Vec<String>,
+    pub dpop_jkt: Option<String>,
+    pub login_hint: Option<String>,
+}
+
+/// What a code stands for, stored (by the code's hash) until it is redeemed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CodeDetails {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub scope: String,
+    pub resources: Vec<String>,
+    pub dpop_jkt: Option<String>,
+    pub user_id: String,
+}
+
+/// The longest `state` passed through, in bytes.
+const MAX_STATE_BYTES: usize = 2048;
+
+/// `GET /authorize`.
+pub async fn authorize(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let parameters = match Parameters::parse(query.as_deref().unwrap_or("")) {
+        Ok(parameters) => parameters,
+        Err(message) => return pages::error(StatusCode::BAD_REQUEST, &message),
+    };
+    // Until the client and its redirect URI are proven, errors go to the person, never to a
+    // redirect (RFC 6749 §4.1.2.1): otherwise this would be an open redirector.
+    let Some(client_id) = parameters.single("client_id") else {
+        return pages::error(StatusCode::BAD_REQUEST, "The request names no client (client_id).");
+    };
+    let client = match state.open_client(client_id).await {
+        Ok(client) => client,
+        Err(error) => {
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                &format!("The application is not recognized: {error}."),
+            );
+        }
+    };
+    let redirect_uri = match proven_redirect(&client, parameters.single("redirect_uri")) {
+        Ok(redirect_uri) => redirect_uri,
+        Err(message) => return pages::error(StatusCode::BAD_REQUEST, message),
+    };
+    let client_state = parameters.single("state").map(str::to_owned);
+    let answer = Answer {
+        issuer: state.issuer().as_str().to_owned(),
+        redirect_uri: redirect_uri.clone(),
+        state: client_state.clone(),
+    };
+    if let Some(duplicate) = parameters.duplicate() {
+        return answer.error(
+            "invalid_request",
+            &format!("the parameter {duplicate} appears more than once"),
+        );
+    }
+    if client_state.as_ref().is_some_and(|text| text.len() > MAX_STATE_BYTES) {
+        return answer.error("invalid_request", "state is too long");
+    }
+    if parameters.single("response_type") != Some("code") {
+        return answer.error("unsupported_response_type", "only response_type=code is supported");
+    }
+    // PKCE with S256 is required of every client (RFC 9700 §2.1.1); `plain` is refused.
+    match parameters.single("code_challenge_method") {
+        Some("S256") => {}
+        Some(_) => return answer.error("invalid_request", "code_challenge_method must be S256"),
+        None => {
+            return answer.error(
+                "invalid_request",
+                "PKCE is required: send code_challenge and code_challenge_method=S256",
+            );
+        }
+    }
+    let code_challenge = match parameters.single("code_challenge") {
+        Some(challenge)
+            if challenge.len() == 43
+                && base64url::decode(challenge).is_some_and(|bytes| bytes.len() == 32) =>
+        {
+            challenge.to_owned()
+        }
+        _ => {
+            return answer.error(
+                "invalid_request",
+                "code_challenge must be the base64url SHA-256 of the verifier (RFC 7636 §4.2)",
+            );
+        }
+    };
+    let scope = match parameters.single("scope") {
+        None => client.metadata.scope.clone(),
+        Some(text) => match ScopeSet::parse(text) {
+            Ok(scope) if !scope.is_empty() => scope,
+            Ok(_) => return answer.error("invalid_scope", "the scope is empty"),
+            Err(error) => return answer.error("invalid_scope", &error.to_string()),
+        },
+    };
+    if let Some(extra) = scope.iter().find(|scope| !client.metadata.scope.contains(scope)) {
+        return answer
+            .error("invalid_scope", &format!("the client did not register the scope {extra}"));
+    }
+    let configured: Vec<&str> =
+        state.resources().iter().map(|resource| resource.as_str()).collect();
+    let mut resources: Vec<String> = Vec::new();
+    for resource in parameters.all("resource") {
+        if !configured.contains(&resource) {
+            return answer
+                .error("invalid_target", &format!("{resource} is not a service of this provider"));
+        }
+        if !resources.iter().any(|known| known == resource) {
+            resources.push(resource.to_owned());
+        }
+    }
+    if resources.is_empty() {
+        resources = configured.iter().map(|resource| (*resource).to_owned()).collect();
+    }
+    let dpop_jkt = match parameters.single("dpop_jkt") {
+        None => None,
+        Some(jkt) if jkt.len() == 43 && base64url::decode(jkt).is_some() => Some(jkt.to_owned()),
+        Some(_) => {
+            return answer.error("invalid_request", "dpop_jkt must be a JWK SHA-256 thumbprint");
+        }
+    };
+    let pending = PendingRequest {
+        client_id: client.client_id.clone(),
+        redirect_uri,
+        state: client_state,
+        code_challenge,
+        scope: scope.to_string(),
+        resources,
+        dpop_jkt,
+        login_hint: parameters.single("login_hint").map(|hint| hint.chars().take(254).collect()),
+    };
+    let id = random_token(24);
+    let Ok(json) = serde_json::to_string(&pending) else {
+        return pages::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+    };
+    if let Err(error) = state
+        .store()
+        .insert_pending_request(&id, &json, state.now() + state.lifetimes().request)
+        .await
+    {
+        return internal(&error);
+    }
+    match signed_in(&state, &headers).await {
+        Ok(Some((user, csrf))) => decide(&state, &id, pending, client, &user, &csrf).await,
+        Ok(None) => pages::sign_in(
+            state.issuer().path_prefix(),
+            Some(&id),
+            pending.login_hint.as_deref().unwrap_or(""),
+            None,
+            StatusCode::OK,
+        ),
+        Err(error) => internal(&error),
+    }
+}
+
+/// `GET /authorize/continue?request=ID`: after sign-in, the consent step of a pending request.
+pub async fn resume(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let parameters = Parameters::parse(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let Some(id) = parameters.single("request") else {
+        return pages::error(StatusCode::BAD_REQUEST, "No request to continue.");
+    };
+    let pending = match load_pending(&state, id).await {
+        Ok(pending) => pending,
+        Err(response) => return response,
+    };
+    let (user, csrf) = match signed_in(&state, &headers).await {
+        Ok(Some(signed_in)) => signed_in,
+        Ok(None) => {
+            return pages::sign_in(
+                state.issuer().path_prefix(),
+                Some(id),
+                pending.login_hint.as_deref().unwrap_or(""),
+                None,
+                StatusCode::OK,
+            );
+        }
+        Err(error) => return internal(&error),
+    };
+    let client = match state.open_client(&pending.client_id).await {
+        Ok(client) => client,
+        Err(error) => {
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                &format!("The application is not recognized: {error}."),
+            );
+        }
+    };
+    decide(&state, id, pending, client, &user, &csrf).await
+}
+
+/// `POST /login`: the sign-in form.
+pub async fn login(
+    State(state): State<AppState>,
+    peer: Option<Extension<PeerAddr>>,
+    body: Bytes,
+) -> Response {
+    let form = Parameters::parse(std::str::from_utf8(&body).unwrap_or("")).unwrap_or_default();
+    let address = form.single("address").unwrap_or("");
+    let password = form.single("password").unwrap_or("");
+    let request = form.single("request");
+    let prefix = state.issuer().path_prefix().to_owned();
+    let peer = peer
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |Extension(PeerAddr(address))| {
+            address.ip()
+        });
+    let user = match state.sign_in(address, password, peer).await {
+        Ok(user) => user,
+        Err(SignInError::Invalid) => {
+            return pages::sign_in(
+                &prefix,
+                request,
+                address,
+                Some("The address or password is wrong."),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+        Err(SignInError::Throttled) => {
+            return pages::sign_in(
+                &prefix,
+                request,
+                address,
+                Some("Too many attempts. Wait a minute and try again."),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+        }
+    };
+    let cookie = match state.start_session(&user).await {
+        Ok(cookie) => cookie,
+        Err(error) => return internal(&error),
+    };
+    let next = match request {
+        Some(id) => format!(
+            "{prefix}/authorize/continue?request={}",
+            url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+        ),
+        None => format!("{prefix}/account"),
+    };
+    let mut response = see_other(&next);
+    if let Ok(value) =
+        HeaderValue::from_str(&session_cookie(&state, &cookie, state.lifetimes().session))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `POST /consent`: Approve or Deny, with the session's CSRF token.
+pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Parameters::parse(std::str::from_utf8(&body).unwrap_or("")).unwrap_or_default();
+    let (user, csrf) = match signed_in(&state, &headers).await {
+        Ok(Some(signed_in)) => signed_in,
+        Ok(None) => {
+            return pages::error(
+                StatusCode::UNAUTHORIZED,
+                "You are not signed in any more. Start again from your mail program.",
+            );
+        }
+        Err(error) => return internal(&error),
+    };
+    let presented = form.single("csrf").unwrap_or("");
+    if aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_bytes(), csrf.as_bytes())
+        .is_err()
+    {
+        return pages::error(
+            StatusCode::FORBIDDEN,
+            "This form has expired or did not come from this site.",
+        );
+    }
+    let Some(id) = form.single("request") else {
+        return pages::error(StatusCode::BAD_REQUEST, "No request to decide.");
+    };
+    let pending = match load_pending(&state, id).await {
+        Ok(pending) => pending,
+        Err(response) => return response,
+    };
+    // A request is decided once: a second POST finds nothing.
+    match state.store().delete_pending_request(id).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return pages::error(StatusCode::BAD_REQUEST, "This request was already decided.");
+        }
+        Err(error) => return internal(&error),
+    }
+    let answer = Answer {
+        issuer: state.issuer().as_str().to_owned(),
+        redirect_uri: pending.redirect_uri.clone(),
+        state: pending.state.clone(),
+    };
+    if form.single("decision") != Some("approve") {
+        return answer.error("access_denied", "the user denied the request");
+    }
+    let client = match state.open_client(&pending.client_id).await {
+        Ok(client) => client,
+        Err(error) => {
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                &format!("The application is not recognized: {error}."),
+            );
+        }
+    };
+    let device_name = clean_device_name(form.single("device_name").unwrap_or(""), &client);
+    match approve(&state, &pending, &client, &user, &device_name).await {
+        Ok(response) => response,
+        Err(error) => internal(&error),
+    }
+}
+
+/// Skips the page for a returning installation that asks for no more than it has; otherwise
+/// shows the consent page.
+async fn decide(
+    state: &AppState,
+    id: &str,
+    pending: PendingRequest,
+    client: Client,
+    user: &UserRecord,
+    csrf: &str,
+) -> Response {
+    let existing = match state.store().live_grant(&user.id, &client.client_id).await {
+        Ok(existing) => existing,
+        Err(error) => return internal(&error),
+    };
+    if let Some(grant) = existing {
+        let granted_scopes: Vec<&str> = grant.scope.split(' ').collect();
+        let granted_resources: Vec<String> =
+            serde_json::from_str(&grant.resources).unwrap_or_default();
+        let covered = pending.scope.split(' ').all(|scope| granted_scopes.contains(&scope))
+            && pending.resources.iter().all(|resource| granted_resources.contains(resource));
+        if covered {
+            if let Err(error) = state.store().delete_pending_request(id).await {
+                return internal(&error);
+            }
+            return match approve(state, &pending, &client, user, &grant.device_name).await {
+                Ok(response) => response,
+                Err(error) => internal(&error),
+            };
+        }
+    }
+    let application = application_name(&client);
+    let redirect_host = redirect_host(&pending.redirect_uri);
+    pages::consent(&pages::Consent {
+        prefix: state.issuer().path_prefix(),
+        request: id,
+        csrf,
+        address: &user.address,
+        application: &application,
+        vendor: client.vendor.as_ref().map(|vendor| vendor.name.as_str()),
+        redirect_host: &redirect_host,
+        scopes: pending.scope.split(' ').collect(),
+        resources: pending.resources.iter().map(String::as_str).collect(),
+        device_name: &application,
+    })
+}
+
+/// Creates or updates the grant for this user and installation, issues a code and sends it to
+/// the client.
+async fn approve(
+    state: &AppState,
+    pending: &PendingRequest,
+    client: &Client,
+    user: &UserRecord,
+    device_name: &str,
+) -> Result<Response, letterlock_store::Error> {
+    let now = state.now();
+    let resources_json = serde_json::to_string(&pending.resources).unwrap_or_else(|_| "[]".into());
+    let grant = match state.store().live_grant(&user.id, &client.client_id).await? {
+        Some(existing) => {
+            // Scopes and resources accumulate: a returning installation keeps what it had.
+            let mut scopes: Vec<String> = existing.scope.split(' ').map(str::to_owned).collect();
+            for scope in pending.scope.split(' ') {
+                if !scopes.iter().any(|known| known == scope) {
+                    scopes.push(scope.to_owned());
+                }
+            }
+            let mut resources: Vec<String> =
+                serde_json::from_str(&existing.resources).unwrap_or_default();
+            for resource in &pending.resources {
+                if !resources.contains(resource) {
+                    resources.push(resource.clone());
+                }
+            }
+            let updated = GrantRecord {
+                device_name: device_name.to_owned(),
+                client_name: application_name(client),
+                scope: ScopeSet::parse(&scopes.join(" "))
+                    .map(|set| set.to_string())
+                    .unwrap_or(existing.scope.clone()),
+                resources: serde_json::to_string(&resources).unwrap_or(resources_json),
+                vendor: client.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
+                ..existing
+            };
+            state.store().update_grant(&updated).await?;
+            updated
+        }
+        None => {
+            let grant = GrantRecord {
+                id: random_id(),
+                user_id: user.id.clone(),
+                client_id: client.client_id.clone(),
+                device_name: device_name.to_owned(),
+                client_name: application_name(client),
+                software_id: client.metadata.software_id.clone(),
+                software_version: client.metadata.software_version.clone(),
+                vendor: client.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
+                scope: pending.scope.clone(),
+                resources: resources_json,
+                created_at: now,
+                last_used_at: now,
+                last_address: None,
+                revoked_at: None,
+            };
+            state.store().insert_grant(&grant).await?;
+            grant
+        }
+    };
+    let code = random_token(32);
+    let details = CodeDetails {
+        client_id: client.client_id.clone(),
+        redirect_uri: pending.redirect_uri.clone(),
+        code_challenge: pending.code_challenge.clone(),
+        scope: pending.scope.clone(),
+        resources: pending.resources.clone(),
+        dpop_jkt: pending.dpop_jkt.clone(),
+        user_id: user.id.clone(),
+    };
+    let details = serde_json::to_string(&details).unwrap_or_default();
+    state
+        .store()
+        .insert_code(&hash_secret(&code), &grant.id, &details, now + state.lifetimes().code)
+        .await?;
+    let answer = Answer {
+        issuer: state.issuer().as_str().to_owned(),
+        redirect_uri: pending.redirect_uri.clone(),
+        state: pending.state.clone(),
+    };
+    Ok(answer.send(&[("code", &code)]))
+}
+
+/// Where authorization responses go, with `state` and `iss` on each (RFC 9207 §2).
+struct Answer {
+    issuer: String,
+    redirect_uri: String,
+    state: Option<String>,
+}
+
+impl Answer {
+    fn send(&self, parameters: &[(&str, &str)]) -> Response {
+        let mut serializer = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in parameters {
+            serializer.append_pair(name, value);
+        }
+        if let Some(state) = &self.state {
+            serializer.append_pair("state", state);
+        }
+        serializer.append_pair("iss", &self.issuer);
+        let separator = if self.redirect_uri.contains('?') { '&' } else { '?' };
+        see_other(&format!("{}{separator}{}", self.redirect_uri, serializer.finish()))
+    }
+
+    fn error(&self, code: &str, description: &str) -> Response {
+        self.send(&[("error", code), ("error_description", description)])
+    }
+}
+
+fn see_other(location: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Checks the redirect URI against the client's registration; a client with one registered
+/// redirect may leave it out (RFC 6749 §3.1.2.3).
+fn proven_redirect(client: &Client, presented: Option<&str>) -> Result<String, &'static str> {
+    if client.accepts_any_native_redirect() {
+        let presented = presented.ok_or("This application must name its redirect URI.")?;
+        return match RedirectUri::parse(presented) {
+            Ok(uri) if uri.is_native() => Ok(presented.to_owned()),
+            _ => Err("This application may only use a loopback or private-use redirect URI."),
+        };
+    }
+    match presented {
+        None if client.metadata.redirect_uris.len() == 1 => {
+            Ok(client.metadata.redirect_uris[0].as_str().to_owned())
+        }
+        None => Err("The request does not say where to send the answer (redirect_uri)."),
+        Some(presented)
+            if client.metadata.redirect_uris.iter().any(|uri| uri.matches(presented)) =>
+        {
+            Ok(presented.to_owned())
+        }
+        Some(_) => Err("The redirect URI does not match what the application registered."),
+    }
+}
+
+async fn load_pending(state: &AppState, id: &str) -> Result<PendingRequest, Response> {
+    match state.store().pending_request(id, state.now()).await {
+        Ok(Some(json)) => serde_json::from_str(&json)
+            .map_err(|_| pages::error(StatusCode::BAD_REQUEST, "This request is not valid.")),
+        Ok(None) => Err(pages::error(
+            StatusCode::BAD_REQUEST,
+            "This request has expired or was already decided. Start again from your mail program.",
+        )),
+        Err(error) => Err(internal(&error)),
+    }
+}
+
+/// The signed-in user and the session's CSRF token, from the session cookie.
+pub(crate) async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(UserRecord, String)>, letterlock_store::Error> {
+    let Some(cookie) = cookie_value(headers, &cookie_name(state)) else { return Ok(None) };
+    Ok(state.session(&cookie).await?.map(|(user, session)| (user, session.csrf)))
+}
+
+/// `__Host-` cookies must be `Secure`, which a plain-http loopback issuer cannot set.
+pub(crate) fn cookie_name(state: &AppState) -> String {
+    if state.issuer().is_https() {
+        "__Host-letterlock".to_owned()
+    } else {
+        "letterlock_session".to_owned()
+    }
+}
+
+pub(crate) fn session_cookie(state: &AppState, value: &str, max_age: i64) -> String {
+    let secure = if state.issuer().is_https() { "; Secure" } else { "" };
+    format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+        cookie_name(state)
+    )
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+fn application_name(client: &Client) -> String {
+    client
+        .metadata
+        .client_name
+        .default_value()
+        .map_or_else(|| "An application without a name".to_owned(), str::to_owned)
+}
+
+fn redirect_host(redirect_uri: &str) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(url) => match url.host_str() {
+            Some(host) if matches!(url.scheme(), "http" | "https") => host.to_owned(),
+            _ => format!("the application ({}:)", url.scheme()),
+        },
+        Err(_) => redirect_uri.to_owned(),
+    }
+}
+
+fn clean_device_name(text: &str, client: &Client) -> String {
+    let cleaned: String =
+        text.chars().filter(|character| !character.is_control()).take(100).collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() { application_name(client) } else { cleaned.to_owned() }
+}
+
+fn internal(error: &dyn std::fmt::Display) -> Response {
+    let _ = crate::error::ApiError::internal(error);
+    pages::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong on our side. Try again in a moment.",
+    )
+}
+
+/// Query or form parameters, keeping repeats (for `resource`) and noticing duplicates.
+#[derive(Debug, Default)]
+pub(crate) struct Parameters(Vec<(String, String)>);
+
+impl Parameters {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        if text.len() > 16 * 1024 {
+            return Err("The request is too long.".into());
+        }
+        Ok(Self(url::form_urlencoded::parse(text.as_bytes()).into_owned().collect()))
+    }
+
+    /// The value of a parameter that appears once; `None` if absent or empty.
+    pub(crate) fn single(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .filter(|value| !value.is_empty())
+    }
+
+    pub(crate) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    /// A parameter other than `resource` that appears twice (RFC 6749 §3.1).
+    pub(crate) fn duplicate(&self) -> Option<&str> {
+        self.0.iter().enumerate().find_map(|(index, (key, _))| {
+            (key != "resource" && self.0[..index].iter().any(|(earlier, _)| earlier == key))
+                .then_some(key.as_str())
+        })
+    }
+}

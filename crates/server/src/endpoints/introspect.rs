@@ -1,0 +1,152 @@
+//! `POST /revoke` (RFC 7009) and `POST /introspect` (RFC 7662).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use letterlock_protocol::ErrorCode;
+
+use crate::accounts::hash_secret;
+use crate::endpoints::authorize::Parameters;
+use crate::endpoints::token::resource_server_credentials;
+use crate::error::ApiError;
+use crate::state::{AppState, ResourceServer};
+
+/// `POST /revoke`: a refresh token revokes its whole grant (RFC 7009 §2.1: the access tokens
+/// of the grant go with it); an access token is revoked by its `jti`. Unknown tokens and tokens
+/// of other clients get 200 and change nothing (RFC 7009 §2.2).
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let form = form(&body)?;
+    let client = state.authenticate_client(&headers, &form).await?;
+    let token = form
+        .single("token")
+        .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidRequest, "token is missing"))?;
+    let now = state.now();
+    if let Some(record) = state.store().refresh_token(&hash_secret(token)).await?
+        && let Some(grant) = state.store().grant(&record.grant_id).await?
+        && grant.client_id == client.client_id
+    {
+        state.store().revoke_grant(&grant.id, None, now).await?;
+    } else if let Ok(claims) = state.signing_keys().verify(token, "at+jwt", now)
+        && claims.get("client_id").and_then(Value::as_str) == Some(client.client_id.as_str())
+        && let (Some(jti), Some(exp)) =
+            (claims.get("jti").and_then(Value::as_str), claims.get("exp").and_then(Value::as_i64))
+    {
+        state.store().remember_once(&revoked_key(jti), exp + 60).await?;
+    }
+    let mut response = StatusCode::OK.into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `POST /introspect`, for resource servers configured in `[[resource_servers]]`: an access
+/// token is active while its signature, issuer and lifetime hold, its grant is live, its user is
+/// enabled, it was not revoked, and it was made for one of the caller's resources.
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let caller = resource_server(&state, &headers)?;
+    let form = form(&body)?;
+    let token = form
+        .single("token")
+        .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidRequest, "token is missing"))?;
+    let body = match active_claims(&state, token, &caller).await? {
+        Some(mut claims) => {
+            claims.insert("active".into(), true.into());
+            claims.insert(
+                "token_type".into(),
+                if claims.contains_key("cnf") { "DPoP" } else { "Bearer" }.into(),
+            );
+            Value::Object(claims)
+        }
+        None => json!({ "active": false }),
+    };
+    let mut response = (StatusCode::OK, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+async fn active_claims(
+    state: &AppState,
+    token: &str,
+    caller: &ResourceServer,
+) -> Result<Option<serde_json::Map<String, Value>>, ApiError> {
+    let now = state.now();
+    let Ok(claims) = state.signing_keys().verify(token, "at+jwt", now) else { return Ok(None) };
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    let live = text("iss") == Some(state.issuer().as_str())
+        && claims.get("exp").and_then(Value::as_i64).is_some_and(|exp| exp > now)
+        && text("aud")
+            .is_some_and(|audience| caller.resources.iter().any(|resource| resource == audience));
+    if !live {
+        return Ok(None);
+    }
+    if text("jti").is_none_or(|jti| jti.is_empty())
+        || state.store().seen(&revoked_key(text("jti").unwrap_or(""))).await?
+    {
+        return Ok(None);
+    }
+    let Some(grant) = state.store().grant(text("grant_id").unwrap_or("")).await? else {
+        return Ok(None);
+    };
+    if grant.revoked_at.is_some() {
+        return Ok(None);
+    }
+    match state.store().user(&grant.user_id).await? {
+        Some(user) if !user.disabled => Ok(Some(claims)),
+        _ => Ok(None),
+    }
+}
+
+/// The caller, authenticated with HTTP Basic as a configured resource server.
+pub(crate) fn resource_server(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<ResourceServer, ApiError> {
+    let refuse = || {
+        let mut error = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidClient,
+            "authenticate as a configured resource server",
+        );
+        error.set_www_authenticate("Basic realm=\"letterlock\"");
+        error
+    };
+    let (id, secret) = resource_server_credentials(headers).ok_or_else(refuse)?;
+    state
+        .0
+        .resource_servers
+        .iter()
+        .find(|server| {
+            server.client_id == id
+                && aws_lc_rs::constant_time::verify_slices_are_equal(
+                    server.secret.as_bytes(),
+                    secret.as_bytes(),
+                )
+                .is_ok()
+        })
+        .cloned()
+        .ok_or_else(refuse)
+}
+
+fn form(body: &[u8]) -> Result<Parameters, ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidRequest, "the body is not UTF-8"))?;
+    Parameters::parse(text)
+        .map_err(|message| ApiError::bad_request(ErrorCode::InvalidRequest, message))
+}
+
+fn revoked_key(jti: &str) -> String {
+    format!("revoked:{jti}")
+}

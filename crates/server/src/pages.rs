@@ -1,0 +1,191 @@
+//! The HTML pages a person sees: sign-in, consent, errors and the devices page. Plain HTML, no
+//! JavaScript, every interpolated value escaped, served with headers that keep them out of
+//! frames and caches.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            _ => escaped.push(character),
+        }
+    }
+    escaped
+}
+
+/// The style sheet, served at `/style.css` so that the CSP needs no inline styles.
+pub const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;\
+color:#222;line-height:1.45}h1{font-size:1.4rem}.app{font-size:1.2rem;font-weight:600}\
+.verified{color:#0a6b2d}.unverified{color:#8a4b00}ul.scopes li{margin:.3rem 0}\
+label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=email],input[type=password]\
+{width:100%;padding:.45rem;box-sizing:border-box}button{padding:.5rem 1.2rem;margin:1rem .5rem 0 0}\
+.error{color:#a00}.muted{color:#666;font-size:.9rem}table{border-collapse:collapse;width:100%}\
+td,th{text-align:left;padding:.3rem;border-bottom:1px solid #ddd;vertical-align:top}";
+
+/// Wraps a page body in the document and the security headers.
+pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{}</title><link rel=\"stylesheet\" href=\"style.css\"></head><body>{body}</body></html>",
+        escape(title)
+    );
+    html_response(status, html)
+}
+
+/// An HTML response with the page headers: `Content-Security-Policy` without scripts and with
+/// `frame-ancestors 'none'`, `X-Frame-Options: DENY` for old browsers, no caching, no referrer.
+pub fn html_response(status: StatusCode, html: String) -> Response {
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self' https:; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// An error page, for errors that must not go back to an unproven redirect URI.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    page(
+        status,
+        "Sign-in problem",
+        &format!(
+            "<h1>Something is wrong with this request</h1><p class=\"error\">{}</p>\
+                  <p class=\"muted\">Close this window and try again from your mail program.</p>",
+            escape(message)
+        ),
+    )
+}
+
+/// The words a person sees for each scope.
+pub fn scope_words(scope: &str) -> &'static str {
+    match scope {
+        letterlock_protocol::scope::MAIL => "Read and send your mail",
+        letterlock_protocol::scope::CONTACTS => "Your contacts",
+        letterlock_protocol::scope::CALENDARS => "Your calendars",
+        letterlock_protocol::scope::OFFLINE_ACCESS => "Stay signed in on this device",
+        _ => "Other access",
+    }
+}
+
+/// The sign-in form.
+pub fn sign_in(
+    prefix: &str,
+    request: Option<&str>,
+    address: &str,
+    message: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let request_field = request
+        .map(|id| format!("<input type=\"hidden\" name=\"request\" value=\"{}\">", escape(id)))
+        .unwrap_or_default();
+    let message = message
+        .map(|text| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(text)))
+        .unwrap_or_default();
+    page(
+        status,
+        "Sign in",
+        &format!(
+            "<h1>Sign in</h1>{message}<form method=\"post\" action=\"{prefix}/login\">{request_field}\
+             <label for=\"address\">Mail address</label>\
+             <input type=\"email\" id=\"address\" name=\"address\" value=\"{}\" autocomplete=\"username\" required>\
+             <label for=\"password\">Password</label>\
+             <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
+             <button type=\"submit\">Sign in</button></form>",
+            escape(address)
+        ),
+    )
+}
+
+/// What the consent page shows.
+pub struct Consent<'a> {
+    /// Path prefix of the issuer.
+    pub prefix: &'a str,
+    /// The pending request id.
+    pub request: &'a str,
+    /// The session's CSRF token.
+    pub csrf: &'a str,
+    /// Who is signed in.
+    pub address: &'a str,
+    /// The application's name.
+    pub application: &'a str,
+    /// The vendor that vouched, if any.
+    pub vendor: Option<&'a str>,
+    /// Where the answer goes.
+    pub redirect_host: &'a str,
+    /// The requested scopes.
+    pub scopes: Vec<&'a str>,
+    /// The services.
+    pub resources: Vec<&'a str>,
+    /// The device name to suggest.
+    pub device_name: &'a str,
+}
+
+/// The one consent page for every requested service.
+pub fn consent(consent: &Consent<'_>) -> Response {
+    let verified = match consent.vendor {
+        Some(vendor) => format!("<p class=\"verified\">Verified: {}</p>", escape(vendor)),
+        None => "<p class=\"unverified\">This name was given by the application and is not verified.</p>".to_owned(),
+    };
+    let scopes: String = consent
+        .scopes
+        .iter()
+        .map(|scope| format!("<li>{}</li>", escape(scope_words(scope))))
+        .collect();
+    let resources: String =
+        consent.resources.iter().map(|resource| format!("<li>{}</li>", escape(resource))).collect();
+    page(
+        StatusCode::OK,
+        "Allow access?",
+        &format!(
+            "<h1>Allow access to your account?</h1>\
+             <p>Signed in as <strong>{address}</strong>.</p>\
+             <p class=\"app\">{application}</p>{verified}\
+             <p>wants to:</p><ul class=\"scopes\">{scopes}</ul>\
+             <p class=\"muted\">On these services:</p><ul class=\"muted\">{resources}</ul>\
+             <p class=\"muted\">The answer goes to <strong>{redirect_host}</strong>.</p>\
+             <form method=\"post\" action=\"{prefix}/consent\">\
+             <input type=\"hidden\" name=\"request\" value=\"{request}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label for=\"device_name\">Name of this device</label>\
+             <input type=\"text\" id=\"device_name\" name=\"device_name\" value=\"{device_name}\" maxlength=\"100\">\
+             <button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\
+             <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
+            address = escape(consent.address),
+            application = escape(consent.application),
+            redirect_host = escape(consent.redirect_host),
+            prefix = consent.prefix,
+            request = escape(consent.request),
+            csrf = escape(consent.csrf),
+            device_name = escape(consent.device_name),
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+}
