@@ -13,6 +13,10 @@ use crate::scope;
 pub struct AuthorizationServerMetadata {
     /// The issuer, exactly as configured.
     pub issuer: String,
+    /// RFC 6749 §3.1.
+    pub authorization_endpoint: String,
+    /// RFC 6749 §3.2.
+    pub token_endpoint: String,
     /// RFC 8414 §2: the JWK Set of the keys that sign the server's tokens.
     pub jwks_uri: String,
     /// RFC 7591 §3: where clients register.
@@ -31,6 +35,18 @@ pub struct AuthorizationServerMetadata {
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
     /// Algorithms accepted in `private_key_jwt` client assertions.
     pub token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    /// RFC 7009.
+    pub revocation_endpoint: String,
+    /// How clients authenticate at the revocation endpoint.
+    pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// RFC 7662, for resource servers.
+    pub introspection_endpoint: String,
+    /// How resource servers authenticate at the introspection endpoint.
+    pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// RFC 9207 §3: every authorization response carries `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
+    /// RFC 9449 §5.1.
+    pub dpop_signing_alg_values_supported: Vec<&'static str>,
     /// RFC 9728 §4: the services tokens may be issued for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub protected_resources: Vec<String>,
@@ -51,6 +67,8 @@ impl AuthorizationServerMetadata {
     ) -> Self {
         Self {
             issuer: issuer.as_str().to_owned(),
+            authorization_endpoint: issuer.endpoint("/authorize"),
+            token_endpoint: issuer.endpoint("/token"),
             jwks_uri: issuer.endpoint("/jwks.json"),
             registration_endpoint: issuer.endpoint("/register"),
             scopes_supported: scope::SUPPORTED.to_vec(),
@@ -63,6 +81,15 @@ impl AuthorizationServerMetadata {
                 .map(|method| method.as_str())
                 .collect(),
             token_endpoint_auth_signing_alg_values_supported: SIGNING_ALGORITHMS.to_vec(),
+            revocation_endpoint: issuer.endpoint("/revoke"),
+            revocation_endpoint_auth_methods_supported: AuthMethod::ALL
+                .iter()
+                .map(|method| method.as_str())
+                .collect(),
+            introspection_endpoint: issuer.endpoint("/introspect"),
+            introspection_endpoint_auth_methods_supported: vec!["client_secret_basic"],
+            authorization_response_iss_parameter_supported: true,
+            dpop_signing_alg_values_supported: SIGNING_ALGORITHMS.to_vec(),
             protected_resources: protected_resources
                 .iter()
                 .map(|resource| resource.as_str().to_owned())

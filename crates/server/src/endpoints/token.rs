@@ -171,7 +171,8 @@ async fn authorization_code(
     let grant = live_grant(state, &grant_id).await?;
     let granted_scope =
         ScopeSet::parse(&details.scope).map_err(|error| ApiError::internal(&error))?;
-    issue(state, client, &grant, &granted_scope, &details.resources, form, jkt, peer).await
+    let asked = narrow(form, &granted_scope, &details.resources)?;
+    issue(state, client, &grant, asked, jkt, peer).await
 }
 
 async fn refresh_token(
@@ -232,6 +233,11 @@ async fn refresh_token(
         }
     }
     let grant = live_grant(state, &grant.id).await?;
+    let granted_scope =
+        ScopeSet::parse(&grant.scope).map_err(|error| ApiError::internal(&error))?;
+    let resources: Vec<String> =
+        serde_json::from_str(&grant.resources).map_err(|error| ApiError::internal(&error))?;
+    let asked = narrow(form, &granted_scope, &resources)?;
     if !state.store().rotate_refresh_token(&hash, now).await? {
         state.store().revoke_grant(&grant.id, None, now).await?;
         return Err(bad(
@@ -239,13 +245,9 @@ async fn refresh_token(
             "the refresh token was already used; this device's access is revoked",
         ));
     }
-    let granted_scope =
-        ScopeSet::parse(&grant.scope).map_err(|error| ApiError::internal(&error))?;
-    let resources: Vec<String> =
-        serde_json::from_str(&grant.resources).map_err(|error| ApiError::internal(&error))?;
     // Keep the binding of the token being replaced.
     let jkt = record.jkt.or(jkt);
-    issue(state, client, &grant, &granted_scope, &resources, form, jkt, peer).await
+    issue(state, client, &grant, asked, jkt, peer).await
 }
 
 /// A live grant of an enabled user, or `invalid_grant`.
@@ -264,21 +266,14 @@ async fn live_grant(state: &AppState, grant_id: &str) -> Result<GrantRecord, Api
     }
 }
 
-/// Issues an access token for one service and, with `offline_access`, a new refresh token.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site per grant type, each with these values"
-)]
-async fn issue(
-    state: &AppState,
-    client: &Client,
-    grant: &GrantRecord,
+/// What a token request asks for within what was granted: a scope that may narrow but never
+/// widen (RFC 6749 §6), and the one service the access token is for (RFC 8707 §2.2). Checked
+/// before anything is spent, so that a refused request does not rotate a refresh token.
+fn narrow(
+    form: &Parameters,
     granted_scope: &ScopeSet,
     granted_resources: &[String],
-    form: &Parameters,
-    jkt: Option<String>,
-    peer: Option<&str>,
-) -> Result<Response, ApiError> {
+) -> Result<(ScopeSet, Option<String>), ApiError> {
     // A token request may narrow the scope, never widen it (RFC 6749 §6).
     let scope = match form.single("scope") {
         None => granted_scope.clone(),
@@ -304,6 +299,18 @@ async fn issue(
         }
         _ => return Err(bad(ErrorCode::InvalidTarget, "ask for one resource per token")),
     };
+    Ok((scope, audience))
+}
+
+/// Issues an access token for one service and, with `offline_access`, a new refresh token.
+async fn issue(
+    state: &AppState,
+    client: &Client,
+    grant: &GrantRecord,
+    (scope, audience): (ScopeSet, Option<String>),
+    jkt: Option<String>,
+    peer: Option<&str>,
+) -> Result<Response, ApiError> {
     let now = state.now();
     let lifetimes = state.lifetimes();
     let user = state

@@ -93,6 +93,7 @@ mod support {
 }
 
 mod discovery;
+mod flow;
 mod keys;
 mod limits;
 mod listener;
