@@ -107,6 +107,18 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{prefix}/token"), post(endpoints::token::token))
         .route(&format!("{prefix}/revoke"), post(endpoints::introspect::revoke))
         .route(&format!("{prefix}/introspect"), post(endpoints::introspect::introspect))
+        .route(&format!("{prefix}/account"), get(endpoints::account::page))
+        .route(&format!("{prefix}/account/{{action}}"), post(endpoints::account::action))
+        .route(&format!("{prefix}/account/api/devices"), get(endpoints::account::api_devices))
+        .route(
+            &format!("{prefix}/account/api/devices/revoke-all"),
+            post(endpoints::account::api_revoke_all),
+        )
+        .route(
+            &format!("{prefix}/account/api/devices/{{id}}/revoke"),
+            post(endpoints::account::api_revoke),
+        )
+        .route(&format!("{prefix}/revocations"), get(endpoints::account::feed))
         .route(&format!("{prefix}/style.css"), get(style));
     if state.0.registration.mode == RegistrationMode::Stored {
         router = router.route(

@@ -72,6 +72,24 @@ pub fn error(status: StatusCode, message: &str) -> Response {
     )
 }
 
+/// A Unix time as `2026-11-24 07:33 UTC` (the civil-from-days algorithm of Howard Hinnant's
+/// "chrono-Compatible Low-Level Date Algorithms").
+pub fn date(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let seconds = unix.rem_euclid(86_400);
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", seconds / 3600, seconds % 3600 / 60)
+}
+
 /// The words a person sees for each scope.
 pub fn scope_words(scope: &str) -> &'static str {
     match scope {
@@ -180,6 +198,13 @@ pub fn consent(consent: &Consent<'_>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(date(0), "1970-01-01 00:00 UTC");
+        assert_eq!(date(1_800_000_000), "2027-01-15 08:00 UTC");
+        assert_eq!(date(951_782_400), "2000-02-29 00:00 UTC");
+    }
 
     #[test]
     fn escapes_markup() {

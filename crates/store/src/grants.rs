@@ -233,13 +233,15 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes one grant (of one user, when `user_id` is given); true if it was live.
+    /// Revokes one grant (of one user, when `user_id` is given) and logs it in the revocation
+    /// feed; true if it was live.
     pub async fn revoke_grant(
         &self,
         id: &str,
         user_id: Option<&str>,
         at: i64,
     ) -> Result<bool, Error> {
+        let mut transaction = self.pool.begin().await?;
         let result = sqlx::query(
             "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
              AND ($3 IS NULL OR user_id = $3)",
@@ -247,35 +249,60 @@ impl Store {
         .bind(at)
         .bind(id)
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await?;
-        Ok(result.rows_affected() == 1)
+        let revoked = result.rows_affected() == 1;
+        if revoked {
+            sqlx::query("INSERT INTO revocations (grant_id, revoked_at) VALUES ($1, $2)")
+                .bind(id)
+                .bind(at)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(revoked)
     }
 
-    /// Revokes every live grant of a user; returns how many.
+    /// Revokes every live grant of a user and logs each in the feed; returns how many.
     pub async fn revoke_grants_of_user(&self, user_id: &str, at: i64) -> Result<u64, Error> {
+        let mut transaction = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO revocations (grant_id, revoked_at) \
+             SELECT id, $1 FROM grants WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(user_id)
+        .execute(&mut *transaction)
+        .await?;
         let result = sqlx::query(
             "UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
         )
         .bind(at)
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await?;
+        transaction.commit().await?;
         Ok(result.rows_affected())
     }
 
-    /// Grants revoked after `since` (a revocation time), oldest first, at most `limit`: the feed
-    /// front doors follow.
-    pub async fn revoked_since(&self, since: i64, limit: i64) -> Result<Vec<(String, i64)>, Error> {
-        let rows = sqlx::query(
-            "SELECT id, revoked_at FROM grants WHERE revoked_at IS NOT NULL AND revoked_at > $1 \
-             ORDER BY revoked_at, id LIMIT $2",
-        )
-        .bind(since)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|row| Ok((row.try_get("id")?, row.try_get("revoked_at")?))).collect()
+    /// The revocation feed after cursor `after` (0 for the start), oldest first, at most
+    /// `limit`: `(cursor, grant id, revocation time)`. Front doors follow it to close the live
+    /// sessions of revoked devices.
+    pub async fn revocations_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, i64)>, Error> {
+        let rows = sqlx::query("SELECT seq, grant_id, revoked_at FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((row.try_get("seq")?, row.try_get("grant_id")?, row.try_get("revoked_at")?))
+            })
+            .collect()
     }
 
     /// Stores a code by hash.

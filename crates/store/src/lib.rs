@@ -58,7 +58,7 @@ pub enum Backend {
 }
 
 /// The tables, in the order [`Store::row_counts`] reports them.
-pub const TABLES: [&str; 11] = [
+pub const TABLES: [&str; 12] = [
     "signing_keys",
     "sealing_keys",
     "clients",
@@ -69,6 +69,7 @@ pub const TABLES: [&str; 11] = [
     "codes",
     "refresh_tokens",
     "seen_once",
+    "revocations",
     "_sqlx_migrations",
 ];
 

@@ -497,7 +497,7 @@ impl Answer {
     }
 }
 
-fn see_other(location: &str) -> Response {
+pub(crate) fn see_other(location: &str) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(value) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, value);
@@ -568,7 +568,7 @@ pub(crate) fn session_cookie(state: &AppState, value: &str, max_age: i64) -> Str
     )
 }
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -604,7 +604,7 @@ fn clean_device_name(text: &str, client: &Client) -> String {
     if cleaned.is_empty() { application_name(client) } else { cleaned.to_owned() }
 }
 
-fn internal(error: &dyn std::fmt::Display) -> Response {
+pub(crate) fn internal(error: &dyn std::fmt::Display) -> Response {
     let _ = crate::error::ApiError::internal(error);
     pages::error(
         StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,5 +1,6 @@
 //! The HTTP endpoints, one file each.
 
+pub mod account;
 pub mod authorize;
 pub mod discovery;
 pub mod introspect;

@@ -92,6 +92,7 @@ mod support {
     }
 }
 
+mod account;
 mod discovery;
 mod flow;
 mod keys;

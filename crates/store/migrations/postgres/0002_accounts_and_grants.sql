@@ -62,6 +62,13 @@ CREATE TABLE refresh_tokens (
 );
 CREATE INDEX refresh_tokens_by_grant ON refresh_tokens (grant_id);
 
+-- The revocation feed: every revoked grant, in order, for front doors that close live sessions.
+CREATE TABLE revocations (
+    seq        BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    grant_id   TEXT   NOT NULL,
+    revoked_at BIGINT NOT NULL
+);
+
 -- One-time values (client assertion and DPoP proof jti, revoked access token jti), kept until
 -- they would have expired anyway.
 CREATE TABLE seen_once (

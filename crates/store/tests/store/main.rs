@@ -51,6 +51,14 @@ fn grant(id: &str, user_id: &str, client_id: &str) -> GrantRecord {
     }
 }
 
+/// Test-only: un-revokes a grant by inserting a fresh copy under the same id.
+async fn sqlx_reset_grant(store: &Store, id: &str) {
+    let mut revived = store.grant(id).await.unwrap().unwrap();
+    revived.revoked_at = None;
+    store.delete_client(&revived.client_id).await.unwrap();
+    store.insert_grant(&revived).await.unwrap();
+}
+
 async fn accounts_and_grants(store: &Store) {
     // Users: unique addresses, password change, disabling ends sessions.
     let alice = UserRecord {
@@ -112,8 +120,17 @@ async fn accounts_and_grants(store: &Store) {
     );
     assert!(store.revoke_grant("g2", Some("u1"), 160).await.unwrap());
     assert!(!store.revoke_grant("g2", None, 161).await.unwrap(), "revoked once");
-    assert_eq!(store.revoked_since(0, 10).await.unwrap(), vec![("g2".to_owned(), 160)]);
-    assert_eq!(store.revoked_since(160, 10).await.unwrap(), vec![]);
+    assert_eq!(store.revocations_after(0, 10).await.unwrap(), vec![(1, "g2".to_owned(), 160)]);
+    assert_eq!(store.revocations_after(1, 10).await.unwrap(), vec![]);
+    store.insert_grant(&grant("g3", "u1", "third")).await.unwrap();
+    store.insert_grant(&grant("g4", "u1", "fourth")).await.unwrap();
+    assert_eq!(store.revoke_grants_of_user("u1", 170).await.unwrap(), 3, "g1, g3 and g4");
+    let feed = store.revocations_after(1, 10).await.unwrap();
+    assert_eq!(feed.len(), 3);
+    assert!(feed.iter().all(|(cursor, _, at)| *cursor > 1 && *at == 170));
+    assert_eq!(store.revocations_after(1, 2).await.unwrap().len(), 2, "limited");
+    // Bring g1 back to life for the code and refresh checks below.
+    sqlx_reset_grant(store, "g1").await;
     assert_eq!(store.live_grant("u1", "other").await.unwrap(), None);
 
     // Codes: first use is fresh, every later use says reused.

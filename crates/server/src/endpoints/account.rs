@@ -1,0 +1,350 @@
+//! The devices page (`/account`): a signed-in user's grants, one per installation, with revoke
+//! one, revoke all, password change and sign-out; the same as a JSON API under `/account/api`.
+//! And the revocation feed (`/revocations`) that front doors follow.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use letterlock_protocol::ErrorCode;
+use letterlock_store::{GrantRecord, UserRecord};
+
+use crate::accounts::{change_password, verify_password};
+use crate::endpoints::authorize::{
+    Parameters, cookie_name, cookie_value, internal, see_other, session_cookie, signed_in,
+};
+use crate::endpoints::introspect::resource_server;
+use crate::error::ApiError;
+use crate::pages::{self, escape};
+use crate::state::AppState;
+
+/// The longest a feed request may wait for news, in seconds.
+const MAX_WAIT_SECONDS: u64 = 30;
+/// How often a waiting feed request looks again (revocations may come from other nodes).
+const FEED_POLL: Duration = Duration::from_millis(250);
+
+/// `GET /account`.
+pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match signed_in(&state, &headers).await {
+        Ok(Some((user, csrf))) => devices_page(&state, &user, &csrf, None).await,
+        Ok(None) => pages::sign_in(state.issuer().path_prefix(), None, "", None, StatusCode::OK),
+        Err(error) => internal(&error),
+    }
+}
+
+/// `POST /account/revoke`, `/account/revoke-all`, `/account/password`, `/account/logout`.
+pub async fn action(
+    State(state): State<AppState>,
+    Path(action): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Parameters::parse(std::str::from_utf8(&body).unwrap_or("")).unwrap_or_default();
+    let (user, csrf) = match signed_in(&state, &headers).await {
+        Ok(Some(signed_in)) => signed_in,
+        Ok(None) => {
+            return pages::sign_in(
+                state.issuer().path_prefix(),
+                None,
+                "",
+                Some("Sign in first."),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+        Err(error) => return internal(&error),
+    };
+    if !same(form.single("csrf").unwrap_or(""), &csrf) {
+        return pages::error(
+            StatusCode::FORBIDDEN,
+            "This form has expired or did not come from this site.",
+        );
+    }
+    let now = state.now();
+    let back = format!("{}/account", state.issuer().path_prefix());
+    match action.as_str() {
+        "revoke" => {
+            let grant = form.single("grant").unwrap_or("");
+            if let Err(error) = state.store().revoke_grant(grant, Some(&user.id), now).await {
+                return internal(&error);
+            }
+            see_other(&back)
+        }
+        "revoke-all" => {
+            if let Err(error) = state.store().revoke_grants_of_user(&user.id, now).await {
+                return internal(&error);
+            }
+            see_other(&back)
+        }
+        "password" => {
+            let current = form.single("current").unwrap_or("").to_owned();
+            let hash = user.password_hash.clone();
+            let matches = tokio::task::spawn_blocking(move || verify_password(&current, &hash))
+                .await
+                .unwrap_or(false);
+            if !matches {
+                return devices_page(&state, &user, &csrf, Some("The current password is wrong."))
+                    .await;
+            }
+            let revoke_all = form.single("revoke_all") == Some("on");
+            match change_password(
+                state.store(),
+                &user.address,
+                form.single("new").unwrap_or(""),
+                revoke_all,
+                now,
+            )
+            .await
+            {
+                // The change ends every session, this one too: start a fresh one here.
+                Ok(_) => match state.start_session(&user).await {
+                    Ok(cookie) => {
+                        let mut response = see_other(&back);
+                        if let Ok(value) = HeaderValue::from_str(&session_cookie(
+                            &state,
+                            &cookie,
+                            state.lifetimes().session,
+                        )) {
+                            response.headers_mut().insert(header::SET_COOKIE, value);
+                        }
+                        response
+                    }
+                    Err(error) => internal(&error),
+                },
+                Err(error) => devices_page(&state, &user, &csrf, Some(&error.to_string())).await,
+            }
+        }
+        "logout" => {
+            if let Some(cookie) = cookie_value(&headers, &cookie_name(&state))
+                && let Err(error) =
+                    state.store().delete_session(&crate::accounts::hash_secret(&cookie)).await
+            {
+                return internal(&error);
+            }
+            let mut response = pages::sign_in(
+                state.issuer().path_prefix(),
+                None,
+                "",
+                Some("You are signed out."),
+                StatusCode::OK,
+            );
+            if let Ok(value) = HeaderValue::from_str(&session_cookie(&state, "", 0)) {
+                response.headers_mut().insert(header::SET_COOKIE, value);
+            }
+            response
+        }
+        _ => pages::error(StatusCode::NOT_FOUND, "No such action."),
+    }
+}
+
+/// `GET /account/api/devices`: the same list as JSON, with the CSRF token the other API calls
+/// need in `X-CSRF-Token`.
+pub async fn api_devices(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (user, csrf) = api_user(&state, &headers).await?;
+    let grants = state.store().grants_of_user(&user.id).await?;
+    let devices: Vec<Value> = grants.iter().map(|grant| device_json(&state, grant)).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "user": user.address, "csrf": csrf, "devices": devices }),
+    ))
+}
+
+/// `POST /account/api/devices/{id}/revoke`: 204, or 404 if the user has no live device with
+/// this id.
+pub async fn api_revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let user = api_user_with_csrf(&state, &headers).await?;
+    if state.store().revoke_grant(&id, Some(&user.id), state.now()).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::InvalidRequest,
+            "no live device with this id",
+        ))
+    }
+}
+
+/// `POST /account/api/devices/revoke-all`: `{"revoked": n}`.
+pub async fn api_revoke_all(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let user = api_user_with_csrf(&state, &headers).await?;
+    let revoked = state.store().revoke_grants_of_user(&user.id, state.now()).await?;
+    Ok(json_response(StatusCode::OK, &json!({ "revoked": revoked })))
+}
+
+/// The signed-in user of an API call that changes something: the session cookie alone is not
+/// enough, the session's CSRF token must come in `X-CSRF-Token` (which a cross-site form
+/// cannot send).
+async fn api_user_with_csrf(state: &AppState, headers: &HeaderMap) -> Result<UserRecord, ApiError> {
+    let (user, csrf) = api_user(state, headers).await?;
+    let presented = headers.get("x-csrf-token").and_then(|value| value.to_str().ok()).unwrap_or("");
+    if same(presented, &csrf) {
+        Ok(user)
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::InvalidRequest,
+            "send the session's X-CSRF-Token",
+        ))
+    }
+}
+
+/// `GET /revocations?after=CURSOR&wait=SECONDS`, for resource servers: grants revoked after the
+/// cursor, waiting up to `wait` seconds (at most 30) for the first one. Front doors close the
+/// live sessions of these grants.
+pub async fn feed(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    resource_server(&state, &headers)?;
+    let parameters = Parameters::parse(query.as_deref().unwrap_or(""))
+        .map_err(|message| ApiError::bad_request(ErrorCode::InvalidRequest, message))?;
+    let number = |name: &str| -> Result<u64, ApiError> {
+        parameters.single(name).map_or(Ok(0), |text| {
+            text.parse().map_err(|_| {
+                ApiError::bad_request(
+                    ErrorCode::InvalidRequest,
+                    format!("{name} must be a whole number"),
+                )
+            })
+        })
+    };
+    let after = i64::try_from(number("after")?).unwrap_or(i64::MAX);
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(number("wait")?.min(MAX_WAIT_SECONDS));
+    loop {
+        let revocations = state.store().revocations_after(after, 500).await?;
+        if !revocations.is_empty() || tokio::time::Instant::now() >= deadline {
+            let cursor = revocations.last().map_or(after, |(cursor, _, _)| *cursor);
+            let items: Vec<Value> = revocations
+                .into_iter()
+                .map(|(cursor, grant_id, revoked_at)| json!({ "cursor": cursor, "grant_id": grant_id, "revoked_at": revoked_at }))
+                .collect();
+            return Ok(json_response(
+                StatusCode::OK,
+                &json!({ "revocations": items, "cursor": cursor }),
+            ));
+        }
+        tokio::time::sleep(FEED_POLL).await;
+    }
+}
+
+async fn api_user(state: &AppState, headers: &HeaderMap) -> Result<(UserRecord, String), ApiError> {
+    signed_in(state, headers).await?.ok_or_else(|| {
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidToken, "sign in first")
+    })
+}
+
+fn device_json(state: &AppState, grant: &GrantRecord) -> Value {
+    json!({
+        "id": grant.id,
+        "device_name": grant.device_name,
+        "application": grant.client_name,
+        "verified_by": verified_by(state, grant),
+        "software_id": grant.software_id,
+        "software_version": grant.software_version,
+        "scope": grant.scope,
+        "resources": serde_json::from_str::<Value>(&grant.resources).unwrap_or(Value::Null),
+        "first_use": grant.created_at,
+        "last_use": grant.last_used_at,
+        "last_address": grant.last_address,
+        "revoked_at": grant.revoked_at,
+    })
+}
+
+/// The vendor's name, while the vendor is still trusted.
+fn verified_by(state: &AppState, grant: &GrantRecord) -> Option<String> {
+    let issuer = grant.vendor.as_deref()?;
+    state.0.vendors.iter().find(|vendor| vendor.issuer == issuer).map(|vendor| vendor.name.clone())
+}
+
+async fn devices_page(
+    state: &AppState,
+    user: &UserRecord,
+    csrf: &str,
+    message: Option<&str>,
+) -> Response {
+    let grants = match state.store().grants_of_user(&user.id).await {
+        Ok(grants) => grants,
+        Err(error) => return internal(&error),
+    };
+    let prefix = state.issuer().path_prefix();
+    let csrf = escape(csrf);
+    let mut rows = String::new();
+    for grant in &grants {
+        let verified = match verified_by(state, grant) {
+            Some(vendor) => {
+                format!("<span class=\"verified\">Verified: {}</span>", escape(&vendor))
+            }
+            None => "<span class=\"unverified\">Not verified</span>".to_owned(),
+        };
+        let action = match grant.revoked_at {
+            Some(at) => format!("Revoked {}", pages::date(at)),
+            None => format!(
+                "<form method=\"post\" action=\"{prefix}/account/revoke\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                 <input type=\"hidden\" name=\"grant\" value=\"{}\"><button type=\"submit\">Revoke</button></form>",
+                escape(&grant.id)
+            ),
+        };
+        rows.push_str(&format!(
+            "<tr><td><strong>{}</strong><br>{}<br>{verified}</td><td>{}</td><td>{}<br><span class=\"muted\">{}</span></td><td>{action}</td></tr>",
+            escape(&grant.device_name),
+            escape(&grant.client_name),
+            pages::date(grant.created_at),
+            pages::date(grant.last_used_at),
+            escape(grant.last_address.as_deref().unwrap_or("")),
+        ));
+    }
+    if grants.is_empty() {
+        rows.push_str("<tr><td colspan=\"4\">No device has access to your account.</td></tr>");
+    }
+    let message = message
+        .map(|text| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(text)))
+        .unwrap_or_default();
+    pages::page(
+        StatusCode::OK,
+        "Your devices",
+        &format!(
+            "<h1>Devices with access to {address}</h1>{message}\
+             <table><thead><tr><th>Device</th><th>First use</th><th>Last use</th><th></th></tr></thead><tbody>{rows}</tbody></table>\
+             <form method=\"post\" action=\"{prefix}/account/revoke-all\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\">Revoke all devices</button></form>\
+             <h2>Change password</h2><form method=\"post\" action=\"{prefix}/account/password\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label for=\"current\">Current password</label><input type=\"password\" id=\"current\" name=\"current\" autocomplete=\"current-password\" required>\
+             <label for=\"new\">New password</label><input type=\"password\" id=\"new\" name=\"new\" autocomplete=\"new-password\" required>\
+             <label><input type=\"checkbox\" name=\"revoke_all\" value=\"on\" checked> Also sign out every device</label>\
+             <button type=\"submit\">Change password</button></form>\
+             <form method=\"post\" action=\"{prefix}/account/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\">Sign out</button></form>",
+            address = escape(&user.address),
+        ),
+    )
+}
+
+fn same(presented: &str, expected: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_bytes(), expected.as_bytes())
+        .is_ok()
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
