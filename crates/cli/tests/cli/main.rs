@@ -220,3 +220,96 @@ fn configuration_errors_are_clear_and_fatal() {
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(message.contains("https"), "{message}");
 }
+
+fn user_command(config: &Path, args: &[&str], password: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(BINARY)
+        .arg("user")
+        .args(args)
+        .args(["--config", config.to_str().unwrap()])
+        .env("LETTERLOCK_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&letterlock_protocol::base64url::decode(payload).unwrap()).unwrap()
+}
+
+/// Authlib (Python), an OAuth client we did not write, completes discovery, registration and
+/// the code flow with PKCE against the real server, then gets a per-service token by refresh.
+#[test]
+fn an_independent_oauth_client_completes_the_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("letterlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n\
+             [[resources]]\nuri = \"imaps://mail.example.com\"\n[[resources]]\nuri = \"smtps://mail.example.com\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+
+    // Accounts through the CLI.
+    let added = user_command(
+        &config,
+        &["add", "Bob@Example.com", "--password-stdin"],
+        "a long enough password",
+    );
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let again = user_command(
+        &config,
+        &["add", "bob@example.com", "--password-stdin"],
+        "a long enough password",
+    );
+    assert!(!again.status.success(), "the address is taken");
+    let short = user_command(&config, &["add", "carol@example.com", "--password-stdin"], "short");
+    assert!(!short.status.success(), "too short a password");
+    let list = letterlock(&["user", "list", "--config", config.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("bob@example.com  active"));
+
+    let server = Server::start(&config, port);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/authlib_flow.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .args([&format!("http://127.0.0.1:{port}"), "bob@example.com", "a long enough password"])
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "Authlib flow failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        jwt_claims(seen["access_token"].as_str().unwrap())["aud"],
+        "imaps://mail.example.com"
+    );
+    assert_eq!(
+        jwt_claims(seen["smtp_access_token"].as_str().unwrap())["aud"],
+        "smtps://mail.example.com"
+    );
+    assert_eq!(jwt_claims(seen["access_token"].as_str().unwrap())["sub"], "bob@example.com");
+    assert_eq!(seen["rotated"], true);
+
+    // Disabling the account revokes its devices.
+    let disabled =
+        letterlock(&["user", "disable", "bob@example.com", "--config", config.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&disabled.stdout).contains("1 devices revoked"),
+        "{}",
+        String::from_utf8_lossy(&disabled.stdout)
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}

@@ -1,0 +1,131 @@
+"""An independent OAuth client (Authlib, not written by us) against a running Letterlock server:
+discovery, dynamic registration, the code flow with PKCE, a per-service token by refresh.
+
+The browser step (sign in, approve) is done with `requests`, as a person's browser would; the
+OAuth protocol work (authorization URL, PKCE, token requests) is Authlib's.
+
+Usage: authlib_flow.py BASE_URL ADDRESS PASSWORD
+Prints one JSON object with what it saw; exits non-zero on any failure.
+"""
+
+import html.parser
+import json
+import secrets
+import sys
+import urllib.parse
+
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+
+
+class Fields(html.parser.HTMLParser):
+    """Collects the name/value pairs of <input> elements."""
+
+    def __init__(self):
+        super().__init__()
+        self.values = {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "input" and "name" in attrs:
+            self.values[attrs["name"]] = attrs.get("value", "")
+
+
+def fields(page):
+    parser = Fields()
+    parser.feed(page)
+    return parser.values
+
+
+def main(base, address, password):
+    # Discovery (RFC 8414): the issuer in the document must be the one we asked.
+    metadata = requests.get(f"{base}/.well-known/oauth-authorization-server", timeout=10).json()
+    assert metadata["issuer"] == base, metadata
+    assert "S256" in metadata["code_challenge_methods_supported"]
+
+    # Registration (RFC 7591) of a native public client.
+    redirect_uri = "http://127.0.0.1:50999/callback"
+    registration = requests.post(
+        metadata["registration_endpoint"],
+        json={
+            "redirect_uris": ["http://127.0.0.1/callback"],
+            "client_name": "Authlib test client",
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+        },
+        timeout=10,
+    )
+    assert registration.status_code == 201, registration.text
+    client_id = registration.json()["client_id"]
+
+    # Authorization request, built by Authlib with PKCE S256.
+    scope = "urn:ietf:params:oauth:scope:mail offline_access"
+    client = OAuth2Session(
+        client_id,
+        redirect_uri=redirect_uri,
+        scope=scope,
+        code_challenge_method="S256",
+        token_endpoint_auth_method="none",
+    )
+    verifier = secrets.token_urlsafe(48)
+    url, state = client.create_authorization_url(
+        metadata["authorization_endpoint"], code_verifier=verifier, login_hint=address
+    )
+
+    # The browser: sign in, approve, and catch the redirect to the loopback listener.
+    browser = requests.Session()
+    page = browser.get(url, timeout=10)
+    assert page.status_code == 200, page.text
+    request_id = fields(page.text)["request"]
+    page = browser.post(
+        f"{base}/login",
+        data={"request": request_id, "address": address, "password": password},
+        timeout=10,
+    )
+    assert "Allow access" in page.text, page.text
+    consent = fields(page.text)
+    answer = browser.post(
+        f"{base}/consent",
+        data={
+            "request": consent["request"],
+            "csrf": consent["csrf"],
+            "device_name": "Authlib",
+            "decision": "approve",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 303, answer.text
+    location = answer.headers["Location"]
+    parameters = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+    # RFC 9207: the client checks iss before it uses the code (mix-up defence).
+    assert parameters["iss"] == metadata["issuer"], parameters
+    assert parameters["state"] == state, parameters
+
+    # Token request by Authlib, with the PKCE verifier.
+    token = client.fetch_token(
+        metadata["token_endpoint"], authorization_response=location, code_verifier=verifier
+    )
+    assert token["token_type"].lower() == "bearer", token
+    assert "refresh_token" in token, token
+
+    # A token for SMTP by refresh, narrowed with `resource` (RFC 8707).
+    refreshed = client.refresh_token(
+        metadata["token_endpoint"],
+        refresh_token=token["refresh_token"],
+        resource="smtps://mail.example.com",
+    )
+    print(
+        json.dumps(
+            {
+                "client_id": client_id,
+                "access_token": token["access_token"],
+                "smtp_access_token": refreshed["access_token"],
+                "rotated": refreshed["refresh_token"] != token["refresh_token"],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
