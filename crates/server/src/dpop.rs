@@ -109,7 +109,7 @@ impl AppState {
         }
         let jkt = thumbprint(&jwk);
         let key = format!("dpop:{}", crate::accounts::hash_secret(&format!("{jkt}:{jti}")));
-        match self.store().remember_once(&key, iat + PROOF_MAX_AGE + PROOF_MAX_SKEW).await {
+        match self.0.replay.first_use(&key, iat + PROOF_MAX_AGE + PROOF_MAX_SKEW, now).await {
             Ok(true) => Ok(jkt),
             Ok(false) => Err(invalid("the proof was used before")),
             Err(error) => {

@@ -34,6 +34,7 @@ pub mod error;
 pub mod keys;
 pub mod listen;
 pub mod pages;
+pub mod replay;
 pub mod state;
 
 use std::future::Future;

@@ -89,6 +89,7 @@ pub(crate) struct Inner {
     pub resource_servers: Vec<ResourceServer>,
     pub sign_in: crate::accounts::SignInGuard,
     pub dpop_require_nonce: bool,
+    pub replay: crate::replay::ReplayCache,
     pub clock: Arc<dyn Clock>,
     pub random: SystemRandom,
 }
@@ -184,6 +185,7 @@ impl AppState {
             config.sign_in.concurrent_password_checks,
         );
         keys::ensure_keys(&store, algorithm, clock.now()).await?;
+        let replay = crate::replay::ReplayCache::for_store(&store);
         let signing = keys::load_signing_ring(&store, max_token_lifetime).await?;
         let sealer = keys::load_sealer(&store).await?;
         let max_age = registration.client_id_max_age_seconds;
@@ -210,6 +212,7 @@ impl AppState {
             resource_servers,
             sign_in,
             dpop_require_nonce: config.dpop.require_nonce,
+            replay,
             clock,
             random: SystemRandom::new(),
         })))

@@ -61,7 +61,7 @@ impl Store {
         .bind(i64::from(user.disabled))
         .bind(user.created_at)
         .bind(user.password_changed_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         conflict_aware(result)
     }
@@ -108,7 +108,7 @@ impl Store {
         .bind(password_hash)
         .bind(at)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -119,7 +119,7 @@ impl Store {
         let result = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
             .bind(i64::from(disabled))
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         if disabled {
             self.delete_sessions_of(id).await?;
@@ -137,7 +137,7 @@ impl Store {
         .bind(&session.csrf)
         .bind(session.created_at)
         .bind(session.expires_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         conflict_aware(result)
     }
@@ -168,7 +168,7 @@ impl Store {
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), Error> {
         sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
             .bind(id_hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -177,7 +177,7 @@ impl Store {
     pub async fn delete_sessions_of(&self, user_id: &str) -> Result<(), Error> {
         sqlx::query("DELETE FROM sessions WHERE user_id = $1")
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

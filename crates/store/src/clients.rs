@@ -42,7 +42,7 @@ impl Store {
         .bind(&client.client_secret_hash)
         .bind(client.issued_at)
         .bind(client.updated_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         conflict_aware(result)
     }
@@ -74,7 +74,7 @@ impl Store {
         .bind(&client.client_secret_hash)
         .bind(client.updated_at)
         .bind(&client.client_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -86,11 +86,11 @@ impl Store {
         // tokens cascade from the grants).
         sqlx::query("DELETE FROM grants WHERE client_id = $1")
             .bind(client_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         let result = sqlx::query("DELETE FROM clients WHERE client_id = $1")
             .bind(client_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(result.rows_affected() == 1)
     }

@@ -56,6 +56,20 @@ pub struct RefreshTokenRecord {
     pub rotated_at: Option<i64>,
 }
 
+/// A refresh token with its grant and whether the grant's user is disabled: everything a refresh
+/// needs, read in one query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshContext {
+    /// The token.
+    pub token: RefreshTokenRecord,
+    /// Its grant.
+    pub grant: GrantRecord,
+    /// The grant's user's address.
+    pub address: String,
+    /// True if the user is disabled.
+    pub user_disabled: bool,
+}
+
 /// What redeeming a code found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRedemption {
@@ -114,7 +128,7 @@ impl Store {
         .bind(id)
         .bind(request)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         conflict_aware(result)
     }
@@ -136,7 +150,7 @@ impl Store {
     pub async fn delete_pending_request(&self, id: &str) -> Result<bool, Error> {
         let result = sqlx::query("DELETE FROM authorization_requests WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -162,7 +176,7 @@ impl Store {
         .bind(grant.last_used_at)
         .bind(&grant.last_address)
         .bind(grant.revoked_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         conflict_aware(result)
     }
@@ -181,7 +195,7 @@ impl Store {
         .bind(&grant.scope)
         .bind(&grant.resources)
         .bind(&grant.id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -228,7 +242,7 @@ impl Store {
             .bind(at)
             .bind(address)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -241,7 +255,7 @@ impl Store {
         user_id: Option<&str>,
         at: i64,
     ) -> Result<bool, Error> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.writer.begin().await?;
         let result = sqlx::query(
             "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
              AND ($3 IS NULL OR user_id = $3)",
@@ -265,7 +279,7 @@ impl Store {
 
     /// Revokes every live grant of a user and logs each in the feed; returns how many.
     pub async fn revoke_grants_of_user(&self, user_id: &str, at: i64) -> Result<u64, Error> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO revocations (grant_id, revoked_at) \
              SELECT id, $1 FROM grants WHERE user_id = $2 AND revoked_at IS NULL",
@@ -319,7 +333,7 @@ impl Store {
                 .bind(grant_id)
                 .bind(details)
                 .bind(expires_at)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await;
         conflict_aware(result)
     }
@@ -331,7 +345,7 @@ impl Store {
             sqlx::query("UPDATE codes SET used_at = $1 WHERE hash = $2 AND used_at IS NULL")
                 .bind(now)
                 .bind(hash)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected()
                 == 1;
@@ -364,7 +378,7 @@ impl Store {
         .bind(token.created_at)
         .bind(token.expires_at)
         .bind(token.rotated_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         conflict_aware(result)
     }
@@ -390,6 +404,112 @@ impl Store {
         .transpose()
     }
 
+    /// A refresh token with its grant and user, in one query.
+    pub async fn refresh_context(&self, hash: &str) -> Result<Option<RefreshContext>, Error> {
+        let row = sqlx::query(
+            "SELECT r.hash, r.grant_id, r.jkt, r.created_at AS token_created_at, r.expires_at, r.rotated_at, \
+             g.id, g.user_id, g.client_id, g.device_name, g.client_name, g.software_id, g.software_version, \
+             g.vendor, g.scope, g.resources, g.created_at, g.last_used_at, g.last_address, g.revoked_at, \
+             u.address, u.disabled \
+             FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id JOIN users u ON u.id = g.user_id \
+             WHERE r.hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(RefreshContext {
+                token: RefreshTokenRecord {
+                    hash: row.try_get("hash")?,
+                    grant_id: row.try_get("grant_id")?,
+                    jkt: row.try_get("jkt")?,
+                    created_at: row.try_get("token_created_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    rotated_at: row.try_get("rotated_at")?,
+                },
+                grant: grant_from_row(&row)?,
+                address: row.try_get("address")?,
+                user_disabled: row.try_get::<i64, _>("disabled")? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    /// A grant with its user's address and whether the user is disabled, in one query.
+    pub async fn grant_with_user(
+        &self,
+        id: &str,
+    ) -> Result<Option<(GrantRecord, String, bool)>, Error> {
+        let row = sqlx::query(
+            "SELECT g.id, g.user_id, g.client_id, g.device_name, g.client_name, g.software_id, \
+             g.software_version, g.vendor, g.scope, g.resources, g.created_at, g.last_used_at, \
+             g.last_address, g.revoked_at, u.address, u.disabled \
+             FROM grants g JOIN users u ON u.id = g.user_id WHERE g.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok((
+                grant_from_row(&row)?,
+                row.try_get("address")?,
+                row.try_get::<i64, _>("disabled")? != 0,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Records what a token response issued, in one transaction: rotates the refresh token
+    /// presented (if any; false, with nothing written, if it was rotated already), stores the new
+    /// one (if any), and, when `touch`, records the grant's use at `now` from `address`.
+    pub async fn record_issue(
+        &self,
+        rotated: Option<&str>,
+        issued: Option<&RefreshTokenRecord>,
+        grant_id: &str,
+        now: i64,
+        touch: Option<Option<&str>>,
+    ) -> Result<bool, Error> {
+        let mut transaction = self.writer.begin().await?;
+        if let Some(hash) = rotated {
+            let result = sqlx::query(
+                "UPDATE refresh_tokens SET rotated_at = $1 WHERE hash = $2 AND rotated_at IS NULL",
+            )
+            .bind(now)
+            .bind(hash)
+            .execute(&mut *transaction)
+            .await?;
+            if result.rows_affected() != 1 {
+                transaction.rollback().await?;
+                return Ok(false);
+            }
+        }
+        if let Some(token) = issued {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (hash, grant_id, jkt, created_at, expires_at, rotated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&token.hash)
+            .bind(&token.grant_id)
+            .bind(&token.jkt)
+            .bind(token.created_at)
+            .bind(token.expires_at)
+            .bind(token.rotated_at)
+            .execute(&mut *transaction)
+            .await?;
+        }
+        if let Some(address) = touch {
+            sqlx::query("UPDATE grants SET last_used_at = $1, last_address = COALESCE($2, last_address) WHERE id = $3")
+                .bind(now)
+                .bind(address)
+                .bind(grant_id)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        Ok(true)
+    }
+
     /// Marks a refresh token rotated; false if it was rotated already (a race or a replay).
     pub async fn rotate_refresh_token(&self, hash: &str, now: i64) -> Result<bool, Error> {
         let result = sqlx::query(
@@ -397,7 +517,7 @@ impl Store {
         )
         .bind(now)
         .bind(hash)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -407,7 +527,7 @@ impl Store {
         let result = sqlx::query("INSERT INTO seen_once (key, expires_at) VALUES ($1, $2)")
             .bind(key)
             .bind(expires_at)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await;
         match conflict_aware(result) {
             Ok(()) => Ok(true),
@@ -435,7 +555,7 @@ impl Store {
             "DELETE FROM refresh_tokens WHERE expires_at <= $1",
             "DELETE FROM seen_once WHERE expires_at <= $1",
         ] {
-            sqlx::query(query).bind(now).execute(&self.pool).await?;
+            sqlx::query(query).bind(now).execute(&self.writer).await?;
         }
         Ok(())
     }

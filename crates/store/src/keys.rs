@@ -65,7 +65,7 @@ impl Store {
         .bind(&key.private_key)
         .bind(key.created_at)
         .bind(key.activates_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         conflict_aware(result)
     }
@@ -98,7 +98,7 @@ impl Store {
         .bind(&key.material)
         .bind(key.created_at)
         .bind(key.retired_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         conflict_aware(result)
     }
@@ -110,7 +110,7 @@ impl Store {
         )
         .bind(at)
         .bind(kid)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
     }

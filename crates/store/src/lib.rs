@@ -21,7 +21,7 @@ mod keys;
 
 pub use accounts::{SessionRecord, UserRecord};
 pub use clients::ClientRecord;
-pub use grants::{CodeRedemption, GrantRecord, RefreshTokenRecord};
+pub use grants::{CodeRedemption, GrantRecord, RefreshContext, RefreshTokenRecord};
 pub use keys::{SealingKeyRecord, SigningKeyRecord};
 
 use std::str::FromStr as _;
@@ -57,6 +57,9 @@ pub enum Backend {
     Postgres,
 }
 
+/// Reading connections to a SQLite file; under WAL they run beside the one writing connection.
+const SQLITE_READERS: u32 = 4;
+
 /// The tables, in the order [`Store::row_counts`] reports them.
 pub const TABLES: [&str; 12] = [
     "signing_keys",
@@ -76,7 +79,11 @@ pub const TABLES: [&str; 12] = [
 /// The storage handle; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// Reads.
     pub(crate) pool: AnyPool,
+    /// Writes: for SQLite one connection, so that writers never meet SQLite's busy handler
+    /// (which sleeps); for PostgreSQL the same pool as reads.
+    pub(crate) writer: AnyPool,
     backend: Backend,
 }
 
@@ -99,30 +106,47 @@ impl Store {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool_options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
-        let pool = match backend {
-            Backend::Sqlite => {
-                pool_options
-                    // One connection: SQLite has one writer, and an in-memory database exists
-                    // per connection.
-                    .max_connections(1)
-                    .after_connect(|connection, _| {
-                        Box::pin(async move {
-                            connection
-                                .execute(
-                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
-                                )
-                                .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_with(options)
-                    .await?
+        let connect = |connections: u32| {
+            let options = options.clone();
+            let pool_options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+            async move {
+                match backend {
+                    Backend::Sqlite => {
+                        pool_options
+                            .max_connections(connections)
+                            .after_connect(|connection, _| {
+                                Box::pin(async move {
+                                    connection
+                                    .execute(
+                                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                                    )
+                                    .await?;
+                                    Ok(())
+                                })
+                            })
+                            .connect_with(options)
+                            .await
+                    }
+                    Backend::Postgres => {
+                        pool_options.max_connections(connections).connect_with(options).await
+                    }
+                }
             }
-            Backend::Postgres => pool_options.max_connections(16).connect_with(options).await?,
         };
-        Ok(Self { pool, backend })
+        let (pool, writer) = match backend {
+            // An in-memory database exists per connection: one connection does everything.
+            Backend::Sqlite if url.contains(":memory:") => {
+                let pool = connect(1).await?;
+                (pool.clone(), pool)
+            }
+            Backend::Sqlite => (connect(SQLITE_READERS).await?, connect(1).await?),
+            Backend::Postgres => {
+                let pool = connect(16).await?;
+                (pool.clone(), pool)
+            }
+        };
+        Ok(Self { pool, writer, backend })
     }
 
     /// Which database this is.
@@ -133,14 +157,15 @@ impl Store {
     /// Brings the schema up to date.
     pub async fn migrate(&self) -> Result<(), Error> {
         match self.backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await?,
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.writer).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.writer).await?,
         }
         Ok(())
     }
 
     /// Closes every connection.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 

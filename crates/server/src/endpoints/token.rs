@@ -22,6 +22,8 @@ use crate::state::AppState;
 
 /// RFC 7523 §2.2.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// How stale a grant's recorded last use may be, in seconds.
+const LAST_USE_RESOLUTION: i64 = 60;
 /// The longest a client assertion may live, in seconds.
 const ASSERTION_MAX_LIFETIME: i64 = 300;
 
@@ -168,11 +170,12 @@ async fn authorization_code(
             "the code is bound to another DPoP key (dpop_jkt)",
         ));
     }
-    let grant = live_grant(state, &grant_id).await?;
+    let (grant, address) = live_grant(state, &grant_id).await?;
     let granted_scope =
         ScopeSet::parse(&details.scope).map_err(|error| ApiError::internal(&error))?;
     let asked = narrow(form, &granted_scope, &details.resources)?;
-    issue(state, client, &grant, asked, jkt, peer).await
+    let subject = Subject { grant: &grant, address: &address, rotated: None };
+    issue(state, client, subject, asked, jkt, peer).await
 }
 
 async fn refresh_token(
@@ -187,30 +190,18 @@ async fn refresh_token(
         .ok_or_else(|| bad(ErrorCode::InvalidRequest, "refresh_token is missing"))?;
     let hash = hash_secret(presented);
     let now = state.now();
-    let record = state
+    let context = state
         .store()
-        .refresh_token(&hash)
+        .refresh_context(&hash)
         .await?
         .ok_or_else(|| bad(ErrorCode::InvalidGrant, "the refresh token is not valid"))?;
-    let grant = state
-        .store()
-        .grant(&record.grant_id)
-        .await?
-        .ok_or_else(|| bad(ErrorCode::InvalidGrant, "the refresh token is not valid"))?;
+    let (record, grant) = (context.token, context.grant);
     if grant.client_id != client.client_id {
         return Err(bad(ErrorCode::InvalidGrant, "the refresh token was issued to another client"));
     }
     if record.rotated_at.is_some() {
         // RFC 9700 §4.14.2: a rotated-out token presented again means two parties hold it.
-        state.store().revoke_grant(&grant.id, None, now).await?;
-        tracing::warn!(
-            grant_id = grant.id,
-            "a rotated-out refresh token was presented; the grant is revoked"
-        );
-        return Err(bad(
-            ErrorCode::InvalidGrant,
-            "the refresh token was already used; this device's access is revoked",
-        ));
+        return Err(reuse_detected(state, &grant.id, now).await);
     }
     if record.expires_at <= now {
         return Err(bad(ErrorCode::InvalidGrant, "the refresh token has expired"));
@@ -232,38 +223,56 @@ async fn refresh_token(
             Some(_) => {}
         }
     }
-    let grant = live_grant(state, &grant.id).await?;
+    check_live(&grant, context.user_disabled)?;
     let granted_scope =
         ScopeSet::parse(&grant.scope).map_err(|error| ApiError::internal(&error))?;
     let resources: Vec<String> =
         serde_json::from_str(&grant.resources).map_err(|error| ApiError::internal(&error))?;
     let asked = narrow(form, &granted_scope, &resources)?;
-    if !state.store().rotate_refresh_token(&hash, now).await? {
-        state.store().revoke_grant(&grant.id, None, now).await?;
-        return Err(bad(
-            ErrorCode::InvalidGrant,
-            "the refresh token was already used; this device's access is revoked",
-        ));
-    }
     // Keep the binding of the token being replaced.
     let jkt = record.jkt.or(jkt);
-    issue(state, client, &grant, asked, jkt, peer).await
+    let subject = Subject { grant: &grant, address: &context.address, rotated: Some(&hash) };
+    issue(state, client, subject, asked, jkt, peer).await
 }
 
-/// A live grant of an enabled user, or `invalid_grant`.
-async fn live_grant(state: &AppState, grant_id: &str) -> Result<GrantRecord, ApiError> {
-    let grant = state
+/// Revokes a grant whose refresh token was presented after rotation, and says so.
+async fn reuse_detected(state: &AppState, grant_id: &str, now: i64) -> ApiError {
+    if let Err(error) = state.store().revoke_grant(grant_id, None, now).await {
+        return ApiError::from(error);
+    }
+    tracing::warn!(grant_id, "a rotated-out refresh token was presented; the grant is revoked");
+    bad(
+        ErrorCode::InvalidGrant,
+        "the refresh token was already used; this device's access is revoked",
+    )
+}
+
+/// A live grant of an enabled user, with the user's address, or `invalid_grant`.
+async fn live_grant(state: &AppState, grant_id: &str) -> Result<(GrantRecord, String), ApiError> {
+    let (grant, address, disabled) = state
         .store()
-        .grant(grant_id)
+        .grant_with_user(grant_id)
         .await?
         .ok_or_else(|| bad(ErrorCode::InvalidGrant, "the grant does not exist"))?;
+    check_live(&grant, disabled)?;
+    Ok((grant, address))
+}
+
+fn check_live(grant: &GrantRecord, user_disabled: bool) -> Result<(), ApiError> {
     if grant.revoked_at.is_some() {
         return Err(bad(ErrorCode::InvalidGrant, "access for this device was revoked"));
     }
-    match state.store().user(&grant.user_id).await? {
-        Some(user) if !user.disabled => Ok(grant),
-        _ => Err(bad(ErrorCode::InvalidGrant, "the account is disabled")),
+    if user_disabled {
+        return Err(bad(ErrorCode::InvalidGrant, "the account is disabled"));
     }
+    Ok(())
+}
+
+/// Whom a token response is for, and the refresh token it replaces.
+struct Subject<'a> {
+    grant: &'a GrantRecord,
+    address: &'a str,
+    rotated: Option<&'a str>,
 }
 
 /// What a token request asks for within what was granted: a scope that may narrow but never
@@ -306,24 +315,20 @@ fn narrow(
 async fn issue(
     state: &AppState,
     client: &Client,
-    grant: &GrantRecord,
+    subject: Subject<'_>,
     (scope, audience): (ScopeSet, Option<String>),
     jkt: Option<String>,
     peer: Option<&str>,
 ) -> Result<Response, ApiError> {
     let now = state.now();
     let lifetimes = state.lifetimes();
-    let user = state
-        .store()
-        .user(&grant.user_id)
-        .await?
-        .ok_or_else(|| bad(ErrorCode::InvalidGrant, "the account no longer exists"))?;
+    let grant = subject.grant;
     let access_scope: Vec<&str> =
         scope.iter().filter(|scope| *scope != letterlock_protocol::scope::OFFLINE_ACCESS).collect();
     let bound = client.metadata.dpop_bound_access_tokens && jkt.is_some();
     let mut claims = Map::new();
     claims.insert("iss".into(), state.issuer().as_str().into());
-    claims.insert("sub".into(), user.address.clone().into());
+    claims.insert("sub".into(), subject.address.into());
     if let Some(audience) = &audience {
         claims.insert("aud".into(), audience.clone().into());
     }
@@ -346,25 +351,31 @@ async fn issue(
         "expires_in": lifetimes.access_token,
         "scope": scope.to_string(),
     });
+    let mut issued = None;
     if scope.contains(letterlock_protocol::scope::OFFLINE_ACCESS) {
         let refresh = random_token(32);
         // The refresh token is bound to the DPoP key the client proved, if it sent a proof:
         // a thief without the installation's key cannot use it (RFC 9449 §5).
-        let binding = jkt.clone();
-        state
-            .store()
-            .insert_refresh_token(&RefreshTokenRecord {
-                hash: hash_secret(&refresh),
-                grant_id: grant.id.clone(),
-                jkt: binding,
-                created_at: now,
-                expires_at: now + lifetimes.refresh_token,
-                rotated_at: None,
-            })
-            .await?;
+        issued = Some(RefreshTokenRecord {
+            hash: hash_secret(&refresh),
+            grant_id: grant.id.clone(),
+            jkt: jkt.clone(),
+            created_at: now,
+            expires_at: now + lifetimes.refresh_token,
+            rotated_at: None,
+        });
         body["refresh_token"] = refresh.into();
     }
-    state.store().touch_grant(&grant.id, now, peer).await?;
+    // Rotation, the new refresh token and the grant's last use are one transaction; a refresh
+    // token rotated meanwhile (a race between two holders) revokes the grant.
+    // The devices page shows the last use to the minute: a grant used again within a minute from
+    // the same address is not written again.
+    let touch = (now - grant.last_used_at >= LAST_USE_RESOLUTION
+        || (peer.is_some() && grant.last_address.as_deref() != peer))
+        .then_some(peer);
+    if !state.store().record_issue(subject.rotated, issued.as_ref(), &grant.id, now, touch).await? {
+        return Err(reuse_detected(state, &grant.id, now).await);
+    }
     let mut response = (StatusCode::OK, body.to_string()).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -510,7 +521,7 @@ impl AppState {
             .filter(|jti| !jti.is_empty() && jti.len() <= 256);
         let jti = jti.ok_or_else(|| refuse("client_assertion needs a jti"))?;
         let key = format!("assertion:{}", hash_secret(&format!("{}:{jti}", client.client_id)));
-        if !self.store().remember_once(&key, exp + 60).await? {
+        if !self.0.replay.first_use(&key, exp + 60, now).await? {
             return Err(refuse("client_assertion was used before"));
         }
         Ok(client)
