@@ -119,8 +119,7 @@ pub fn router(state: AppState) -> Router {
             &format!("{prefix}/account/api/devices/{{id}}/revoke"),
             post(endpoints::account::api_revoke),
         )
-        .route(&format!("{prefix}/revocations"), get(endpoints::account::feed))
-        .route(&format!("{prefix}/style.css"), get(style));
+        .route(&format!("{prefix}/revocations"), get(endpoints::account::feed));
     if state.0.registration.mode == RegistrationMode::Stored {
         router = router.route(
             &format!("{prefix}/register/{{client_id}}"),
@@ -143,15 +142,6 @@ pub fn router(state: AppState) -> Router {
             ApiError::internal(&"a request handler panicked").into_response()
         }))
         .with_state(state)
-}
-
-async fn style() -> Response {
-    let mut response = pages::STYLE.into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css"));
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
-    response
 }
 
 async fn not_found() -> Response {

@@ -313,3 +313,91 @@ fn an_independent_oauth_client_completes_the_flow() {
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }
+
+/// A person in Debian's Chromium: sign-in, the one consent page, the loopback redirect with a
+/// code, then the devices page and a revoke. Screenshots are kept in
+/// `target/browser-screenshots/`.
+#[test]
+fn a_person_in_chromium_signs_in_consents_and_revokes_the_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("letterlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n\
+             [[resources]]\nuri = \"imaps://mail.example.com\"\n[[resources]]\nuri = \"https://dav.example.com/\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let added = user_command(
+        &config,
+        &["add", "dana@example.com", "--password-stdin"],
+        "dana's long password",
+    );
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let server = Server::start(&config, port);
+
+    let browser_tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let screenshots =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser-screenshots");
+    let output = Command::new("node")
+        .arg(browser_tests.join("flow.mjs"))
+        .args([&format!("http://127.0.0.1:{port}"), "dana@example.com", "dana's long password"])
+        .arg(&screenshots)
+        .current_dir(&browser_tests)
+        .output()
+        .expect("node");
+    assert!(
+        output.status.success(),
+        "the browser flow failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["signInTitle"], "Sign in");
+    assert_eq!(seen["addressPrefilled"], "dana@example.com", "login_hint fills the address");
+    let consent = seen["consentText"].as_str().unwrap();
+    for words in [
+        "Browser Test Mail",
+        "Read and send your mail",
+        "Your contacts",
+        "Your calendars",
+        "Stay signed in on this device",
+        "not verified",
+        "127.0.0.1",
+    ] {
+        assert!(consent.contains(words), "the consent page lacks {words:?}:\n{consent}");
+    }
+    assert_eq!(seen["redirect"]["iss"], format!("http://127.0.0.1:{port}"));
+    assert_eq!(seen["redirect"]["state"], seen["state"]);
+    assert!(seen["redirect"]["code"].as_str().is_some_and(|code| code.len() > 30));
+    assert_eq!(seen["tokenType"], "Bearer");
+    assert!(seen["devicesBefore"].as_str().unwrap().contains("Browser laptop"));
+    assert!(seen["devicesAfter"].as_str().unwrap().contains("Revoked"));
+    assert!(
+        !seen["framedContent"].as_str().unwrap().contains("Sign in"),
+        "the page rendered inside a frame"
+    );
+    for shot in ["1-sign-in.png", "2-consent.png", "3-devices.png", "4-revoked.png"] {
+        assert!(
+            std::fs::metadata(screenshots.join(shot)).is_ok_and(|file| file.len() > 1000),
+            "{shot}"
+        );
+    }
+
+    // The revoked device's refresh token no longer works.
+    let refresh = curl(&[
+        "-d",
+        "grant_type=refresh_token",
+        "--data-urlencode",
+        &format!("refresh_token={}", seen["refreshToken"].as_str().unwrap()),
+        "--data-urlencode",
+        &format!("client_id={}", seen["clientId"].as_str().unwrap()),
+        &format!("http://127.0.0.1:{port}/token"),
+    ]);
+    assert_eq!(refresh["error"], "invalid_grant");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}

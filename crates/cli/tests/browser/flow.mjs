@@ -1,0 +1,114 @@
+// A person in a real browser (Debian's Chromium, driven by playwright-core): signs in, reads the
+// one consent page, approves, lands on the mail client's loopback listener with a code; then, on
+// the devices page, revokes that device. Screenshots of each page go to SCREENSHOTS.
+//
+// Usage: node flow.mjs BASE_URL ADDRESS PASSWORD SCREENSHOTS
+// Prints one JSON object with what it saw; exits non-zero on any failure.
+
+import { createHash, randomBytes } from "node:crypto";
+import { createServer } from "node:http";
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const [base, address, password, screenshots] = process.argv.slice(2);
+mkdirSync(screenshots, { recursive: true });
+
+const base64url = (bytes) => Buffer.from(bytes).toString("base64url");
+
+// The mail client: registration, PKCE, and a loopback listener for the redirect (RFC 8252 §7.3).
+const registration = await fetch(`${base}/register`, {
+  method: "POST",
+  headers: { "Content-Type": "application/json" },
+  body: JSON.stringify({ redirect_uris: ["http://127.0.0.1/callback"], client_name: "Browser Test Mail" }),
+}).then((response) => response.json());
+const clientId = registration.client_id;
+const verifier = base64url(randomBytes(32));
+const challenge = base64url(createHash("sha256").update(verifier).digest());
+const state = base64url(randomBytes(12));
+
+let answered;
+const answer = new Promise((resolve) => (answered = resolve));
+const listener = createServer((request, response) => {
+  const url = new URL(request.url, "http://127.0.0.1");
+  response.writeHead(200, { "Content-Type": "text/html" });
+  response.end("<!doctype html><title>Done</title><h1>You can close this window.</h1>");
+  answered(Object.fromEntries(url.searchParams));
+});
+await new Promise((resolve) => listener.listen(0, "127.0.0.1", resolve));
+const redirectUri = `http://127.0.0.1:${listener.address().port}/callback`;
+
+const authorize = new URL(`${base}/authorize`);
+for (const [name, value] of [
+  ["response_type", "code"],
+  ["client_id", clientId],
+  ["redirect_uri", redirectUri],
+  ["scope", "urn:ietf:params:oauth:scope:mail urn:ietf:params:oauth:scope:contacts urn:ietf:params:oauth:scope:calendars offline_access"],
+  ["state", state],
+  ["code_challenge", challenge],
+  ["code_challenge_method", "S256"],
+  ["login_hint", address],
+]) {
+  authorize.searchParams.append(name, value);
+}
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+const seen = {};
+try {
+  const page = await browser.newPage();
+  await page.goto(authorize.href);
+  seen.signInTitle = await page.title();
+  seen.addressPrefilled = await page.inputValue("#address");
+  await page.screenshot({ path: `${screenshots}/1-sign-in.png`, fullPage: true });
+  await page.fill("#password", password);
+  await page.click("button[type=submit]");
+  await page.waitForSelector("text=Allow access to your account?");
+  seen.consentText = await page.innerText("body");
+  seen.consentFramePolicy = (await page.evaluate(() => document.contentType)) === "text/html";
+  await page.fill("#device_name", "Browser laptop");
+  await page.screenshot({ path: `${screenshots}/2-consent.png`, fullPage: true });
+  await page.click("button[value=approve]");
+  seen.redirect = await answer;
+  await page.waitForSelector("text=You can close this window.");
+
+  const tokens = await fetch(`${base}/token`, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "authorization_code",
+      code: seen.redirect.code,
+      code_verifier: verifier,
+      client_id: clientId,
+      redirect_uri: redirectUri,
+    }),
+  }).then((response) => response.json());
+  seen.tokenType = tokens.token_type;
+  seen.refreshToken = tokens.refresh_token;
+  seen.clientId = clientId;
+  seen.state = state;
+
+  // The devices page: the new device is listed; revoke it.
+  await page.goto(`${base}/account`);
+  seen.devicesBefore = await page.innerText("table");
+  await page.screenshot({ path: `${screenshots}/3-devices.png`, fullPage: true });
+  await page.click("form[action$='/account/revoke'] button");
+  await page.waitForSelector("text=Revoked");
+  seen.devicesAfter = await page.innerText("table");
+  await page.screenshot({ path: `${screenshots}/4-revoked.png`, fullPage: true });
+
+  // A page trying to frame the consent page is refused by the browser.
+  const framing = await browser.newPage();
+  await framing.setContent(`<iframe id="victim" src="${authorize.href}"></iframe>`);
+  await framing.waitForTimeout(500);
+  const frame = framing.frames().find((candidate) => candidate !== framing.mainFrame());
+  seen.framedContent = frame ? await frame.evaluate(() => document.body ? document.body.innerText : "").catch(() => "") : "";
+} finally {
+  await browser.close();
+  listener.close();
+}
+console.log(JSON.stringify(seen));
