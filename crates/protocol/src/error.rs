@@ -22,6 +22,14 @@ pub enum ErrorCode {
     InvalidScope,
     /// RFC 8707 §2: the resource is not one this server issues tokens for, or not granted.
     InvalidTarget,
+    /// RFC 8628 §3.5: the person has not decided yet; poll again.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polling too fast; wait five more seconds.
+    SlowDown,
+    /// RFC 6749 §4.1.2.1, RFC 8628 §3.5: the person said no.
+    AccessDenied,
+    /// RFC 8628 §3.5: the device code expired.
+    ExpiredToken,
     /// RFC 9449 §5: the DPoP proof is invalid.
     InvalidDpopProof,
     /// RFC 9449 §8: the proof must carry the server's nonce (sent in `DPoP-Nonce`).
@@ -53,6 +61,10 @@ impl ErrorCode {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::AccessDenied => "access_denied",
+            Self::ExpiredToken => "expired_token",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
             Self::InvalidToken => "invalid_token",

@@ -35,6 +35,8 @@ pub struct AuthorizationServerMetadata {
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
     /// Algorithms accepted in `private_key_jwt` client assertions.
     pub token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    /// RFC 8628 §4.
+    pub device_authorization_endpoint: String,
     /// RFC 7009.
     pub revocation_endpoint: String,
     /// How clients authenticate at the revocation endpoint.
@@ -81,6 +83,7 @@ impl AuthorizationServerMetadata {
                 .map(|method| method.as_str())
                 .collect(),
             token_endpoint_auth_signing_alg_values_supported: SIGNING_ALGORITHMS.to_vec(),
+            device_authorization_endpoint: issuer.endpoint("/device_authorization"),
             revocation_endpoint: issuer.endpoint("/revoke"),
             revocation_endpoint_auth_methods_supported: AuthMethod::ALL
                 .iter()

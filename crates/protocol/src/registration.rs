@@ -106,17 +106,20 @@ pub enum GrantType {
     AuthorizationCode,
     /// RFC 6749 §6.
     RefreshToken,
+    /// RFC 8628 §3.4: for devices without a browser.
+    DeviceCode,
 }
 
 impl GrantType {
     /// Every grant type a client may register, as discovery lists them.
-    pub const ALL: [Self; 2] = [Self::AuthorizationCode, Self::RefreshToken];
+    pub const ALL: [Self; 3] = [Self::AuthorizationCode, Self::RefreshToken, Self::DeviceCode];
 
     /// The registry name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
+            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
         }
     }
 }
@@ -216,14 +219,20 @@ impl ClientMetadata {
     /// Checks a registration request object. Unknown members are ignored (RFC 7591 §2).
     pub fn from_json(request: &Map<String, Value>) -> Result<Self, RegistrationError> {
         let grant_types = grant_types(request)?;
-        check_response_types(request)?;
+        check_response_types(request, &grant_types)?;
         let redirect_uris = redirect_uris(request, &grant_types)?;
         let application_type = match request.get("application_type") {
             None => {
                 // OpenID Connect defaults to `web`, but the mail profile's registration example
                 // sends no application_type; a client whose redirects only a native app can
                 // receive is a native app.
-                if !redirect_uris.is_empty() && redirect_uris.iter().all(RedirectUri::is_native) {
+                // A device-grant client without redirects is a device without a browser.
+                let device_only =
+                    redirect_uris.is_empty() && grant_types.contains(&GrantType::DeviceCode);
+                if device_only
+                    || (!redirect_uris.is_empty()
+                        && redirect_uris.iter().all(RedirectUri::is_native))
+                {
                     ApplicationType::Native
                 } else {
                     ApplicationType::Web
@@ -432,10 +441,10 @@ fn grant_types(request: &Map<String, Value>) -> Result<Vec<GrantType>, Registrat
             found.push(grant);
         }
     }
-    if !found.contains(&GrantType::AuthorizationCode) {
+    if !found.contains(&GrantType::AuthorizationCode) && !found.contains(&GrantType::DeviceCode) {
         return Err(RegistrationError::metadata(
             "grant_types",
-            "must include authorization_code (refresh_token alone has nothing to refresh)",
+            "must include authorization_code or the device_code grant (refresh_token alone has nothing to refresh)",
         ));
     }
     found.sort_by_key(|grant| GrantType::ALL.iter().position(|known| known == grant));
@@ -444,13 +453,25 @@ fn grant_types(request: &Map<String, Value>) -> Result<Vec<GrantType>, Registrat
 
 /// RFC 7591 §2.1: `authorization_code` goes with the response type `code`, and nothing else is
 /// offered, so `response_types` must be `["code"]` when present.
-fn check_response_types(request: &Map<String, Value>) -> Result<(), RegistrationError> {
+fn check_response_types(
+    request: &Map<String, Value>,
+    grant_types: &[GrantType],
+) -> Result<(), RegistrationError> {
     let listed = string_array(request, "response_types").map_err(|()| {
         RegistrationError::metadata("response_types", "must be an array of strings")
     })?;
     match listed {
         None => Ok(()),
-        Some(types) if !types.is_empty() && types.iter().all(|kind| *kind == "code") => Ok(()),
+        Some(types) if types.is_empty() && !grant_types.contains(&GrantType::AuthorizationCode) => {
+            Ok(())
+        }
+        Some(types)
+            if !types.is_empty()
+                && types.iter().all(|kind| *kind == "code")
+                && grant_types.contains(&GrantType::AuthorizationCode) =>
+        {
+            Ok(())
+        }
         Some(_) => Err(RegistrationError::metadata(
             "response_types",
             "must be [\"code\"], the response type that goes with authorization_code (RFC 7591 §2.1)",
@@ -714,6 +735,18 @@ mod tests {
     }
 
     #[test]
+    fn a_device_without_a_browser_registers_without_redirects() {
+        let metadata = check(json!({"grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"]})).unwrap();
+        assert_eq!(metadata.application_type, ApplicationType::Native);
+        assert_eq!(metadata.token_endpoint_auth_method, AuthMethod::None);
+        assert!(metadata.redirect_uris.is_empty());
+        assert_eq!(metadata.to_json()["response_types"], json!([]));
+        assert_eq!(ClientMetadata::from_json(&metadata.to_json()).unwrap(), metadata);
+        let error = check(json!({"grant_types": ["urn:ietf:params:oauth:grant-type:device_code"], "response_types": ["code"]})).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::InvalidClientMetadata);
+    }
+
+    #[test]
     fn body_must_be_a_json_object() {
         assert!(parse_request_body(b"[]").is_err());
         assert!(parse_request_body(b"{").is_err());
@@ -790,8 +823,9 @@ mod properties {
             let object: Map<String, Value> = members.into_iter().collect();
             if let Ok(metadata) = ClientMetadata::from_json(&object) {
                 let written = metadata.to_json();
-                prop_assert_eq!(ClientMetadata::from_json(&written), Ok(metadata));
-                prop_assert!(written["redirect_uris"].as_array().is_some_and(|uris| !uris.is_empty()));
+                prop_assert_eq!(ClientMetadata::from_json(&written), Ok(metadata.clone()));
+                let has_code_grant = metadata.grant_types.contains(&GrantType::AuthorizationCode);
+                prop_assert!(!has_code_grant || !metadata.redirect_uris.is_empty(), "the code grant needs a redirect");
             }
         }
 

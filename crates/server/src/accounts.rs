@@ -227,6 +227,11 @@ impl AppState {
         }
     }
 
+    /// Counts a typed device code against the address's sign-in budget; false when it is spent.
+    pub fn allow_code_entry(&self, peer: IpAddr) -> bool {
+        self.0.sign_in.per_address.check_key(&peer).is_ok()
+    }
+
     /// Starts a session for a user; returns the cookie value.
     pub async fn start_session(
         &self,

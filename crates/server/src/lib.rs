@@ -106,6 +106,15 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{prefix}/login"), post(endpoints::authorize::login))
         .route(&format!("{prefix}/consent"), post(endpoints::authorize::consent))
         .route(&format!("{prefix}/token"), post(endpoints::token::token))
+        .route(
+            &format!("{prefix}/device_authorization"),
+            post(endpoints::device::device_authorization),
+        )
+        .route(
+            &format!("{prefix}/device"),
+            get(endpoints::device::verification).post(endpoints::device::enter_code),
+        )
+        .route(&format!("{prefix}/device/consent"), post(endpoints::device::decide))
         .route(&format!("{prefix}/revoke"), post(endpoints::introspect::revoke))
         .route(&format!("{prefix}/introspect"), post(endpoints::introspect::introspect))
         .route(&format!("{prefix}/account"), get(endpoints::account::page))

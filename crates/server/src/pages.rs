@@ -114,7 +114,7 @@ pub fn scope_words(scope: &str) -> &'static str {
     }
 }
 
-/// The sign-in form.
+/// The sign-in form; `request` continues a pending authorization request after sign-in.
 pub fn sign_in(
     prefix: &str,
     request: Option<&str>,
@@ -122,8 +122,22 @@ pub fn sign_in(
     message: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let request_field = request
-        .map(|id| format!("<input type=\"hidden\" name=\"request\" value=\"{}\">", escape(id)))
+    sign_in_with(prefix, request.map(|id| ("request", id)), address, message, status)
+}
+
+/// The sign-in form with one hidden field to carry on with after sign-in (`request`, or
+/// `user_code` for a device verification).
+pub fn sign_in_with(
+    prefix: &str,
+    hidden: Option<(&str, &str)>,
+    address: &str,
+    message: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let request_field = hidden
+        .map(|(name, value)| {
+            format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(name), escape(value))
+        })
         .unwrap_or_default();
     let message = message
         .map(|text| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(text)))
@@ -145,8 +159,8 @@ pub fn sign_in(
 
 /// What the consent page shows.
 pub struct Consent<'a> {
-    /// Path prefix of the issuer.
-    pub prefix: &'a str,
+    /// Where the form goes: `{prefix}/consent` or `{prefix}/device/consent`.
+    pub action: String,
     /// The pending request id.
     pub request: &'a str,
     /// The session's CSRF token.
@@ -190,7 +204,7 @@ pub fn consent(consent: &Consent<'_>) -> Response {
              <p>wants to:</p><ul class=\"scopes\">{scopes}</ul>\
              <p class=\"muted\">On these services:</p><ul class=\"muted\">{resources}</ul>\
              <p class=\"muted\">The answer goes to <strong>{redirect_host}</strong>.</p>\
-             <form method=\"post\" action=\"{prefix}/consent\">\
+             <form method=\"post\" action=\"{action}\">\
              <input type=\"hidden\" name=\"request\" value=\"{request}\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <label for=\"device_name\">Name of this device</label>\
@@ -200,12 +214,41 @@ pub fn consent(consent: &Consent<'_>) -> Response {
             address = escape(consent.address),
             application = escape(consent.application),
             redirect_host = escape(consent.redirect_host),
-            prefix = consent.prefix,
+            action = escape(&consent.action),
             request = escape(consent.request),
             csrf = escape(consent.csrf),
             device_name = escape(consent.device_name),
         ),
     )
+}
+
+/// The device verification page: type the code the device shows.
+pub fn device_code_entry(
+    prefix: &str,
+    csrf: &str,
+    message: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let message = message
+        .map(|text| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(text)))
+        .unwrap_or_default();
+    page(
+        status,
+        "Connect a device",
+        &format!(
+            "<h1>Connect a device</h1>{message}<p>Type the code your device shows.</p>\
+             <form method=\"post\" action=\"{prefix}/device\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <label for=\"user_code\">Code</label>\
+             <input type=\"text\" id=\"user_code\" name=\"user_code\" autocomplete=\"off\" required>\
+             <button type=\"submit\">Continue</button></form>",
+            escape(csrf)
+        ),
+    )
+}
+
+/// A page that says something and nothing more.
+pub fn message(title: &str, text: &str) -> Response {
+    page(StatusCode::OK, title, &format!("<h1>{}</h1><p>{}</p>", escape(title), escape(text)))
 }
 
 #[cfg(test)]

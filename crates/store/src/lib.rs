@@ -21,7 +21,9 @@ mod keys;
 
 pub use accounts::{SessionRecord, UserRecord};
 pub use clients::ClientRecord;
-pub use grants::{CodeRedemption, GrantRecord, RefreshContext, RefreshTokenRecord};
+pub use grants::{
+    CodeRedemption, DeviceCodeRecord, GrantRecord, RefreshContext, RefreshTokenRecord,
+};
 pub use keys::{SealingKeyRecord, SigningKeyRecord};
 
 use std::str::FromStr as _;
@@ -61,7 +63,7 @@ pub enum Backend {
 const SQLITE_READERS: u32 = 4;
 
 /// The tables, in the order [`Store::row_counts`] reports them.
-pub const TABLES: [&str; 12] = [
+pub const TABLES: [&str; 13] = [
     "signing_keys",
     "sealing_keys",
     "clients",
@@ -73,6 +75,7 @@ pub const TABLES: [&str; 12] = [
     "refresh_tokens",
     "seen_once",
     "revocations",
+    "device_codes",
     "_sqlx_migrations",
 ];
 

@@ -15,7 +15,7 @@ use letterlock_store::{GrantRecord, UserRecord};
 
 use crate::accounts::{change_password, verify_password};
 use crate::endpoints::authorize::{
-    Parameters, cookie_name, cookie_value, internal, see_other, session_cookie, signed_in,
+    Parameters, cookie_name, cookie_value, internal, same, see_other, session_cookie, signed_in,
 };
 use crate::endpoints::introspect::resource_server;
 use crate::error::ApiError;
@@ -333,11 +333,6 @@ async fn devices_page(
             address = escape(&user.address),
         ),
     )
-}
-
-fn same(presented: &str, expected: &str) -> bool {
-    aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_bytes(), expected.as_bytes())
-        .is_ok()
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {

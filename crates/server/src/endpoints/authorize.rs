@@ -264,12 +264,16 @@ pub async fn login(
         Ok(cookie) => cookie,
         Err(error) => return internal(&error),
     };
-    let next = match request {
-        Some(id) => format!(
+    let next = match (request, form.single("user_code")) {
+        (_, Some(user_code)) => format!(
+            "{prefix}/device?user_code={}",
+            url::form_urlencoded::byte_serialize(user_code.as_bytes()).collect::<String>()
+        ),
+        (Some(id), None) => format!(
             "{prefix}/authorize/continue?request={}",
             url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
         ),
-        None => format!("{prefix}/account"),
+        (None, None) => format!("{prefix}/account"),
     };
     let mut response = see_other(&next);
     if let Ok(value) =
@@ -294,9 +298,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
         Err(error) => return internal(&error),
     };
     let presented = form.single("csrf").unwrap_or("");
-    if aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_bytes(), csrf.as_bytes())
-        .is_err()
-    {
+    if !same(presented, &csrf) {
         return pages::error(
             StatusCode::FORBIDDEN,
             "This form has expired or did not come from this site.",
@@ -374,7 +376,7 @@ async fn decide(
     let application = application_name(&client);
     let redirect_host = redirect_host(&pending.redirect_uri);
     pages::consent(&pages::Consent {
-        prefix: state.issuer().path_prefix(),
+        action: format!("{}/consent", state.issuer().path_prefix()),
         request: id,
         csrf,
         address: &user.address,
@@ -396,20 +398,56 @@ async fn approve(
     user: &UserRecord,
     device_name: &str,
 ) -> Result<Response, letterlock_store::Error> {
+    let grant =
+        grant_for(state, client, user, device_name, &pending.scope, &pending.resources).await?;
     let now = state.now();
-    let resources_json = serde_json::to_string(&pending.resources).unwrap_or_else(|_| "[]".into());
+    let code = random_token(32);
+    let details = CodeDetails {
+        client_id: client.client_id.clone(),
+        redirect_uri: pending.redirect_uri.clone(),
+        code_challenge: pending.code_challenge.clone(),
+        scope: pending.scope.clone(),
+        resources: pending.resources.clone(),
+        dpop_jkt: pending.dpop_jkt.clone(),
+        user_id: user.id.clone(),
+    };
+    let details = serde_json::to_string(&details).unwrap_or_default();
+    state
+        .store()
+        .insert_code(&hash_secret(&code), &grant.id, &details, now + state.lifetimes().code)
+        .await?;
+    let answer = Answer {
+        issuer: state.issuer().as_str().to_owned(),
+        redirect_uri: pending.redirect_uri.clone(),
+        state: pending.state.clone(),
+    };
+    Ok(answer.send(&[("code", &code)]))
+}
+
+/// Creates the grant of this user for this installation, or widens the live one: scopes and
+/// resources accumulate, so a returning installation keeps what it had.
+pub(crate) async fn grant_for(
+    state: &AppState,
+    client: &Client,
+    user: &UserRecord,
+    device_name: &str,
+    scope: &str,
+    requested_resources: &[String],
+) -> Result<GrantRecord, letterlock_store::Error> {
+    let now = state.now();
+    let resources_json = serde_json::to_string(requested_resources).unwrap_or_else(|_| "[]".into());
     let grant = match state.store().live_grant(&user.id, &client.client_id).await? {
         Some(existing) => {
             // Scopes and resources accumulate: a returning installation keeps what it had.
             let mut scopes: Vec<String> = existing.scope.split(' ').map(str::to_owned).collect();
-            for scope in pending.scope.split(' ') {
-                if !scopes.iter().any(|known| known == scope) {
-                    scopes.push(scope.to_owned());
+            for asked in scope.split(' ') {
+                if !scopes.iter().any(|known| known == asked) {
+                    scopes.push(asked.to_owned());
                 }
             }
             let mut resources: Vec<String> =
                 serde_json::from_str(&existing.resources).unwrap_or_default();
-            for resource in &pending.resources {
+            for resource in requested_resources {
                 if !resources.contains(resource) {
                     resources.push(resource.clone());
                 }
@@ -437,7 +475,7 @@ async fn approve(
                 software_id: client.metadata.software_id.clone(),
                 software_version: client.metadata.software_version.clone(),
                 vendor: client.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
-                scope: pending.scope.clone(),
+                scope: scope.to_owned(),
                 resources: resources_json,
                 created_at: now,
                 last_used_at: now,
@@ -448,27 +486,7 @@ async fn approve(
             grant
         }
     };
-    let code = random_token(32);
-    let details = CodeDetails {
-        client_id: client.client_id.clone(),
-        redirect_uri: pending.redirect_uri.clone(),
-        code_challenge: pending.code_challenge.clone(),
-        scope: pending.scope.clone(),
-        resources: pending.resources.clone(),
-        dpop_jkt: pending.dpop_jkt.clone(),
-        user_id: user.id.clone(),
-    };
-    let details = serde_json::to_string(&details).unwrap_or_default();
-    state
-        .store()
-        .insert_code(&hash_secret(&code), &grant.id, &details, now + state.lifetimes().code)
-        .await?;
-    let answer = Answer {
-        issuer: state.issuer().as_str().to_owned(),
-        redirect_uri: pending.redirect_uri.clone(),
-        state: pending.state.clone(),
-    };
-    Ok(answer.send(&[("code", &code)]))
+    Ok(grant)
 }
 
 /// Where authorization responses go, with `state` and `iss` on each (RFC 9207 §2).
@@ -579,7 +597,7 @@ pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
-fn application_name(client: &Client) -> String {
+pub(crate) fn application_name(client: &Client) -> String {
     client
         .metadata
         .client_name
@@ -597,7 +615,7 @@ fn redirect_host(redirect_uri: &str) -> String {
     }
 }
 
-fn clean_device_name(text: &str, client: &Client) -> String {
+pub(crate) fn clean_device_name(text: &str, client: &Client) -> String {
     let cleaned: String =
         text.chars().filter(|character| !character.is_control()).take(100).collect();
     let cleaned = cleaned.trim();
@@ -610,6 +628,12 @@ pub(crate) fn internal(error: &dyn std::fmt::Display) -> Response {
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong on our side. Try again in a moment.",
     )
+}
+
+/// Compares a presented secret (a CSRF token) with the expected one in constant time.
+pub(crate) fn same(presented: &str, expected: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_bytes(), expected.as_bytes())
+        .is_ok()
 }
 
 /// Query or form parameters, keeping repeats (for `resource`) and noticing duplicates.

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod authorize;
+pub mod device;
 pub mod discovery;
 pub mod introspect;
 pub mod register;

@@ -20,6 +20,8 @@ use crate::error::ApiError;
 use crate::listen::PeerAddr;
 use crate::state::AppState;
 
+/// RFC 8628 §3.4.
+const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// RFC 7523 §2.2.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// How stale a grant's recorded last use may be, in seconds.
@@ -95,6 +97,7 @@ async fn grant(
     match form.single("grant_type") {
         Some("authorization_code") => authorization_code(state, &client, &form, jkt, peer).await,
         Some("refresh_token") => refresh_token(state, &client, &form, jkt, peer).await,
+        Some(DEVICE_CODE) => device_code(state, &client, &form, jkt, peer).await,
         Some(other) => Err(bad(
             ErrorCode::UnsupportedGrantType,
             format!("grant_type {other} is not supported"),
@@ -233,6 +236,57 @@ async fn refresh_token(
     let jkt = record.jkt.or(jkt);
     let subject = Subject { grant: &grant, address: &context.address, rotated: Some(&hash) };
     issue(state, client, subject, asked, jkt, peer).await
+}
+
+/// RFC 8628 §3.4: the device polls until the person decides.
+async fn device_code(
+    state: &AppState,
+    client: &Client,
+    form: &Parameters,
+    jkt: Option<String>,
+    peer: Option<&str>,
+) -> Result<Response, ApiError> {
+    let code = form
+        .single("device_code")
+        .ok_or_else(|| bad(ErrorCode::InvalidRequest, "device_code is missing"))?;
+    let hash = hash_secret(code);
+    let now = state.now();
+    let record = state
+        .store()
+        .device_code(Some(&hash), None)
+        .await?
+        .ok_or_else(|| bad(ErrorCode::InvalidGrant, "the device code is not valid"))?;
+    let request: crate::endpoints::device::DeviceRequest =
+        serde_json::from_str(&record.request).map_err(|error| ApiError::internal(&error))?;
+    if request.client_id != client.client_id {
+        return Err(bad(ErrorCode::InvalidGrant, "the device code was issued to another client"));
+    }
+    if record.expires_at <= now {
+        return Err(bad(ErrorCode::ExpiredToken, "the device code has expired; start again"));
+    }
+    let previous_poll = state.store().poll_device_code(&hash, now).await?.unwrap_or(0);
+    match record.status.as_str() {
+        "pending" if now - previous_poll < crate::endpoints::device::POLL_INTERVAL => {
+            Err(bad(ErrorCode::SlowDown, "poll no more than every 5 seconds"))
+        }
+        "pending" => Err(bad(ErrorCode::AuthorizationPending, "the person has not decided yet")),
+        "denied" => Err(bad(ErrorCode::AccessDenied, "the person denied the request")),
+        "approved" => {
+            if !state.store().update_device_code(&hash, "approved", "used", None).await? {
+                return Err(bad(ErrorCode::InvalidGrant, "the device code was already used"));
+            }
+            let grant_id = record
+                .grant_id
+                .ok_or_else(|| ApiError::internal(&"an approved device code has no grant"))?;
+            let (grant, address) = live_grant(state, &grant_id).await?;
+            let granted_scope =
+                ScopeSet::parse(&request.scope).map_err(|error| ApiError::internal(&error))?;
+            let asked = narrow(form, &granted_scope, &request.resources)?;
+            let subject = Subject { grant: &grant, address: &address, rotated: None };
+            issue(state, client, subject, asked, jkt, peer).await
+        }
+        _ => Err(bad(ErrorCode::InvalidGrant, "the device code was already used")),
+    }
 }
 
 /// Revokes a grant whose refresh token was presented after rotation, and says so.

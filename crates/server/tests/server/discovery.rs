@@ -20,6 +20,7 @@ fn expected(issuer: &str, base: &str) -> serde_json::Value {
         "issuer": issuer,
         "authorization_endpoint": format!("{base}/authorize"),
         "token_endpoint": format!("{base}/token"),
+        "device_authorization_endpoint": format!("{base}/device_authorization"),
         "revocation_endpoint": format!("{base}/revoke"),
         "revocation_endpoint_auth_methods_supported": ["none", "private_key_jwt", "client_secret_basic"],
         "introspection_endpoint": format!("{base}/introspect"),
@@ -36,7 +37,7 @@ fn expected(issuer: &str, base: &str) -> serde_json::Value {
         ],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none", "private_key_jwt", "client_secret_basic"],
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "EdDSA"],
@@ -65,7 +66,9 @@ async fn both_documents_list_exactly_what_is_implemented() {
     }
     // No endpoint that does not exist yet is advertised.
     let reply = server.get("/.well-known/oauth-authorization-server").await;
-    for absent in ["device_authorization_endpoint", "userinfo_endpoint", "end_session_endpoint"] {
+    for absent in
+        ["userinfo_endpoint", "end_session_endpoint", "pushed_authorization_request_endpoint"]
+    {
         assert!(reply.body.get(absent).is_none(), "{absent} is advertised but not implemented");
     }
 }

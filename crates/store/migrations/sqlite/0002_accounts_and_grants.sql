@@ -62,6 +62,18 @@ CREATE TABLE refresh_tokens (
 );
 CREATE INDEX refresh_tokens_by_grant ON refresh_tokens (grant_id);
 
+-- Device authorization requests (RFC 8628): the device polls with the device code (stored as a
+-- hash); the person types the user code on the verification page.
+CREATE TABLE device_codes (
+    hash         TEXT   NOT NULL PRIMARY KEY,
+    user_code    TEXT   NOT NULL UNIQUE,
+    request      TEXT   NOT NULL,
+    status       TEXT   NOT NULL,
+    grant_id     TEXT,
+    expires_at   BIGINT NOT NULL,
+    last_poll_at BIGINT NOT NULL
+);
+
 -- The revocation feed: every revoked grant, in order, for front doors that close live sessions.
 CREATE TABLE revocations (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -11,8 +11,8 @@ mod support {
 }
 
 use letterlock_store::{
-    Backend, ClientRecord, CodeRedemption, Error, GrantRecord, RefreshTokenRecord,
-    SealingKeyRecord, SessionRecord, SigningKeyRecord, Store, UserRecord,
+    Backend, ClientRecord, CodeRedemption, DeviceCodeRecord, Error, GrantRecord,
+    RefreshTokenRecord, SealingKeyRecord, SessionRecord, SigningKeyRecord, Store, UserRecord,
 };
 
 fn client(id: &str) -> ClientRecord {
@@ -163,6 +163,31 @@ async fn accounts_and_grants(store: &Store) {
     assert!(store.rotate_refresh_token("r", 5).await.unwrap());
     assert!(!store.rotate_refresh_token("r", 6).await.unwrap());
     assert_eq!(store.refresh_token("r").await.unwrap().unwrap().rotated_at, Some(5));
+
+    // Device codes: found by either code, decided once, polled.
+    let device = DeviceCodeRecord {
+        hash: "d1".into(),
+        user_code: "BCDF-GHJK".into(),
+        request: "{}".into(),
+        status: "pending".into(),
+        grant_id: None,
+        expires_at: 900,
+        last_poll_at: 0,
+    };
+    store.insert_device_code(&device).await.unwrap();
+    assert_eq!(store.device_code(Some("d1"), None).await.unwrap(), Some(device.clone()));
+    assert_eq!(store.device_code(None, Some("BCDF-GHJK")).await.unwrap(), Some(device.clone()));
+    assert!(store.update_device_code("d1", "pending", "approved", Some("g1")).await.unwrap());
+    assert!(
+        !store.update_device_code("d1", "pending", "denied", None).await.unwrap(),
+        "decided once"
+    );
+    assert_eq!(store.poll_device_code("d1", 40).await.unwrap(), Some(0));
+    assert_eq!(store.poll_device_code("d1", 45).await.unwrap(), Some(40));
+    assert_eq!(
+        store.device_code(Some("d1"), None).await.unwrap().unwrap().grant_id.as_deref(),
+        Some("g1")
+    );
 
     // One-time values.
     assert!(store.remember_once("jti-1", 400).await.unwrap());

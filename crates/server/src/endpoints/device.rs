@@ -1,0 +1,356 @@
+//! The device authorization grant (RFC 8628), for mail clients with no browser: `POST
+//! /device_authorization` gives a device code and a user code; the person types the user code on
+//! the verification page (`/device`), signs in and approves on the same consent page as
+//! everywhere; the device polls `/token` with the device code.
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use letterlock_protocol::{ErrorCode, GrantType, ScopeSet};
+use letterlock_store::DeviceCodeRecord;
+
+use crate::accounts::{hash_secret, random_token};
+use crate::endpoints::authorize::{
+    Parameters, application_name, clean_device_name, grant_for, internal, same, signed_in,
+};
+use crate::error::ApiError;
+use crate::listen::PeerAddr;
+use crate::pages;
+use crate::state::AppState;
+
+/// How long a device code lives, in seconds (RFC 8628 §3.2 `expires_in`).
+pub const DEVICE_CODE_SECONDS: i64 = 600;
+/// The polling interval the device is told, in seconds (RFC 8628 §3.2 `interval`).
+pub const POLL_INTERVAL: i64 = 5;
+/// RFC 8628 §6.1: consonants only (no vowels, so no words), no easily confused letters.
+const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+
+/// What a device asked for, stored with its codes.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct DeviceRequest {
+    pub client_id: String,
+    pub scope: String,
+    pub resources: Vec<String>,
+}
+
+/// `POST /device_authorization` (RFC 8628 §3.1).
+pub async fn device_authorization(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidRequest, "the body is not UTF-8"))?;
+    let form = Parameters::parse(text)
+        .map_err(|message| ApiError::bad_request(ErrorCode::InvalidRequest, message))?;
+    let client = state.authenticate_client(&headers, &form).await?;
+    if !client.metadata.grant_types.contains(&GrantType::DeviceCode) {
+        return Err(ApiError::bad_request(
+            ErrorCode::UnauthorizedClient,
+            "this client did not register the device_code grant",
+        ));
+    }
+    let scope = match form.single("scope") {
+        None => client.metadata.scope.clone(),
+        Some(text) => ScopeSet::parse(text)
+            .map_err(|error| ApiError::bad_request(ErrorCode::InvalidScope, error.to_string()))?,
+    };
+    if let Some(extra) = scope.iter().find(|scope| !client.metadata.scope.contains(scope)) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidScope,
+            format!("the client did not register the scope {extra}"),
+        ));
+    }
+    let configured: Vec<&str> =
+        state.resources().iter().map(|resource| resource.as_str()).collect();
+    let mut resources: Vec<String> = Vec::new();
+    for resource in form.all("resource") {
+        if !configured.contains(&resource) {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidTarget,
+                format!("{resource} is not a service of this provider"),
+            ));
+        }
+        if !resources.iter().any(|known| known == resource) {
+            resources.push(resource.to_owned());
+        }
+    }
+    if resources.is_empty() {
+        resources = configured.iter().map(|resource| (*resource).to_owned()).collect();
+    }
+    let request =
+        DeviceRequest { client_id: client.client_id.clone(), scope: scope.to_string(), resources };
+    let device_code = random_token(32);
+    let now = state.now();
+    let user_code = user_code();
+    state
+        .store()
+        .insert_device_code(&DeviceCodeRecord {
+            hash: hash_secret(&device_code),
+            user_code: user_code.clone(),
+            request: serde_json::to_string(&request).map_err(|error| ApiError::internal(&error))?,
+            status: "pending".into(),
+            grant_id: None,
+            expires_at: now + DEVICE_CODE_SECONDS,
+            last_poll_at: 0,
+        })
+        .await?;
+    let verification_uri = state.issuer().endpoint("/device");
+    let body = json!({
+        "device_code": device_code,
+        "user_code": user_code,
+        "verification_uri": verification_uri,
+        "verification_uri_complete": format!("{verification_uri}?user_code={user_code}"),
+        "expires_in": DEVICE_CODE_SECONDS,
+        "interval": POLL_INTERVAL,
+    });
+    let mut response = (StatusCode::OK, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Eight letters from [`USER_CODE_ALPHABET`], `XXXX-XXXX`: about 34 bits, guessed at most
+/// `sign_in.attempts_per_minute_per_address` times a minute per address.
+fn user_code() -> String {
+    let random = random_token(8);
+    let letters: Vec<char> = random
+        .bytes()
+        .take(8)
+        .map(|byte| USER_CODE_ALPHABET[usize::from(byte) % USER_CODE_ALPHABET.len()] as char)
+        .collect();
+    format!(
+        "{}-{}",
+        letters[..4].iter().collect::<String>(),
+        letters[4..].iter().collect::<String>()
+    )
+}
+
+/// Accepts what people type: lower case, spaces, missing or extra dashes.
+fn normalize_user_code(text: &str) -> String {
+    let letters: String = text
+        .chars()
+        .filter(char::is_ascii_alphabetic)
+        .map(|c| c.to_ascii_uppercase())
+        .take(8)
+        .collect();
+    if letters.len() == 8 { format!("{}-{}", &letters[..4], &letters[4..]) } else { letters }
+}
+
+/// `GET /device[?user_code=...]`: the verification page.
+pub async fn verification(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let parameters = Parameters::parse(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let prefix = state.issuer().path_prefix().to_owned();
+    let (user, csrf) = match signed_in(&state, &headers).await {
+        Ok(Some(signed_in)) => signed_in,
+        Ok(None) => {
+            let hidden = parameters.single("user_code").map(|code| ("user_code", code));
+            return pages::sign_in_with(
+                &prefix,
+                Some(hidden.unwrap_or(("user_code", ""))),
+                "",
+                None,
+                StatusCode::OK,
+            );
+        }
+        Err(error) => return internal(&error),
+    };
+    match parameters.single("user_code") {
+        Some(code) => consent_for(&state, &normalize_user_code(code), &user, &csrf).await,
+        None => pages::device_code_entry(&prefix, &csrf, None, StatusCode::OK),
+    }
+}
+
+/// `POST /device`: the code typed on the verification page.
+pub async fn enter_code(
+    State(state): State<AppState>,
+    peer: Option<Extension<PeerAddr>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Parameters::parse(std::str::from_utf8(&body).unwrap_or("")).unwrap_or_default();
+    let prefix = state.issuer().path_prefix().to_owned();
+    let (user, csrf) = match signed_in(&state, &headers).await {
+        Ok(Some(signed_in)) => signed_in,
+        Ok(None) => {
+            return pages::sign_in_with(
+                &prefix,
+                Some(("user_code", form.single("user_code").unwrap_or(""))),
+                "",
+                None,
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+        Err(error) => return internal(&error),
+    };
+    if !same(form.single("csrf").unwrap_or(""), &csrf) {
+        return pages::error(
+            StatusCode::FORBIDDEN,
+            "This form has expired or did not come from this site.",
+        );
+    }
+    // Typing codes is throttled like signing in, so that codes cannot be guessed.
+    let peer = peer
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |Extension(PeerAddr(address))| {
+            address.ip()
+        });
+    if !state.allow_code_entry(peer) {
+        return pages::device_code_entry(
+            &prefix,
+            &csrf,
+            Some("Too many attempts. Wait a minute and try again."),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
+    consent_for(&state, &normalize_user_code(form.single("user_code").unwrap_or("")), &user, &csrf)
+        .await
+}
+
+async fn consent_for(
+    state: &AppState,
+    user_code: &str,
+    user: &letterlock_store::UserRecord,
+    csrf: &str,
+) -> Response {
+    let prefix = state.issuer().path_prefix();
+    let record = match state.store().device_code(None, Some(user_code)).await {
+        Ok(Some(record)) if record.status == "pending" && record.expires_at > state.now() => record,
+        Ok(_) => {
+            return pages::device_code_entry(
+                prefix,
+                csrf,
+                Some("This code is not valid. Check it and try again."),
+                StatusCode::BAD_REQUEST,
+            );
+        }
+        Err(error) => return internal(&error),
+    };
+    let Ok(request) = serde_json::from_str::<DeviceRequest>(&record.request) else {
+        return internal(&"a stored device request is corrupt");
+    };
+    let client = match state.open_client(&request.client_id).await {
+        Ok(client) => client,
+        Err(error) => {
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                &format!("The application is not recognized: {error}."),
+            );
+        }
+    };
+    let application = application_name(&client);
+    pages::consent(&pages::Consent {
+        action: format!("{prefix}/device/consent"),
+        request: &record.user_code,
+        csrf,
+        address: &user.address,
+        application: &application,
+        vendor: client.vendor.as_ref().map(|vendor| vendor.name.as_str()),
+        redirect_host: "the device that showed you the code",
+        scopes: request.scope.split(' ').collect(),
+        resources: request.resources.iter().map(String::as_str).collect(),
+        device_name: &application,
+    })
+}
+
+/// `POST /device/consent`: Approve or Deny a device.
+pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Parameters::parse(std::str::from_utf8(&body).unwrap_or("")).unwrap_or_default();
+    let (user, csrf) = match signed_in(&state, &headers).await {
+        Ok(Some(signed_in)) => signed_in,
+        Ok(None) => {
+            return pages::error(
+                StatusCode::UNAUTHORIZED,
+                "You are not signed in any more. Start again.",
+            );
+        }
+        Err(error) => return internal(&error),
+    };
+    if !same(form.single("csrf").unwrap_or(""), &csrf) {
+        return pages::error(
+            StatusCode::FORBIDDEN,
+            "This form has expired or did not come from this site.",
+        );
+    }
+    let user_code = normalize_user_code(form.single("request").unwrap_or(""));
+    let record = match state.store().device_code(None, Some(&user_code)).await {
+        Ok(Some(record)) if record.status == "pending" && record.expires_at > state.now() => record,
+        Ok(_) => {
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                "This code has expired or was already used.",
+            );
+        }
+        Err(error) => return internal(&error),
+    };
+    if form.single("decision") != Some("approve") {
+        return match state.store().update_device_code(&record.hash, "pending", "denied", None).await
+        {
+            Ok(_) => pages::message(
+                "Access denied",
+                "The device was not given access. You can close this page.",
+            ),
+            Err(error) => internal(&error),
+        };
+    }
+    let Ok(request) = serde_json::from_str::<DeviceRequest>(&record.request) else {
+        return internal(&"a stored device request is corrupt");
+    };
+    let client = match state.open_client(&request.client_id).await {
+        Ok(client) => client,
+        Err(error) => {
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                &format!("The application is not recognized: {error}."),
+            );
+        }
+    };
+    let device_name = clean_device_name(form.single("device_name").unwrap_or(""), &client);
+    let grant =
+        match grant_for(&state, &client, &user, &device_name, &request.scope, &request.resources)
+            .await
+        {
+            Ok(grant) => grant,
+            Err(error) => return internal(&error),
+        };
+    match state
+        .store()
+        .update_device_code(&record.hash, "pending", "approved", Some(&grant.id))
+        .await
+    {
+        Ok(true) => pages::message(
+            "Device connected",
+            "Your device has access now. You can close this page.",
+        ),
+        Ok(false) => pages::error(StatusCode::BAD_REQUEST, "This code was already decided."),
+        Err(error) => internal(&error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_codes_are_consonants_in_two_groups() {
+        let code = user_code();
+        assert_eq!(code.len(), 9);
+        assert!(
+            code.chars().all(|c| c == '-' || USER_CODE_ALPHABET.contains(&(c as u8))),
+            "{code}"
+        );
+        assert_eq!(normalize_user_code(" bcdf ghjk "), "BCDF-GHJK");
+        assert_eq!(normalize_user_code("BCDF-GHJK"), "BCDF-GHJK");
+        assert_eq!(normalize_user_code("bcd"), "BCD");
+    }
+}
