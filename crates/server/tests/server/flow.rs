@@ -989,3 +989,102 @@ async fn malformed_token_requests_get_oauth_errors() {
     .await;
     assert_eq!(reply.body["error"], "invalid_client");
 }
+
+#[tokio::test]
+async fn a_pending_request_expires() {
+    let server = with_user(CONFIG).await;
+    let client_id = register(&server, json!({})).await;
+    let mut browser = Browser::default();
+    let page = browser.get(&server, &authorize_uri(&client_id, &[])).await;
+    let request = page.field("request").unwrap();
+    server.clock.advance(601);
+    let page = browser
+        .post(
+            &server,
+            "/login",
+            &[("request", &request), ("address", ADDRESS), ("password", PASSWORD)],
+        )
+        .await;
+    let page = browser.get(&server, page.location()).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.html.contains("expired"), "{}", page.html);
+}
+
+#[tokio::test]
+async fn the_consent_page_names_a_vouching_vendor() {
+    let key = PrivateKey::generate(Algorithm::Es256, &SystemRandom::new()).unwrap();
+    let jwk = key.public_jwk(None);
+    let config = format!(
+        "{CONFIG}\n[[vendors]]\nissuer = \"https://vendor.example\"\nname = \"Example Vendor Ltd\"\n\
+         jwks = {{ keys = [ {{ kty = \"EC\", crv = \"P-256\", x = \"{}\", y = \"{}\" }} ] }}\n",
+        jwk.x,
+        jwk.y.unwrap()
+    );
+    let server = with_user(&config).await;
+    let claims = json!({"iss": "https://vendor.example", "software_id": "example-mail", "client_name": "Example Mail <Pro>"});
+    let statement =
+        letterlock_jose::statement::sign(&key, claims.as_object().unwrap(), &SystemRandom::new())
+            .unwrap();
+    let client_id = register(&server, json!({"software_statement": statement})).await;
+    let mut browser = Browser::default();
+    let page = browser.get(&server, &authorize_uri(&client_id, &[])).await;
+    let request = page.field("request").unwrap();
+    let page = browser
+        .post(
+            &server,
+            "/login",
+            &[("request", &request), ("address", ADDRESS), ("password", PASSWORD)],
+        )
+        .await;
+    let page = browser.get(&server, page.location()).await;
+    assert!(page.html.contains("Verified: Example Vendor Ltd"), "{}", page.html);
+    assert!(page.html.contains("Example Mail &lt;Pro&gt;"), "names are escaped");
+    assert!(!page.html.contains("not verified"));
+}
+
+#[tokio::test]
+async fn cookies_on_an_https_issuer_are_host_only_and_secure() {
+    let server = with_user(&format!("issuer = \"https://auth.example.com\"\n{CONFIG}")).await;
+    let request = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("address={ADDRESS}&password={}", PASSWORD.replace(' ', "+"))))
+        .unwrap();
+    let reply = {
+        use tower::ServiceExt as _;
+        server.router.clone().oneshot(request).await.unwrap()
+    };
+    let cookie = reply.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("__Host-letterlock="), "{cookie}");
+    for attribute in ["; Path=/", "; HttpOnly", "; SameSite=Lax", "; Secure"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    let loopback = with_user(CONFIG).await;
+    let page = Browser::default()
+        .post(&loopback, "/login", &[("address", ADDRESS), ("password", PASSWORD)])
+        .await;
+    let cookie = page.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.starts_with("letterlock_session=") && !cookie.contains("Secure"),
+        "a loopback http issuer cannot set Secure: {cookie}"
+    );
+}
+
+#[tokio::test]
+async fn sign_in_is_throttled_per_address() {
+    let server = with_user(
+        &CONFIG.replace("[dpop]", "[sign_in]\nattempts_per_minute_per_address = 3\n\n[dpop]"),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for attempt in 0..5 {
+        let address = format!("user{attempt}@example.com");
+        statuses.push(
+            Browser::default()
+                .post(&server, "/login", &[("address", &address), ("password", "whatever it is")])
+                .await
+                .status,
+        );
+    }
+    assert_eq!(statuses[..3], [StatusCode::UNAUTHORIZED; 3]);
+    assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS, "different accounts, one address");
+}
