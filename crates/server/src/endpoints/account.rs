@@ -16,6 +16,7 @@ use letterlock_store::{GrantRecord, UserRecord};
 use crate::accounts::{change_password, verify_password};
 use crate::endpoints::authorize::{
     Parameters, cookie_name, cookie_value, internal, same, see_other, session_cookie, signed_in,
+    signed_in_form,
 };
 use crate::endpoints::introspect::resource_server;
 use crate::error::ApiError;
@@ -43,26 +44,15 @@ pub async fn action(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Parameters::parse(std::str::from_utf8(&body).unwrap_or("")).unwrap_or_default();
-    let (user, csrf) = match signed_in(&state, &headers).await {
-        Ok(Some(signed_in)) => signed_in,
-        Ok(None) => {
-            return pages::sign_in(
-                state.issuer().path_prefix(),
-                None,
-                "",
-                Some("Sign in first."),
-                StatusCode::UNAUTHORIZED,
-            );
-        }
-        Err(error) => return internal(&error),
+    let prefix = state.issuer().path_prefix().to_owned();
+    let (user, csrf, form) = match signed_in_form(&state, &headers, &body, |_| {
+        pages::sign_in(&prefix, None, "", Some("Sign in first."), StatusCode::UNAUTHORIZED)
+    })
+    .await
+    {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
     };
-    if !same(form.single("csrf").unwrap_or(""), &csrf) {
-        return pages::error(
-            StatusCode::FORBIDDEN,
-            "This form has expired or did not come from this site.",
-        );
-    }
     let now = state.now();
     let back = format!("{}/account", state.issuer().path_prefix());
     match action.as_str() {

@@ -61,14 +61,9 @@ pub async fn authorize(
     let Some(client_id) = parameters.single("client_id") else {
         return pages::error(StatusCode::BAD_REQUEST, "The request names no client (client_id).");
     };
-    let client = match state.open_client(client_id).await {
+    let client = match client_for_page(&state, client_id).await {
         Ok(client) => client,
-        Err(error) => {
-            return pages::error(
-                StatusCode::BAD_REQUEST,
-                &format!("The application is not recognized: {error}."),
-            );
-        }
+        Err(response) => return response,
     };
     let redirect_uri = match proven_redirect(&client, parameters.single("redirect_uri")) {
         Ok(redirect_uri) => redirect_uri,
@@ -212,14 +207,9 @@ pub async fn resume(
         }
         Err(error) => return internal(&error),
     };
-    let client = match state.open_client(&pending.client_id).await {
+    let client = match client_for_page(&state, &pending.client_id).await {
         Ok(client) => client,
-        Err(error) => {
-            return pages::error(
-                StatusCode::BAD_REQUEST,
-                &format!("The application is not recognized: {error}."),
-            );
-        }
+        Err(response) => return response,
     };
     decide(&state, id, pending, client, &user, &csrf).await
 }
@@ -286,24 +276,17 @@ pub async fn login(
 
 /// `POST /consent`: Approve or Deny, with the session's CSRF token.
 pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Parameters::parse(std::str::from_utf8(&body).unwrap_or("")).unwrap_or_default();
-    let (user, csrf) = match signed_in(&state, &headers).await {
-        Ok(Some(signed_in)) => signed_in,
-        Ok(None) => {
-            return pages::error(
-                StatusCode::UNAUTHORIZED,
-                "You are not signed in any more. Start again from your mail program.",
-            );
-        }
-        Err(error) => return internal(&error),
+    let (user, _, form) = match signed_in_form(&state, &headers, &body, |_| {
+        pages::error(
+            StatusCode::UNAUTHORIZED,
+            "You are not signed in any more. Start again from your mail program.",
+        )
+    })
+    .await
+    {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
     };
-    let presented = form.single("csrf").unwrap_or("");
-    if !same(presented, &csrf) {
-        return pages::error(
-            StatusCode::FORBIDDEN,
-            "This form has expired or did not come from this site.",
-        );
-    }
     let Some(id) = form.single("request") else {
         return pages::error(StatusCode::BAD_REQUEST, "No request to decide.");
     };
@@ -327,14 +310,9 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
     if form.single("decision") != Some("approve") {
         return answer.error("access_denied", "the user denied the request");
     }
-    let client = match state.open_client(&pending.client_id).await {
+    let client = match client_for_page(&state, &pending.client_id).await {
         Ok(client) => client,
-        Err(error) => {
-            return pages::error(
-                StatusCode::BAD_REQUEST,
-                &format!("The application is not recognized: {error}."),
-            );
-        }
+        Err(response) => return response,
     };
     let device_name = clean_device_name(form.single("device_name").unwrap_or(""), &client);
     match approve(&state, &pending, &client, &user, &device_name).await {
@@ -628,6 +606,40 @@ pub(crate) fn internal(error: &dyn std::fmt::Display) -> Response {
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong on our side. Try again in a moment.",
     )
+}
+
+/// Opens a client id for a page, or the error page that says why not.
+pub(crate) async fn client_for_page(state: &AppState, client_id: &str) -> Result<Client, Response> {
+    state.open_client(client_id).await.map_err(|error| {
+        pages::error(
+            StatusCode::BAD_REQUEST,
+            &format!("The application is not recognized: {error}."),
+        )
+    })
+}
+
+/// Parses a form POSTed by a signed-in person and checks the session's CSRF token: the user,
+/// the session's CSRF token and the form, or the page to answer with (`not_signed_in` when
+/// there is no session, 403 for a bad token).
+pub(crate) async fn signed_in_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    not_signed_in: impl FnOnce(&Parameters) -> Response,
+) -> Result<(UserRecord, String, Parameters), Response> {
+    let form = Parameters::parse(std::str::from_utf8(body).unwrap_or("")).unwrap_or_default();
+    let (user, csrf) = match signed_in(state, headers).await {
+        Ok(Some(signed_in)) => signed_in,
+        Ok(None) => return Err(not_signed_in(&form)),
+        Err(error) => return Err(internal(&error)),
+    };
+    if !same(form.single("csrf").unwrap_or(""), &csrf) {
+        return Err(pages::error(
+            StatusCode::FORBIDDEN,
+            "This form has expired or did not come from this site.",
+        ));
+    }
+    Ok((user, csrf, form))
 }
 
 /// Compares a presented secret (a CSRF token) with the expected one in constant time.

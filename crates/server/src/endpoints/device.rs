@@ -16,7 +16,8 @@ use letterlock_store::DeviceCodeRecord;
 
 use crate::accounts::{hash_secret, random_token};
 use crate::endpoints::authorize::{
-    Parameters, application_name, clean_device_name, grant_for, internal, same, signed_in,
+    Parameters, application_name, clean_device_name, client_for_page, grant_for, internal,
+    signed_in, signed_in_form,
 };
 use crate::error::ApiError;
 use crate::listen::PeerAddr;
@@ -179,27 +180,16 @@ pub async fn enter_code(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Parameters::parse(std::str::from_utf8(&body).unwrap_or("")).unwrap_or_default();
     let prefix = state.issuer().path_prefix().to_owned();
-    let (user, csrf) = match signed_in(&state, &headers).await {
-        Ok(Some(signed_in)) => signed_in,
-        Ok(None) => {
-            return pages::sign_in_with(
-                &prefix,
-                Some(("user_code", form.single("user_code").unwrap_or(""))),
-                "",
-                None,
-                StatusCode::UNAUTHORIZED,
-            );
-        }
-        Err(error) => return internal(&error),
+    let (user, csrf, form) = match signed_in_form(&state, &headers, &body, |form| {
+        let hidden = ("user_code", form.single("user_code").unwrap_or(""));
+        pages::sign_in_with(&prefix, Some(hidden), "", None, StatusCode::UNAUTHORIZED)
+    })
+    .await
+    {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
     };
-    if !same(form.single("csrf").unwrap_or(""), &csrf) {
-        return pages::error(
-            StatusCode::FORBIDDEN,
-            "This form has expired or did not come from this site.",
-        );
-    }
     // Typing codes is throttled like signing in, so that codes cannot be guessed.
     let peer = peer
         .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |Extension(PeerAddr(address))| {
@@ -239,14 +229,9 @@ async fn consent_for(
     let Ok(request) = serde_json::from_str::<DeviceRequest>(&record.request) else {
         return internal(&"a stored device request is corrupt");
     };
-    let client = match state.open_client(&request.client_id).await {
+    let client = match client_for_page(state, &request.client_id).await {
         Ok(client) => client,
-        Err(error) => {
-            return pages::error(
-                StatusCode::BAD_REQUEST,
-                &format!("The application is not recognized: {error}."),
-            );
-        }
+        Err(response) => return response,
     };
     let application = application_name(&client);
     pages::consent(&pages::Consent {
@@ -265,23 +250,14 @@ async fn consent_for(
 
 /// `POST /device/consent`: Approve or Deny a device.
 pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Parameters::parse(std::str::from_utf8(&body).unwrap_or("")).unwrap_or_default();
-    let (user, csrf) = match signed_in(&state, &headers).await {
-        Ok(Some(signed_in)) => signed_in,
-        Ok(None) => {
-            return pages::error(
-                StatusCode::UNAUTHORIZED,
-                "You are not signed in any more. Start again.",
-            );
-        }
-        Err(error) => return internal(&error),
+    let (user, _, form) = match signed_in_form(&state, &headers, &body, |_| {
+        pages::error(StatusCode::UNAUTHORIZED, "You are not signed in any more. Start again.")
+    })
+    .await
+    {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
     };
-    if !same(form.single("csrf").unwrap_or(""), &csrf) {
-        return pages::error(
-            StatusCode::FORBIDDEN,
-            "This form has expired or did not come from this site.",
-        );
-    }
     let user_code = normalize_user_code(form.single("request").unwrap_or(""));
     let record = match state.store().device_code(None, Some(&user_code)).await {
         Ok(Some(record)) if record.status == "pending" && record.expires_at > state.now() => record,
@@ -306,14 +282,9 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Byt
     let Ok(request) = serde_json::from_str::<DeviceRequest>(&record.request) else {
         return internal(&"a stored device request is corrupt");
     };
-    let client = match state.open_client(&request.client_id).await {
+    let client = match client_for_page(&state, &request.client_id).await {
         Ok(client) => client,
-        Err(error) => {
-            return pages::error(
-                StatusCode::BAD_REQUEST,
-                &format!("The application is not recognized: {error}."),
-            );
-        }
+        Err(response) => return response,
     };
     let device_name = clean_device_name(form.single("device_name").unwrap_or(""), &client);
     let grant =
