@@ -233,7 +233,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-/// Reloads keys (so rotations reach running servers) and prunes rate-limiter state.
+/// Reloads keys (so rotations reach running servers), prunes rate-limiter state, and deletes
+/// expired codes, sessions, requests, refresh tokens and one-time values.
 async fn background_tasks(state: AppState, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.tick().await;
@@ -243,5 +244,8 @@ async fn background_tasks(state: AppState, interval: Duration) {
             tracing::warn!(%error, "reloading keys failed; keeping the ones loaded");
         }
         state.prune_rate_limits();
+        if let Err(error) = state.store().purge_expired(state.now()).await {
+            tracing::warn!(%error, "deleting expired records failed");
+        }
     }
 }

@@ -255,17 +255,6 @@ impl Store {
         rows.iter().map(grant_from_row).collect()
     }
 
-    /// Records a use of a grant.
-    pub async fn touch_grant(&self, id: &str, at: i64, address: Option<&str>) -> Result<(), Error> {
-        sqlx::query("UPDATE grants SET last_used_at = $1, last_address = COALESCE($2, last_address) WHERE id = $3")
-            .bind(at)
-            .bind(address)
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
     /// Revokes one grant (of one user, when `user_id` is given) and logs it in the revocation
     /// feed; true if it was live.
     pub async fn revoke_grant(
@@ -610,18 +599,6 @@ impl Store {
         }
         transaction.commit().await?;
         Ok(true)
-    }
-
-    /// Marks a refresh token rotated; false if it was rotated already (a race or a replay).
-    pub async fn rotate_refresh_token(&self, hash: &str, now: i64) -> Result<bool, Error> {
-        let result = sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = $1 WHERE hash = $2 AND rotated_at IS NULL",
-        )
-        .bind(now)
-        .bind(hash)
-        .execute(&self.writer)
-        .await?;
-        Ok(result.rows_affected() == 1)
     }
 
     /// Remembers a one-time value until `expires_at`; false if it was seen before (a replay).

@@ -104,7 +104,7 @@ async fn accounts_and_grants(store: &Store) {
     store.insert_grant(&grant("g1", "u1", "c2")).await.unwrap();
     store.insert_grant(&grant("g2", "u1", "other")).await.unwrap();
     assert_eq!(store.live_grant("u1", "c2").await.unwrap().unwrap().id, "g1");
-    store.touch_grant("g1", 150, Some("192.0.2.7")).await.unwrap();
+    assert!(store.record_issue(None, None, "g1", 150, Some(Some("192.0.2.7"))).await.unwrap());
     let touched = store.grant("g1").await.unwrap().unwrap();
     assert_eq!((touched.last_used_at, touched.last_address.as_deref()), (150, Some("192.0.2.7")));
     assert!(
@@ -160,8 +160,29 @@ async fn accounts_and_grants(store: &Store) {
     };
     store.insert_refresh_token(&refresh).await.unwrap();
     assert_eq!(store.refresh_token("r").await.unwrap(), Some(refresh.clone()));
-    assert!(store.rotate_refresh_token("r", 5).await.unwrap());
-    assert!(!store.rotate_refresh_token("r", 6).await.unwrap());
+    let next = RefreshTokenRecord { hash: "r2".into(), ..refresh.clone() };
+    assert!(store.record_issue(Some("r"), Some(&next), "g1", 5, None).await.unwrap());
+    assert!(
+        !store
+            .record_issue(
+                Some("r"),
+                Some(&RefreshTokenRecord { hash: "r3".into(), ..refresh.clone() }),
+                "g1",
+                6,
+                None
+            )
+            .await
+            .unwrap(),
+        "rotated once; nothing written the second time"
+    );
+    assert_eq!(store.refresh_token("r3").await.unwrap(), None);
+    assert_eq!(store.refresh_token("r2").await.unwrap(), Some(next));
+    let context = store.refresh_context("r2").await.unwrap().unwrap();
+    assert_eq!(
+        (context.grant.id.as_str(), context.address.as_str(), context.user_disabled),
+        ("g1", "alice@example.com", false)
+    );
+    assert_eq!(store.grant_with_user("g1").await.unwrap().unwrap().1, "alice@example.com");
     assert_eq!(store.refresh_token("r").await.unwrap().unwrap().rotated_at, Some(5));
 
     // Device codes: found by either code, decided once, polled.
