@@ -1088,3 +1088,73 @@ async fn sign_in_is_throttled_per_address() {
     assert_eq!(statuses[..3], [StatusCode::UNAUTHORIZED; 3]);
     assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS, "different accounts, one address");
 }
+
+#[tokio::test]
+async fn confidential_clients_authenticate_with_client_secret_basic() {
+    use base64::Engine as _;
+    for mode in ["stateless", "stored"] {
+        let server = with_user(&format!("[registration]\nmode = \"{mode}\"\n{CONFIG}")).await;
+        let reply = server.register(json!({"redirect_uris": ["https://webmail.example.com/cb"], "client_name": "Webmail"})).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        let client_id = reply.body["client_id"].as_str().unwrap().to_owned();
+        let secret = reply.body["client_secret"].as_str().unwrap().to_owned();
+        let uri = authorize_uri(&client_id, &[("redirect_uri", "https://webmail.example.com/cb")]);
+        let mut browser = Browser::default();
+        let page = browser.get(&server, &uri).await;
+        let request = page.field("request").unwrap();
+        let page = browser
+            .post(
+                &server,
+                "/login",
+                &[("request", &request), ("address", ADDRESS), ("password", PASSWORD)],
+            )
+            .await;
+        let page = browser.get(&server, page.location()).await;
+        let (csrf, request) = (page.field("csrf").unwrap(), page.field("request").unwrap());
+        let page = browser
+            .post(
+                &server,
+                "/consent",
+                &[("request", &request), ("csrf", &csrf), ("decision", "approve")],
+            )
+            .await;
+        let code = redirect_parameters(page.location())["code"].as_str().unwrap().to_owned();
+        let send = |secret: String, code: String| {
+            let client_id = client_id.clone();
+            let server = &server;
+            async move {
+                let credentials = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{client_id}:{secret}"));
+                let body = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs([
+                        ("grant_type", "authorization_code"),
+                        ("code", code.as_str()),
+                        ("code_verifier", VERIFIER),
+                    ])
+                    .finish();
+                let request = Request::post("/token")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(header::AUTHORIZATION, format!("Basic {credentials}"))
+                    .body(Body::from(body))
+                    .unwrap();
+                server.send(request).await
+            }
+        };
+        let wrong = send("not-the-secret".into(), code.clone()).await;
+        assert_eq!(
+            (wrong.status, wrong.body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+            "{mode}"
+        );
+        let right = send(secret, code).await;
+        assert_eq!(right.status, StatusCode::OK, "{mode}: {}", right.body);
+        // And `none` is refused for a confidential client.
+        let none = token_request(
+            &server,
+            &[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_id", &client_id)],
+            None,
+        )
+        .await;
+        assert_eq!(none.body["error"], "invalid_client", "{mode}");
+    }
+}
