@@ -1,6 +1,7 @@
 //! Letterlock's narrow JOSE layer, on aws-lc-rs.
 //!
 //! - [`key`]: ES256 and EdDSA private keys, parsed public keys, RFC 7638 thumbprints;
+//! - [`access`]: checking RFC 9068 access tokens at a resource, from the issuer's JWKS;
 //! - [`jws`]: compact JWS with the algorithm allow-list checked before anything else;
 //! - [`keyring`]: the server's signing keys, published before they sign and after they retire;
 //! - [`sealing`]: stateless client ids, the registration sealed with AES-256-GCM;
@@ -18,6 +19,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod jws;
 pub mod key;
 pub mod keyring;

@@ -277,6 +277,37 @@ async fn the_whole_code_flow_with_one_consent_and_per_service_tokens() {
     let grant_id = access["grant_id"].as_str().unwrap().to_owned();
     let refresh = reply.body["refresh_token"].as_str().unwrap().to_owned();
 
+    // What a front door on another machine sees: the published JWKS is enough to check it.
+    let jwks = server.get("/jwks.json").await.body;
+    let front_door = letterlock_jose::access::AccessTokenVerifier::new(
+        "http://127.0.0.1:8080",
+        "imaps://mail.example.com",
+        &jwks,
+    );
+    let checked = front_door
+        .verify(
+            reply.body["access_token"].as_str().unwrap(),
+            "urn:ietf:params:oauth:scope:mail",
+            NOW,
+        )
+        .unwrap();
+    assert_eq!((checked.subject.as_str(), checked.grant_id.as_str()), (ADDRESS, grant_id.as_str()));
+    let smtp_door = letterlock_jose::access::AccessTokenVerifier::new(
+        "http://127.0.0.1:8080",
+        "smtps://mail.example.com",
+        &jwks,
+    );
+    assert!(
+        smtp_door
+            .verify(
+                reply.body["access_token"].as_str().unwrap(),
+                "urn:ietf:params:oauth:scope:mail",
+                NOW
+            )
+            .is_err(),
+        "an IMAP token is not an SMTP token"
+    );
+
     // The grant is this device.
     let grant = server.state.store().grant(&grant_id).await.unwrap().unwrap();
     assert_eq!(grant.device_name, "Laptop");

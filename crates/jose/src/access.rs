@@ -1,0 +1,304 @@
+//! Checking RFC 9068 access tokens where they are used: at a front door that has only the
+//! issuer's published JWKS, not its private keys.
+//!
+//! [`AccessTokenVerifier::verify`] checks the header (`typ: at+jwt`, an allowed algorithm, a
+//! known `kid`), the signature, `iss`, that `aud` is this resource, `exp`/`nbf`/`iat` with a small
+//! skew, and the required scope. An unknown `kid` is reported as such, so the caller can refetch
+//! the JWKS once and try again (keys rotate: new ones are published before they sign).
+//! Revocation (the grant) is the caller's check: it needs the revocation feed.
+
+use serde_json::{Map, Value};
+
+use letterlock_protocol::jwk;
+
+use crate::jws::UnverifiedJws;
+use crate::key::VerifyingKey;
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+pub const SKEW_SECONDS: i64 = 30;
+
+/// Why a token was refused. [`TokenError::InsufficientScope`] maps to the `insufficient_scope`
+/// status, every other variant to `invalid_token` (RFC 6750 §3.1, RFC 7628 §3.2.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Not a JWS with an allowed algorithm, or not `typ: at+jwt`.
+    #[error("the token is malformed: {0}")]
+    Malformed(String),
+    /// Signed with a key id the JWKS does not have: refetch the JWKS and try again.
+    #[error("the token's key '{0}' is not in the issuer's key set")]
+    UnknownKey(String),
+    /// The signature does not verify.
+    #[error("the token's signature does not verify")]
+    Signature,
+    /// Another issuer.
+    #[error("the token was issued by someone else")]
+    Issuer,
+    /// Made for another service (RFC 8707 audience).
+    #[error("the token is for another service")]
+    Audience,
+    /// Expired, or not valid yet.
+    #[error("the token has expired or is not valid yet")]
+    Lifetime,
+    /// A required claim is missing or has the wrong type.
+    #[error("the token lacks the claim '{0}'")]
+    Claim(&'static str),
+    /// Valid, but without the scope this service needs.
+    #[error("the token does not carry the scope '{0}'")]
+    InsufficientScope(String),
+}
+
+impl TokenError {
+    /// The RFC 6750 / RFC 7628 status for this error.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Self::InsufficientScope(_) => "insufficient_scope",
+            _ => "invalid_token",
+        }
+    }
+}
+
+/// The claims a front door acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessTokenClaims {
+    /// The user (a mail address).
+    pub subject: String,
+    /// The client id of the installation.
+    pub client_id: String,
+    /// The grant: what the devices page calls a device, and what revocation names.
+    pub grant_id: String,
+    /// The token's id.
+    pub jti: String,
+    /// Expiry, seconds since the epoch: a session lives no longer (RFC 7628 §5).
+    pub expires_at: i64,
+    /// The scopes.
+    pub scopes: Vec<String>,
+    /// The DPoP key thumbprint, for DPoP-bound tokens (RFC 9449 §6).
+    pub jkt: Option<String>,
+}
+
+/// Verifies access tokens for one resource.
+#[derive(Debug, Clone)]
+pub struct AccessTokenVerifier {
+    issuer: String,
+    audience: String,
+    keys: Vec<VerifyingKey>,
+}
+
+impl AccessTokenVerifier {
+    /// A verifier for tokens from `issuer` for `audience`, with the issuer's JWKS document.
+    /// Keys that are not P-256 or Ed25519 signing keys are skipped.
+    pub fn new(issuer: &str, audience: &str, jwks: &Value) -> Self {
+        let keys = jwks
+            .get("keys")
+            .and_then(Value::as_array)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|key| jwk::PublicJwk::from_json(key).ok())
+                    .filter_map(|key| VerifyingKey::from_jwk(&key).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self { issuer: issuer.to_owned(), audience: audience.to_owned(), keys }
+    }
+
+    /// How many usable keys the verifier holds.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Checks a token at time `now`, requiring `scope`.
+    pub fn verify(
+        &self,
+        token: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<AccessTokenClaims, TokenError> {
+        let jws = UnverifiedJws::parse(token)
+            .map_err(|error| TokenError::Malformed(error.to_string()))?;
+        // RFC 9068 §2.1 and §4: `typ` is `at+jwt` (or `application/at+jwt`), which keeps other
+        // JWTs (ID tokens, client assertions) from passing as access tokens.
+        let typ = jws.header().get("typ").and_then(Value::as_str).unwrap_or("");
+        if !typ.eq_ignore_ascii_case("at+jwt") && !typ.eq_ignore_ascii_case("application/at+jwt") {
+            return Err(TokenError::Malformed("typ must be at+jwt".into()));
+        }
+        let kid = jws.kid().ok_or(TokenError::Malformed("no kid".into()))?.to_owned();
+        let key = self
+            .keys
+            .iter()
+            .find(|key| key.kid() == Some(kid.as_str()))
+            .ok_or(TokenError::UnknownKey(kid))?;
+        let claims = jws.verify(std::slice::from_ref(key)).map_err(|_| TokenError::Signature)?;
+        check_claims(&claims, &self.issuer, &self.audience, scope, now)
+    }
+}
+
+fn check_claims(
+    claims: &Map<String, Value>,
+    issuer: &str,
+    audience: &str,
+    scope: &str,
+    now: i64,
+) -> Result<AccessTokenClaims, TokenError> {
+    let text = |name: &'static str| {
+        claims.get(name).and_then(Value::as_str).ok_or(TokenError::Claim(name))
+    };
+    let number = |name: &'static str| {
+        claims.get(name).and_then(Value::as_i64).ok_or(TokenError::Claim(name))
+    };
+    if text("iss")? != issuer {
+        return Err(TokenError::Issuer);
+    }
+    let audience_matches = match claims.get("aud") {
+        Some(Value::String(one)) => one == audience,
+        Some(Value::Array(many)) => many.iter().any(|one| one.as_str() == Some(audience)),
+        _ => return Err(TokenError::Claim("aud")),
+    };
+    if !audience_matches {
+        return Err(TokenError::Audience);
+    }
+    let expires_at = number("exp")?;
+    if expires_at + SKEW_SECONDS <= now {
+        return Err(TokenError::Lifetime);
+    }
+    for name in ["nbf", "iat"] {
+        if let Some(value) = claims.get(name) {
+            let time = value.as_i64().ok_or(TokenError::Claim(if name == "nbf" {
+                "nbf"
+            } else {
+                "iat"
+            }))?;
+            if time > now + SKEW_SECONDS {
+                return Err(TokenError::Lifetime);
+            }
+        }
+    }
+    let scopes: Vec<String> = text("scope")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|scope| !scope.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if !scopes.iter().any(|granted| granted == scope) {
+        return Err(TokenError::InsufficientScope(scope.to_owned()));
+    }
+    Ok(AccessTokenClaims {
+        subject: text("sub")?.to_owned(),
+        client_id: text("client_id")?.to_owned(),
+        grant_id: text("grant_id")?.to_owned(),
+        jti: text("jti")?.to_owned(),
+        expires_at,
+        scopes,
+        jkt: claims
+            .get("cnf")
+            .and_then(|cnf| cnf.get("jkt"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::rand::SystemRandom;
+    use serde_json::json;
+
+    use super::*;
+    use crate::keyring::{SigningKey, SigningKeyRing};
+    use crate::{Algorithm, PrivateKey};
+
+    const ISSUER: &str = "https://auth.example.com";
+    const IMAP: &str = "imaps://mail.example.com";
+    const MAIL: &str = "urn:ietf:params:oauth:scope:mail";
+    const NOW: i64 = 1_800_000_000;
+
+    fn ring(kid: &str) -> SigningKeyRing {
+        let key = PrivateKey::generate(Algorithm::Es256, &SystemRandom::new()).unwrap();
+        SigningKeyRing::new(
+            vec![SigningKey { kid: kid.into(), key, created_at: 0, activates_at: 0 }],
+            600,
+        )
+    }
+
+    fn token(ring: &SigningKeyRing, changes: Value) -> String {
+        let mut claims = json!({
+            "iss": ISSUER, "sub": "alice@example.com", "aud": IMAP, "client_id": "ll1.x.y",
+            "scope": MAIL, "jti": "j1", "iat": NOW, "exp": NOW + 600, "grant_id": "g1",
+        });
+        for (name, value) in changes.as_object().unwrap() {
+            if value.is_null() {
+                claims.as_object_mut().unwrap().remove(name);
+            } else {
+                claims[name] = value.clone();
+            }
+        }
+        ring.sign("at+jwt", claims.as_object().unwrap(), NOW, &SystemRandom::new()).unwrap()
+    }
+
+    #[test]
+    fn a_good_token_gives_the_claims_a_front_door_needs() {
+        let ring = ring("k1");
+        let verifier = AccessTokenVerifier::new(ISSUER, IMAP, &ring.jwks(NOW));
+        assert_eq!(verifier.key_count(), 1);
+        let claims = verifier
+            .verify(&token(&ring, json!({"cnf": {"jkt": "thumb"}})), MAIL, NOW + 10)
+            .unwrap();
+        assert_eq!(claims.subject, "alice@example.com");
+        assert_eq!(claims.grant_id, "g1");
+        assert_eq!(claims.expires_at, NOW + 600);
+        assert_eq!(claims.jkt.as_deref(), Some("thumb"));
+    }
+
+    #[test]
+    fn every_wrong_claim_is_refused_with_its_reason() {
+        let ring = ring("k1");
+        let verifier = AccessTokenVerifier::new(ISSUER, IMAP, &ring.jwks(NOW));
+        let cases = [
+            (json!({"iss": "https://evil.example"}), TokenError::Issuer),
+            (json!({"aud": "https://dav.example.com/caldav/"}), TokenError::Audience),
+            (json!({"exp": NOW - 31}), TokenError::Lifetime),
+            (json!({"nbf": NOW + 120}), TokenError::Lifetime),
+            (
+                json!({"scope": "urn:ietf:params:oauth:scope:calendars"}),
+                TokenError::InsufficientScope(MAIL.into()),
+            ),
+            (json!({"grant_id": null}), TokenError::Claim("grant_id")),
+            (json!({"sub": null}), TokenError::Claim("sub")),
+        ];
+        for (changes, error) in cases {
+            assert_eq!(
+                verifier.verify(&token(&ring, changes.clone()), MAIL, NOW),
+                Err(error),
+                "{changes}"
+            );
+        }
+        assert_eq!(TokenError::InsufficientScope(MAIL.into()).status(), "insufficient_scope");
+        assert_eq!(TokenError::Audience.status(), "invalid_token");
+    }
+
+    #[test]
+    fn unknown_keys_forged_signatures_and_other_typs() {
+        let ring = ring("k1");
+        let verifier = AccessTokenVerifier::new(ISSUER, IMAP, &ring.jwks(NOW));
+        let rotated = self::ring("k2");
+        assert_eq!(
+            verifier.verify(&token(&rotated, json!({})), MAIL, NOW),
+            Err(TokenError::UnknownKey("k2".into()))
+        );
+        let impostor = self::ring("k1");
+        assert_eq!(
+            verifier.verify(&token(&impostor, json!({})), MAIL, NOW),
+            Err(TokenError::Signature)
+        );
+        let claims = json!({"iss": ISSUER, "aud": IMAP, "scope": MAIL, "exp": NOW + 60});
+        let id_token =
+            ring.sign("JWT", claims.as_object().unwrap(), NOW, &SystemRandom::new()).unwrap();
+        assert!(matches!(verifier.verify(&id_token, MAIL, NOW), Err(TokenError::Malformed(_))));
+        assert!(matches!(verifier.verify("garbage", MAIL, NOW), Err(TokenError::Malformed(_))));
+        let empty = AccessTokenVerifier::new(
+            ISSUER,
+            IMAP,
+            &json!({"keys": [{"kty": "RSA", "n": "x", "e": "AQAB"}]}),
+        );
+        assert_eq!(empty.key_count(), 0, "keys Letterlock does not sign with are skipped");
+    }
+}
