@@ -95,6 +95,9 @@ pub struct Config {
     /// DPoP (RFC 9449).
     #[serde(default)]
     pub dpop: DpopConfig,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[sign_in]`.

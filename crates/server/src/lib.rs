@@ -34,6 +34,7 @@ pub mod error;
 pub mod keys;
 pub mod listen;
 pub mod pages;
+pub mod proxy;
 pub mod replay;
 pub mod state;
 
@@ -214,6 +215,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tracing::warn!(%issuer, "the issuer uses plain http, which is accepted only on loopback for development");
     }
     let tls = config.tls.as_ref().map(listen::tls_acceptor).transpose()?;
+    let trusted_proxies = config
+        .trusted_proxies
+        .iter()
+        .map(|text| {
+            proxy::Cidr::parse(text).ok_or_else(|| {
+                ConfigError::invalid(
+                    "trusted_proxies",
+                    format!("'{text}' is not an address or CIDR block"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let address = config.listen_address();
     if tls.is_none() && issuer.is_https() && !address.ip().is_loopback() {
         tracing::warn!(%address, "listening without TLS on a public address; put a TLS-terminating proxy in front");
@@ -227,7 +240,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     ));
     tracing::info!(%issuer, address = %listener.local_addr().unwrap_or(address), tls = tls.is_some(), "letterlock is serving");
     let header_timeout = Duration::from_secs(config.limits.header_read_timeout_seconds.max(1));
-    listen::serve(listener, router(state.clone()), tls, header_timeout, shutdown).await;
+    listen::serve_behind(
+        listener,
+        router(state.clone()),
+        tls,
+        header_timeout,
+        trusted_proxies,
+        shutdown,
+    )
+    .await;
     background.abort();
     state.store().close().await;
     Ok(())

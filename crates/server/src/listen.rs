@@ -22,7 +22,8 @@ use tower::ServiceExt as _;
 use crate::ServerError;
 use crate::config::TlsConfig;
 
-/// The address of the connection's peer, put in every request's extensions.
+/// The client's address, put in every request's extensions: the connection's peer, or the
+/// address a trusted proxy forwarded (see [`crate::proxy`]).
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
@@ -68,6 +69,19 @@ pub async fn serve(
     header_read_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_behind(listener, router, tls, header_read_timeout, Vec::new(), shutdown).await;
+}
+
+/// [`serve`], believing `X-Forwarded-For` from the `trusted_proxies`.
+pub async fn serve_behind(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    header_read_timeout: Duration,
+    trusted_proxies: Vec<crate::proxy::Cidr>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let trusted_proxies = Arc::new(trusted_proxies);
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
     builder.http2().timer(TokioTimer::new());
@@ -87,10 +101,14 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let trusted = trusted_proxies.clone();
         let service =
             router.clone().map_request(move |request: hyper::Request<hyper::body::Incoming>| {
                 let mut request: Request = request.map(axum::body::Body::new);
-                request.extensions_mut().insert(PeerAddr(peer));
+                let client = crate::proxy::client_address(peer.ip(), request.headers(), &trusted);
+                request
+                    .extensions_mut()
+                    .insert(PeerAddr(std::net::SocketAddr::new(client, peer.port())));
                 request
             });
         let service = TowerToHyperService::new(service);

@@ -94,3 +94,67 @@ async fn tls_listener_serves_curl_and_shuts_down_gracefully() {
         "the port is closed after shutdown"
     );
 }
+
+/// Behind a trusted proxy, limits key on the forwarded client address; an untrusted peer's
+/// `X-Forwarded-For` is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_see_the_client_behind_a_trusted_proxy() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = Config::parse(&format!(
+        "issuer = \"http://127.0.0.1:{port}\"\n[registration]\nrate_limit_per_minute = 1\nrate_limit_burst = 1\n"
+    ))
+    .unwrap();
+    let store = letterlock_store::Store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    let state = letterlock_server::AppState::new(
+        &config,
+        store,
+        std::sync::Arc::new(letterlock_server::clock::SystemClock),
+    )
+    .await
+    .unwrap();
+    let trusted = vec![letterlock_server::proxy::Cidr::parse("127.0.0.0/8").unwrap()];
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(letterlock_server::listen::serve_behind(
+        listener,
+        letterlock_server::router(state),
+        None,
+        Duration::from_secs(5),
+        trusted,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let url = format!("http://127.0.0.1:{port}/register");
+    let statuses = tokio::task::spawn_blocking(move || {
+        let register = |forwarded: &str| {
+            let output = Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "-H",
+                    "Content-Type: application/json",
+                ])
+                .args(["-H", &format!("X-Forwarded-For: {forwarded}")])
+                .args(["-d", r#"{"redirect_uris":["http://127.0.0.1/cb"]}"#, &url])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        };
+        [
+            register("198.51.100.1"),
+            register("198.51.100.2"),
+            register("198.51.100.1"),
+            register("203.0.113.5, 198.51.100.2"),
+        ]
+    })
+    .await
+    .unwrap();
+    assert_eq!(statuses, ["201", "201", "429", "429"], "one budget per forwarded client");
+    stop.send(()).unwrap();
+    server.await.unwrap();
+}
