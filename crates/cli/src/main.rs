@@ -46,6 +46,19 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Print a Dovecot 2.3 oauth2 passdb configuration that validates this server's tokens for
+    /// one resource locally, and write the signing keys where it reads them. Run it again after
+    /// `keys rotate` (for example from cron): it adds new keys and removes unpublished ones.
+    DovecotConfig {
+        #[command(flatten)]
+        server: ServerOptions,
+        /// The resource Dovecot serves, as configured in `[[resources]]` with `token_typ = "JWT"`.
+        #[arg(long)]
+        resource: String,
+        /// Where to write the public keys (the dict's prefix).
+        #[arg(long, default_value = "/etc/dovecot/oauth2-keys")]
+        keys_dir: PathBuf,
+    },
     /// Tools for client vendors: make a key pair and sign software statements.
     Vendor {
         #[command(subcommand)]
@@ -230,7 +243,72 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Keys { command } => keys(command).await,
         Command::Vendor { command } => vendor(command),
         Command::User { command } => user(command).await,
+        Command::DovecotConfig { server, resource, keys_dir } => {
+            dovecot_config(server, &resource, &keys_dir).await
+        }
     }
+}
+
+/// See docs/DOVECOT.md for what Dovecot 2.3.19 accepts and why each line is there.
+async fn dovecot_config(
+    server: ServerOptions,
+    resource: &str,
+    keys_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let config = server.load()?;
+    let configured = config
+        .resources
+        .iter()
+        .find(|configured| configured.uri == resource)
+        .with_context(|| format!("{resource} is not in [[resources]]"))?;
+    if configured.token_typ != letterlock_server::config::TokenTyp::Jwt {
+        bail!(
+            "Dovecot 2.3 refuses typ at+jwt: set token_typ = \"JWT\" for {resource} in [[resources]]"
+        );
+    }
+    let issuer = letterlock_protocol::Issuer::parse(config.issuer_text())?;
+    let store = letterlock_server::open_store(&config).await?;
+    let lifetime = i64::try_from(config.lifetimes.access_token_seconds).unwrap_or(i64::MAX);
+    let ring = letterlock_server::keys::load_signing_ring(&store, lifetime).await?;
+    // The fs dict drops the "shared/" of Dovecot's lookup key shared/<azp>/<alg>/<kid>; our
+    // tokens have no azp, so Dovecot uses "default".
+    let directory = keys_dir.join("default").join("ES256");
+    std::fs::create_dir_all(&directory)
+        .with_context(|| format!("cannot create {}", directory.display()))?;
+    let mut published = Vec::new();
+    for (key, state) in ring.states(SystemClock.now()).filter(|(_, state)| state.is_published()) {
+        match letterlock_jose::key::p256_spki_pem(&key.key.public_jwk(None)) {
+            Some(pem) => {
+                std::fs::write(directory.join(&key.kid), pem)?;
+                published.push(key.kid.clone());
+            }
+            None => eprintln!(
+                "skipped {} ({}): Dovecot 2.3 verifies ES256, not EdDSA",
+                key.kid,
+                state.name()
+            ),
+        }
+    }
+    for entry in std::fs::read_dir(&directory)? {
+        let entry = entry?;
+        if !published.iter().any(|kid| entry.file_name() == kid.as_str()) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    eprintln!("wrote {} key(s) to {}", published.len(), directory.display());
+    println!("# Dovecot 2.3 oauth2 passdb for {resource}, from letterlock dovecot-config");
+    println!("# dovecot.conf:  auth_mechanisms = $auth_mechanisms oauthbearer xoauth2");
+    println!(
+        "#   passdb {{ driver = oauth2  mechanisms = oauthbearer xoauth2  args = /etc/dovecot/dovecot-oauth2.conf.ext }}"
+    );
+    println!("introspection_mode = local");
+    println!("local_validation_key_dict = fs:posix:prefix={}/", keys_dir.display());
+    println!("issuers = {}", issuer.as_str());
+    println!("client_id = {resource}");
+    println!("scope = {}", letterlock_protocol::scope::MAIL);
+    println!("username_attribute = sub");
+    println!("openid_configuration_url = {}", issuer.openid_configuration_url());
+    Ok(())
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {

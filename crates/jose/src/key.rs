@@ -247,6 +247,31 @@ pub fn thumbprint(jwk: &PublicJwk) -> String {
     base64url::encode(digest::digest(&digest::SHA256, canonical.as_bytes()))
 }
 
+/// The public key as a SubjectPublicKeyInfo PEM (RFC 5480), the form Dovecot's key dictionary
+/// reads; `None` for Ed25519, which Dovecot 2.3 does not verify.
+pub fn p256_spki_pem(jwk: &PublicJwk) -> Option<String> {
+    if jwk.crv != Curve::P256 {
+        return None;
+    }
+    let x = base64url::decode(&jwk.x)?;
+    let y = base64url::decode(jwk.y.as_deref()?)?;
+    // SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING { 0x04 || x || y } }
+    let mut der = vec![
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
+        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+    ];
+    der.extend_from_slice(&x);
+    der.extend_from_slice(&y);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&der);
+    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PUBLIC KEY-----\n");
+    Some(pem)
+}
+
 /// Checks that a JWK is a usable public key for its curve's algorithm.
 pub fn check_public_key(jwk: &PublicJwk) -> Result<(), Error> {
     VerifyingKey::from_jwk(jwk).map(|_| ())
@@ -291,6 +316,18 @@ mod tests {
             assert!(!verifying.verify(algorithm, b"massage", &signature));
             assert_eq!(Algorithm::from(key.public_jwk(None).crv), algorithm);
         }
+    }
+
+    #[test]
+    fn spki_pem_of_a_p256_key() {
+        let key = PrivateKey::generate(Algorithm::Es256, &SystemRandom::new()).unwrap();
+        let pem = p256_spki_pem(&key.public_jwk(None)).unwrap();
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+        let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+        assert_eq!(der.len(), 91, "a P-256 SubjectPublicKeyInfo is 91 bytes");
+        let ed = PrivateKey::generate(Algorithm::EdDsa, &SystemRandom::new()).unwrap();
+        assert_eq!(p256_spki_pem(&ed.public_jwk(None)), None);
     }
 
     #[test]

@@ -245,6 +245,32 @@ pub struct PublicClientConfig {
 pub struct ResourceConfig {
     /// Its resource identifier, for example `imaps://mail.example.com`.
     pub uri: String,
+    /// The `typ` header of its access tokens: `at+jwt` (RFC 9068, the default) or `JWT` for a
+    /// service that Dovecot 2.3's oauth2 passdb validates itself (it refuses `at+jwt`).
+    #[serde(default)]
+    pub token_typ: TokenTyp,
+}
+
+/// The `typ` header of access tokens for one resource.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+pub enum TokenTyp {
+    /// RFC 9068 §2.1.
+    #[default]
+    #[serde(rename = "at+jwt")]
+    AtJwt,
+    /// Plain `JWT`, for Dovecot 2.3's local validation.
+    #[serde(rename = "JWT")]
+    Jwt,
+}
+
+impl TokenTyp {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AtJwt => "at+jwt",
+            Self::Jwt => "JWT",
+        }
+    }
 }
 
 /// `[keys]`.

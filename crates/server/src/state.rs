@@ -86,6 +86,7 @@ pub(crate) struct Inner {
     pub max_token_lifetime: i64,
     pub lifetimes: Lifetimes,
     pub resources: Vec<Resource>,
+    pub token_typs: HashMap<String, crate::config::TokenTyp>,
     pub resource_servers: Vec<ResourceServer>,
     pub sign_in: crate::accounts::SignInGuard,
     pub dpop_require_nonce: bool,
@@ -209,6 +210,11 @@ impl AppState {
             max_token_lifetime,
             lifetimes,
             resources,
+            token_typs: config
+                .resources
+                .iter()
+                .map(|resource| (resource.uri.clone(), resource.token_typ))
+                .collect(),
             resource_servers,
             sign_in,
             dpop_require_nonce: config.dpop.require_nonce,
@@ -270,6 +276,22 @@ impl AppState {
     /// The configured protected resources.
     pub fn resources(&self) -> &[Resource] {
         &self.0.resources
+    }
+
+    /// The `typ` header of access tokens for a resource.
+    pub fn token_typ(&self, resource: &str) -> &'static str {
+        self.0.token_typs.get(resource).copied().unwrap_or_default().as_str()
+    }
+
+    /// Verifies an access token this server signed, whatever `typ` its resource uses; the key
+    /// ring signs nothing but access tokens.
+    pub fn verify_access_token(
+        &self,
+        token: &str,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let now = self.now();
+        let ring = self.signing_keys();
+        ring.verify(token, "at+jwt", now).or_else(|_| ring.verify(token, "JWT", now)).ok()
     }
 
     /// Lifetimes.

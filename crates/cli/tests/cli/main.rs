@@ -401,3 +401,147 @@ fn a_person_in_chromium_signs_in_consents_and_revokes_the_device() {
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }
+
+/// A private Dovecot from Debian's packages, on a free loopback port, stopped when dropped.
+struct Dovecot {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Dovecot {
+    fn start(oauth2_conf: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path();
+        let port = free_port();
+        for folder in ["run", "mail"] {
+            std::fs::create_dir_all(path.join(folder)).unwrap();
+        }
+        // Dovecot's processes run as other users: they must be able to enter the folder.
+        Command::new("chmod").arg("-R").arg("a+rX").arg(path).status().unwrap();
+        Command::new("chown").args(["nobody:nogroup"]).arg(path.join("mail")).status().unwrap();
+        let config = format!(
+            "base_dir = {dir}/run\nstate_dir = {dir}/run\nlog_path = {dir}/log\nprotocols = imap\nlisten = 127.0.0.1\n\
+             ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = oauthbearer xoauth2\n\
+             mail_location = maildir:{dir}/mail/%u\n\
+             service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             passdb {{\n  driver = oauth2\n  mechanisms = oauthbearer xoauth2\n  args = {oauth2}\n}}\n\
+             userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={dir}/mail/%u\n}}\n",
+            dir = path.display(),
+            oauth2 = oauth2_conf.display(),
+        );
+        std::fs::write(path.join("dovecot.conf"), config).unwrap();
+        let status = Command::new("dovecot")
+            .arg("-c")
+            .arg(path.join("dovecot.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("dovecot is installed (scripts/test installs dovecot-imapd)");
+        assert!(
+            status.success(),
+            "dovecot did not start: {}",
+            std::fs::read_to_string(path.join("log")).unwrap_or_default()
+        );
+        wait_for("Dovecot to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        Self { dir, port }
+    }
+
+    fn login(&self, user: &str, token: &str) -> String {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/imap_login.py");
+        let output = Command::new("python3")
+            .arg(script)
+            .args([&self.port.to_string(), user, token])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        let _ = Command::new("dovecot")
+            .arg("-c")
+            .arg(self.dir.path().join("dovecot.conf"))
+            .arg("stop")
+            .status();
+    }
+}
+
+/// Issue 4, point 9: Debian's Dovecot validates Letterlock's tokens itself with the
+/// configuration `letterlock dovecot-config` prints and the keys it writes.
+#[test]
+fn dovecot_validates_tokens_itself_with_the_printed_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("letterlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n\
+             [[resources]]\nuri = \"imaps://mail.example.com\"\ntoken_typ = \"JWT\"\n\
+             [[resources]]\nuri = \"smtps://mail.example.com\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let added = user_command(
+        &config,
+        &["add", "erin@example.com", "--password-stdin"],
+        "erin's long password",
+    );
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let server = Server::start(&config, port);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/authlib_flow.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .args([&format!("http://127.0.0.1:{port}"), "erin@example.com", "erin's long password"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let tokens: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let imap_token = tokens["access_token"].as_str().unwrap();
+    let smtp_token = tokens["smtp_access_token"].as_str().unwrap();
+
+    // The configuration and the keys.
+    let dovecot_dir = tempfile::tempdir().unwrap();
+    let keys = dovecot_dir.path().join("keys");
+    let printed = letterlock(&[
+        "dovecot-config",
+        "--config",
+        config.to_str().unwrap(),
+        "--resource",
+        "imaps://mail.example.com",
+        "--keys-dir",
+        keys.to_str().unwrap(),
+    ]);
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let conf = String::from_utf8(printed.stdout).unwrap();
+    assert!(conf.contains("client_id = imaps://mail.example.com"), "{conf}");
+    let refused = letterlock(&[
+        "dovecot-config",
+        "--config",
+        config.to_str().unwrap(),
+        "--resource",
+        "smtps://mail.example.com",
+        "--keys-dir",
+        keys.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success(), "a resource with at+jwt tokens is refused");
+    let oauth2_conf = dovecot_dir.path().join("dovecot-oauth2.conf.ext");
+    std::fs::write(&oauth2_conf, &conf).unwrap();
+    Command::new("chmod").arg("-R").arg("a+rX").arg(dovecot_dir.path()).status().unwrap();
+
+    let dovecot = Dovecot::start(&oauth2_conf);
+    assert_eq!(dovecot.login("erin@example.com", imap_token), "OK 0 messages");
+    let refused = dovecot.login("erin@example.com", smtp_token);
+    assert!(refused.starts_with("NO"), "an SMTP token at IMAP: {refused}");
+    let garbage = dovecot.login("erin@example.com", "not.a.token");
+    assert!(garbage.starts_with("NO"), "{garbage}");
+    assert!(
+        garbage.contains("openid-configuration"),
+        "Dovecot's failure points to the issuer: {garbage}"
+    );
+    drop(dovecot);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}

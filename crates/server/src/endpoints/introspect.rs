@@ -33,7 +33,7 @@ pub async fn revoke(
         && grant.client_id == client.client_id
     {
         state.store().revoke_grant(&grant.id, None, now).await?;
-    } else if let Ok(claims) = state.signing_keys().verify(token, "at+jwt", now)
+    } else if let Some(claims) = state.verify_access_token(token)
         && claims.get("client_id").and_then(Value::as_str) == Some(client.client_id.as_str())
         && let (Some(jti), Some(exp)) =
             (claims.get("jti").and_then(Value::as_str), claims.get("exp").and_then(Value::as_i64))
@@ -83,7 +83,7 @@ async fn active_claims(
     caller: &ResourceServer,
 ) -> Result<Option<serde_json::Map<String, Value>>, ApiError> {
     let now = state.now();
-    let Ok(claims) = state.signing_keys().verify(token, "at+jwt", now) else { return Ok(None) };
+    let Some(claims) = state.verify_access_token(token) else { return Ok(None) };
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     let live = text("iss") == Some(state.issuer().as_str())
         && claims.get("exp").and_then(Value::as_i64).is_some_and(|exp| exp > now)

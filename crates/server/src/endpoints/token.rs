@@ -397,7 +397,12 @@ async fn issue(
     }
     let access_token = state
         .signing_keys()
-        .sign("at+jwt", &claims, now, &state.0.random)
+        .sign(
+            audience.as_deref().map_or("at+jwt", |audience| state.token_typ(audience)),
+            &claims,
+            now,
+            &state.0.random,
+        )
         .map_err(|error| ApiError::internal(&error))?;
     let mut body = json!({
         "access_token": access_token,
