@@ -1189,3 +1189,43 @@ async fn confidential_clients_authenticate_with_client_secret_basic() {
         assert_eq!(none.body["error"], "invalid_client", "{mode}");
     }
 }
+
+#[tokio::test]
+async fn a_resource_can_ask_for_dovecot_compatible_jwt_tokens() {
+    let config = CONFIG.replace(
+        "uri = \"imaps://mail.example.com\"",
+        "uri = \"imaps://mail.example.com\"\ntoken_typ = \"JWT\"",
+    );
+    let server = with_user(&config).await;
+    let client_id = register(&server, json!({})).await;
+    let (_, redirect) = approve(&server, &client_id, &[]).await;
+    let reply = redeem(&server, &client_id, redirect["code"].as_str().unwrap()).await;
+    let token = reply.body["access_token"].as_str().unwrap();
+    let header: Value =
+        serde_json::from_slice(&base64url::decode(token.split('.').next().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(header["typ"], "JWT", "the IMAP resource's tokens");
+    assert_eq!(
+        introspect(&server, IMAP, token).await["active"],
+        true,
+        "our own checks accept both typs"
+    );
+    let refresh = reply.body["refresh_token"].as_str().unwrap();
+    let reply = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", &client_id),
+            ("resource", "https://dav.example.com/caldav/"),
+        ],
+        None,
+    )
+    .await;
+    let header: Value = serde_json::from_slice(
+        &base64url::decode(reply.body["access_token"].as_str().unwrap().split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["typ"], "at+jwt", "other resources keep RFC 9068's typ");
+}
