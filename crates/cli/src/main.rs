@@ -58,6 +58,11 @@ enum Command {
         /// Where to write the public keys (the dict's prefix).
         #[arg(long, default_value = "/etc/dovecot/oauth2-keys")]
         keys_dir: PathBuf,
+        /// Ask this server about every token (RFC 7662) instead of checking it locally: a request
+        /// per login, but revoked devices are refused at once. Uses the `[[resource_servers]]`
+        /// entry that serves the resource.
+        #[arg(long)]
+        introspection: bool,
     },
     /// Tools for client vendors: make a key pair and sign software statements.
     Vendor {
@@ -243,8 +248,12 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Keys { command } => keys(command).await,
         Command::Vendor { command } => vendor(command),
         Command::User { command } => user(command).await,
-        Command::DovecotConfig { server, resource, keys_dir } => {
-            dovecot_config(server, &resource, &keys_dir).await
+        Command::DovecotConfig { server, resource, keys_dir, introspection } => {
+            if introspection {
+                dovecot_introspection_config(server, &resource)
+            } else {
+                dovecot_config(server, &resource, &keys_dir).await
+            }
         }
     }
 }
@@ -307,6 +316,37 @@ async fn dovecot_config(
     println!("client_id = {resource}");
     println!("scope = {}", letterlock_protocol::scope::MAIL);
     println!("username_attribute = sub");
+    println!("openid_configuration_url = {}", issuer.openid_configuration_url());
+    Ok(())
+}
+
+/// The introspection variant: Dovecot posts each token to `/introspect` as a resource server.
+fn dovecot_introspection_config(server: ServerOptions, resource: &str) -> anyhow::Result<()> {
+    let config = server.load()?;
+    let issuer = letterlock_protocol::Issuer::parse(config.issuer_text())?;
+    let caller = config
+        .resource_servers
+        .iter()
+        .find(|caller| caller.resources.iter().any(|served| served == resource))
+        .with_context(|| format!("no [[resource_servers]] entry serves {resource}"))?;
+    let encode =
+        |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let endpoint = issuer.endpoint("/introspect");
+    let (scheme, rest) = endpoint.split_once("://").context("the issuer is not a URL")?;
+    println!(
+        "# Dovecot 2.3 oauth2 passdb for {resource}, from letterlock dovecot-config --introspection"
+    );
+    println!("introspection_mode = post");
+    println!(
+        "introspection_url = {scheme}://{}:{}@{rest}",
+        encode(&caller.client_id),
+        encode(&caller.secret)
+    );
+    println!("force_introspection = yes");
+    println!("active_attribute = active");
+    println!("active_value = true");
+    println!("username_attribute = sub");
+    println!("scope = {}", letterlock_protocol::scope::MAIL);
     println!("openid_configuration_url = {}", issuer.openid_configuration_url());
     Ok(())
 }

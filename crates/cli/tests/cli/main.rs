@@ -479,7 +479,9 @@ fn dovecot_validates_tokens_itself_with_the_printed_configuration() {
         format!(
             "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n\
              [[resources]]\nuri = \"imaps://mail.example.com\"\ntoken_typ = \"JWT\"\n\
-             [[resources]]\nuri = \"smtps://mail.example.com\"\n",
+             [[resources]]\nuri = \"smtps://mail.example.com\"\n\
+             [[resource_servers]]\nclient_id = \"dovecot\"\nsecret = \"dovecot's secret: 0123/4567\"\n\
+             resources = [\"imaps://mail.example.com\"]\n",
             dir.path().join("data").display()
         ),
     )
@@ -541,6 +543,49 @@ fn dovecot_validates_tokens_itself_with_the_printed_configuration() {
         garbage.contains("openid-configuration"),
         "Dovecot's failure points to the issuer: {garbage}"
     );
+
+    // The introspection variant: Dovecot asks the server about each token, so it sees revocations.
+    let printed = letterlock(&[
+        "dovecot-config",
+        "--config",
+        config.to_str().unwrap(),
+        "--resource",
+        "imaps://mail.example.com",
+        "--introspection",
+    ]);
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let introspection_conf = dovecot_dir.path().join("dovecot-oauth2-introspection.conf.ext");
+    std::fs::write(&introspection_conf, printed.stdout).unwrap();
+    Command::new("chmod").arg("a+r").arg(&introspection_conf).status().unwrap();
+    let asking = Dovecot::start(&introspection_conf);
+    assert_eq!(asking.login("erin@example.com", imap_token), "OK 0 messages");
+    assert!(
+        asking.login("erin@example.com", smtp_token).starts_with("NO"),
+        "introspection checks the audience too"
+    );
+
+    // Erin revokes every device. The asking Dovecot refuses the token at once; the one that
+    // validates locally accepts it until it expires (docs/DOVECOT.md says so).
+    let revoked = user_command(
+        &config,
+        &["passwd", "erin@example.com", "--password-stdin", "--revoke-devices"],
+        "erin's new long password",
+    );
+    assert!(
+        String::from_utf8_lossy(&revoked.stdout).contains("1 devices revoked"),
+        "{}",
+        String::from_utf8_lossy(&revoked.stdout)
+    );
+    assert!(
+        asking.login("erin@example.com", imap_token).starts_with("NO"),
+        "a revoked device is refused"
+    );
+    assert_eq!(
+        dovecot.login("erin@example.com", imap_token),
+        "OK 0 messages",
+        "local validation cannot see revocations"
+    );
+    drop(asking);
     drop(dovecot);
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
