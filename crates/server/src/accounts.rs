@@ -146,9 +146,18 @@ pub fn random_token(bytes: usize) -> String {
     base64url::encode(buffer)
 }
 
-/// SHA-256, base64url: how session ids, codes and refresh tokens are stored.
+/// SHA-256, base64url: how session ids, codes, refresh tokens, registration access tokens and
+/// stored client secrets are kept. They are 256 random bits, so a plain SHA-256 is enough to make
+/// them useless to someone who reads the database.
 pub fn hash_secret(secret: &str) -> String {
     base64url::encode(digest::digest(&digest::SHA256, secret.as_bytes()))
+}
+
+/// Compares a presented secret (a token, a CSRF token, a hash) with the expected one in constant
+/// time.
+pub fn same(presented: &str, expected: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_bytes(), expected.as_bytes())
+        .is_ok()
 }
 
 /// Why a sign-in failed. The page shows the same words for each, so that it does not reveal

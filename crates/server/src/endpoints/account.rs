@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use letterlock_protocol::ErrorCode;
 use letterlock_store::{GrantRecord, UserRecord};
 
-use crate::accounts::{change_password, verify_password};
+use crate::accounts::{change_password, same, verify_password};
 use crate::endpoints::authorize::{
-    Parameters, cookie_name, cookie_value, internal, same, see_other, session_cookie, signed_in,
+    Parameters, cookie_name, cookie_value, internal, see_other, session_cookie, signed_in,
     signed_in_form,
 };
 use crate::endpoints::introspect::resource_server;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use letterlock_protocol::{RedirectUri, ScopeSet, base64url};
 use letterlock_store::{GrantRecord, UserRecord};
 
-use crate::accounts::{SignInError, hash_secret, random_id, random_token};
+use crate::accounts::{SignInError, hash_secret, random_id, random_token, same};
 use crate::clients::Client;
 use crate::listen::PeerAddr;
 use crate::pages;
@@ -640,12 +640,6 @@ pub(crate) async fn signed_in_form(
         ));
     }
     Ok((user, csrf, form))
-}
-
-/// Compares a presented secret (a CSRF token) with the expected one in constant time.
-pub(crate) fn same(presented: &str, expected: &str) -> bool {
-    aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_bytes(), expected.as_bytes())
-        .is_ok()
 }
 
 /// Query or form parameters, keeping repeats (for `resource`) and noticing duplicates.

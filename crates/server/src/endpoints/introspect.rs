@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 
 use letterlock_protocol::ErrorCode;
 
-use crate::accounts::hash_secret;
+use crate::accounts::{hash_secret, same};
 use crate::endpoints::authorize::Parameters;
-use crate::endpoints::token::resource_server_credentials;
+use crate::endpoints::token::basic_credentials;
 use crate::error::ApiError;
 use crate::state::{AppState, ResourceServer};
 
@@ -123,19 +123,12 @@ pub(crate) fn resource_server(
         error.set_www_authenticate("Basic realm=\"letterlock\"");
         error
     };
-    let (id, secret) = resource_server_credentials(headers).ok_or_else(refuse)?;
+    let (id, secret) = basic_credentials(headers).ok_or_else(refuse)?;
     state
         .0
         .resource_servers
         .iter()
-        .find(|server| {
-            server.client_id == id
-                && aws_lc_rs::constant_time::verify_slices_are_equal(
-                    server.secret.as_bytes(),
-                    secret.as_bytes(),
-                )
-                .is_ok()
-        })
+        .find(|server| server.client_id == id && same(&secret, &server.secret))
         .cloned()
         .ok_or_else(refuse)
 }

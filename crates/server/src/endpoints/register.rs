@@ -1,7 +1,6 @@
 //! `POST /register` (RFC 7591 §3) and, in stored mode, the client configuration endpoint
 //! `GET|PUT|DELETE /register/{client_id}` (RFC 7592 §2).
 
-use aws_lc_rs::digest;
 use aws_lc_rs::rand::SecureRandom as _;
 use axum::Extension;
 use axum::body::Body;
@@ -14,6 +13,7 @@ use letterlock_protocol::registration::parse_request_body;
 use letterlock_protocol::{AuthMethod, ErrorCode, base64url};
 use letterlock_store::ClientRecord;
 
+use crate::accounts::{hash_secret, same};
 use crate::clients::{Registration, registration_error};
 use crate::config::RegistrationMode;
 use crate::error::ApiError;
@@ -42,12 +42,7 @@ pub async fn register(
         && let Some(expected) = &state.0.registration.initial_access_token
     {
         let presented = bearer_token(&headers).unwrap_or_default();
-        if aws_lc_rs::constant_time::verify_slices_are_equal(
-            presented.as_bytes(),
-            expected.as_bytes(),
-        )
-        .is_err()
-        {
+        if !same(presented, expected) {
             return Err(ApiError::invalid_token(
                 "web and confidential clients need an initial access token (RFC 7591 §3)",
             ));
@@ -80,8 +75,8 @@ pub async fn register(
                 metadata: Value::Object(registration.metadata.to_json()).to_string(),
                 software_statement: registration.software_statement.clone(),
                 vendor: registration.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
-                registration_token_hash: hash(&access_token),
-                client_secret_hash: secret.as_deref().map(hash),
+                registration_token_hash: hash_secret(&access_token),
+                client_secret_hash: secret.as_deref().map(hash_secret),
                 issued_at: now,
                 updated_at: now,
             };
@@ -148,7 +143,7 @@ pub async fn update(
         }
     }
     if let Some(secret) = request.remove("client_secret") {
-        let matches = secret.as_str().map(hash) == record.client_secret_hash;
+        let matches = secret.as_str().map(hash_secret) == record.client_secret_hash;
         if !matches {
             return Err(ApiError::bad_request(
                 ErrorCode::InvalidClientMetadata,
@@ -165,7 +160,7 @@ pub async fn update(
         }
         AuthMethod::ClientSecretBasic => {
             let fresh = random_token(&state, 32)?;
-            let hashed = hash(&fresh);
+            let hashed = hash_secret(&fresh);
             secret = Some(fresh);
             Some(hashed)
         }
@@ -206,7 +201,7 @@ async fn save_with_fresh_token(
     secret: Option<String>,
 ) -> Result<Response, ApiError> {
     let access_token = random_token(state, 32)?;
-    record.registration_token_hash = hash(&access_token);
+    record.registration_token_hash = hash_secret(&access_token);
     state.store().update_client(&record).await?;
     let management = Management { uri: configuration_uri(state, &record.client_id), access_token };
     let body =
@@ -227,13 +222,8 @@ async fn authorize(
     let record = record.ok_or_else(|| {
         ApiError::invalid_token("the registration access token is not valid for this client")
     })?;
-    let presented = hash(presented);
-    if aws_lc_rs::constant_time::verify_slices_are_equal(
-        presented.as_bytes(),
-        record.registration_token_hash.as_bytes(),
-    )
-    .is_err()
-    {
+    let presented = hash_secret(presented);
+    if !same(&presented, &record.registration_token_hash) {
         return Err(ApiError::invalid_token(
             "the registration access token is not valid for this client",
         ));
@@ -281,12 +271,6 @@ fn random_token(state: &AppState, bytes: usize) -> Result<String, ApiError> {
         .fill(&mut buffer)
         .map_err(|_| ApiError::internal(&"the random generator failed"))?;
     Ok(base64url::encode(buffer))
-}
-
-/// Tokens and secrets here are 256 random bits, so a plain SHA-256 is enough to keep them
-/// useless to someone who reads the database.
-fn hash(token: &str) -> String {
-    base64url::encode(digest::digest(&digest::SHA256, token.as_bytes()))
 }
 
 fn configuration_uri(state: &AppState, client_id: &str) -> String {

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use letterlock_protocol::{AuthMethod, ErrorCode, ScopeSet, base64url};
 use letterlock_store::{CodeRedemption, GrantRecord, RefreshTokenRecord};
 
-use crate::accounts::{hash_secret, random_id, random_token};
+use crate::accounts::{hash_secret, random_id, random_token, same};
 use crate::clients::{Client, ClientOrigin};
 use crate::dpop::DpopError;
 use crate::endpoints::authorize::{CodeDetails, Parameters};
@@ -155,13 +155,7 @@ async fn authorization_code(
     let verifier_ok = (43..=128).contains(&verifier.len())
         && verifier.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-._~".contains(&byte));
     let challenge = base64url::encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
-    if !verifier_ok
-        || aws_lc_rs::constant_time::verify_slices_are_equal(
-            challenge.as_bytes(),
-            details.code_challenge.as_bytes(),
-        )
-        .is_err()
-    {
+    if !verifier_ok || !same(&challenge, &details.code_challenge) {
         return Err(bad(
             ErrorCode::InvalidGrant,
             "code_verifier does not match the code_challenge",
@@ -489,13 +483,9 @@ impl AppState {
                 }
                 ClientOrigin::Stored => {
                     let record = self.store().client(&client.client_id).await?;
-                    record.and_then(|record| record.client_secret_hash).is_some_and(|expected| {
-                        aws_lc_rs::constant_time::verify_slices_are_equal(
-                            expected.as_bytes(),
-                            hash_secret(&secret).as_bytes(),
-                        )
-                        .is_ok()
-                    })
+                    record
+                        .and_then(|record| record.client_secret_hash)
+                        .is_some_and(|expected| same(&hash_secret(&secret), &expected))
                 }
                 ClientOrigin::WellKnown => false,
             };
@@ -588,7 +578,7 @@ impl AppState {
 }
 
 /// `Authorization: Basic` credentials, form-urlencoded inside as RFC 6749 §2.3.1 says.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     use base64::Engine as _;
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
@@ -604,11 +594,6 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
             .map(|(_, value)| value.into_owned())
     };
     Some((decode(id)?, decode(secret)?))
-}
-
-/// The Basic credentials of a resource server, for introspection and the revocation feed.
-pub(crate) fn resource_server_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    basic_credentials(headers)
 }
 
 #[cfg(test)]
