@@ -45,6 +45,36 @@ fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// A configuration for a server on a free loopback port, with its data in `dir`, plus `extra`
+/// TOML. Returns the configuration file and the port.
+fn loopback_config(dir: &Path, extra: &str) -> (std::path::PathBuf, u16) {
+    let port = free_port();
+    let config = dir.join("letterlock.toml");
+    let head = format!(
+        "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n",
+        dir.join("data").display()
+    );
+    std::fs::write(&config, head + extra).unwrap();
+    (config, port)
+}
+
+/// Runs the Authlib flow (`authlib_flow.py`) against the server on `port` and returns what it saw.
+fn authlib_flow(port: u16, address: &str, password: &str) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/authlib_flow.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .args([&format!("http://127.0.0.1:{port}"), address, password])
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "Authlib flow failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 struct Server(Child);
 
 impl Server {
@@ -127,21 +157,16 @@ fn vendor_statement_registration_rotation_and_shutdown() {
     // The operator trusts the vendor and starts the server.
     let jwks_file = dir.path().join("vendor.jwks.json");
     std::fs::write(&jwks_file, jwks.to_string()).unwrap();
-    let port = free_port();
-    let data = dir.path().join("data");
-    let config = dir.path().join("letterlock.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n\
-             [keys]\nreload_interval_seconds = 1\n\n\
+    let (config, port) = loopback_config(
+        dir.path(),
+        &format!(
+            "[keys]\nreload_interval_seconds = 1\n\n\
              [[vendors]]\nissuer = \"https://vendor.example\"\nname = \"Example Vendor\"\njwks_file = \"{}\"\n\n\
              [[resources]]\nuri = \"imaps://mail.example.com\"\n",
-            data.display(),
             jwks_file.display()
         ),
-    )
-    .unwrap();
+    );
+    let data = dir.path().join("data");
     let server = Server::start(&config, port);
     let base = format!("http://127.0.0.1:{port}");
 
@@ -247,17 +272,10 @@ fn jwt_claims(token: &str) -> Value {
 #[test]
 fn an_independent_oauth_client_completes_the_flow() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = dir.path().join("letterlock.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n\
-             [[resources]]\nuri = \"imaps://mail.example.com\"\n[[resources]]\nuri = \"smtps://mail.example.com\"\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
+    let (config, port) = loopback_config(
+        dir.path(),
+        "[[resources]]\nuri = \"imaps://mail.example.com\"\n[[resources]]\nuri = \"smtps://mail.example.com\"\n",
+    );
 
     // Accounts through the CLI.
     let added = user_command(
@@ -278,19 +296,7 @@ fn an_independent_oauth_client_completes_the_flow() {
     assert!(String::from_utf8_lossy(&list.stdout).contains("bob@example.com  active"));
 
     let server = Server::start(&config, port);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/authlib_flow.py");
-    let output = Command::new("python3")
-        .arg(&script)
-        .args([&format!("http://127.0.0.1:{port}"), "bob@example.com", "a long enough password"])
-        .output()
-        .expect("python3");
-    assert!(
-        output.status.success(),
-        "Authlib flow failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let seen = authlib_flow(port, "bob@example.com", "a long enough password");
     assert_eq!(
         jwt_claims(seen["access_token"].as_str().unwrap())["aud"],
         "imaps://mail.example.com"
@@ -320,17 +326,10 @@ fn an_independent_oauth_client_completes_the_flow() {
 #[test]
 fn a_person_in_chromium_signs_in_consents_and_revokes_the_device() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = dir.path().join("letterlock.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n\
-             [[resources]]\nuri = \"imaps://mail.example.com\"\n[[resources]]\nuri = \"https://dav.example.com/\"\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
+    let (config, port) = loopback_config(
+        dir.path(),
+        "[[resources]]\nuri = \"imaps://mail.example.com\"\n[[resources]]\nuri = \"https://dav.example.com/\"\n",
+    );
     let added = user_command(
         &config,
         &["add", "dana@example.com", "--password-stdin"],
@@ -472,20 +471,13 @@ impl Drop for Dovecot {
 #[test]
 fn dovecot_validates_tokens_itself_with_the_printed_configuration() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = dir.path().join("letterlock.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "issuer = \"http://127.0.0.1:{port}\"\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n\
-             [[resources]]\nuri = \"imaps://mail.example.com\"\ntoken_typ = \"JWT\"\n\
+    let (config, port) = loopback_config(
+        dir.path(),
+        "[[resources]]\nuri = \"imaps://mail.example.com\"\ntoken_typ = \"JWT\"\n\
              [[resources]]\nuri = \"smtps://mail.example.com\"\n\
              [[resource_servers]]\nclient_id = \"dovecot\"\nsecret = \"dovecot's secret: 0123/4567\"\n\
              resources = [\"imaps://mail.example.com\"]\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
+    );
     let added = user_command(
         &config,
         &["add", "erin@example.com", "--password-stdin"],
@@ -493,14 +485,7 @@ fn dovecot_validates_tokens_itself_with_the_printed_configuration() {
     );
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     let server = Server::start(&config, port);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/authlib_flow.py");
-    let output = Command::new("python3")
-        .arg(&script)
-        .args([&format!("http://127.0.0.1:{port}"), "erin@example.com", "erin's long password"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let tokens: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let tokens = authlib_flow(port, "erin@example.com", "erin's long password");
     let imap_token = tokens["access_token"].as_str().unwrap();
     let smtp_token = tokens["smtp_access_token"].as_str().unwrap();
 
