@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use letterlock_server::config::{Config, TlsConfig};
+use letterlock_server::config::TlsConfig;
 use letterlock_server::listen::{serve, tls_acceptor};
 use serde_json::Value;
 
@@ -31,18 +31,9 @@ async fn tls_listener_serves_curl_and_shuts_down_gracefully() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let issuer = format!("https://127.0.0.1:{port}");
-    let mut config = Config::parse(&format!("issuer = \"{issuer}\"")).unwrap();
-    config.tls = Some(TlsConfig { certificate: certificate.clone(), private_key });
-    let store = letterlock_store::Store::connect("sqlite::memory:").await.unwrap();
-    store.migrate().await.unwrap();
-    let state = letterlock_server::AppState::new(
-        &config,
-        store,
-        std::sync::Arc::new(letterlock_server::clock::SystemClock),
-    )
-    .await
-    .unwrap();
-    let acceptor = tls_acceptor(config.tls.as_ref().unwrap()).unwrap();
+    let state = crate::support::server(&format!("issuer = \"{issuer}\"")).await.state;
+    let tls = TlsConfig { certificate: certificate.clone(), private_key };
+    let acceptor = tls_acceptor(&tls).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(
         listener,
@@ -101,19 +92,11 @@ async fn tls_listener_serves_curl_and_shuts_down_gracefully() {
 async fn rate_limits_see_the_client_behind_a_trusted_proxy() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let config = Config::parse(&format!(
+    let state = crate::support::server(&format!(
         "issuer = \"http://127.0.0.1:{port}\"\n[registration]\nrate_limit_per_minute = 1\nrate_limit_burst = 1\n"
     ))
-    .unwrap();
-    let store = letterlock_store::Store::connect("sqlite::memory:").await.unwrap();
-    store.migrate().await.unwrap();
-    let state = letterlock_server::AppState::new(
-        &config,
-        store,
-        std::sync::Arc::new(letterlock_server::clock::SystemClock),
-    )
     .await
-    .unwrap();
+    .state;
     let trusted = vec![letterlock_server::proxy::Cidr::parse("127.0.0.0/8").unwrap()];
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(letterlock_server::listen::serve_behind(
