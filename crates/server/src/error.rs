@@ -83,14 +83,22 @@ fn incident_id() -> String {
     letterlock_protocol::base64url::encode(bytes)
 }
 
+/// A JSON response that no cache may keep: every OAuth answer carries tokens, secrets or
+/// per-user state (RFC 6749 §5.1).
+pub fn no_store_json(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.body)
             .unwrap_or_else(|_| br#"{"error":"server_error"}"#.to_vec());
-        let mut response = (self.status, body).into_response();
+        let mut response = no_store_json(self.status, body);
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(challenge) =
             self.www_authenticate.and_then(|value| HeaderValue::from_str(&value).ok())
         {

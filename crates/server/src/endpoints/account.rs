@@ -19,7 +19,7 @@ use crate::endpoints::authorize::{
     signed_in_form,
 };
 use crate::endpoints::introspect::resource_server;
-use crate::error::ApiError;
+use crate::error::{ApiError, no_store_json};
 use crate::pages::{self, escape};
 use crate::state::AppState;
 
@@ -139,9 +139,9 @@ pub async fn api_devices(
     let (user, csrf) = api_user(&state, &headers).await?;
     let grants = state.store().grants_of_user(&user.id).await?;
     let devices: Vec<Value> = grants.iter().map(|grant| device_json(&state, grant)).collect();
-    Ok(json_response(
+    Ok(no_store_json(
         StatusCode::OK,
-        &json!({ "user": user.address, "csrf": csrf, "devices": devices }),
+        json!({ "user": user.address, "csrf": csrf, "devices": devices }).to_string().into_bytes(),
     ))
 }
 
@@ -171,7 +171,7 @@ pub async fn api_revoke_all(
 ) -> Result<Response, ApiError> {
     let user = api_user_with_csrf(&state, &headers).await?;
     let revoked = state.store().revoke_grants_of_user(&user.id, state.now()).await?;
-    Ok(json_response(StatusCode::OK, &json!({ "revoked": revoked })))
+    Ok(no_store_json(StatusCode::OK, json!({ "revoked": revoked }).to_string().into_bytes()))
 }
 
 /// The signed-in user of an API call that changes something: the session cookie alone is not
@@ -223,9 +223,9 @@ pub async fn feed(
                 .into_iter()
                 .map(|(cursor, grant_id, revoked_at)| json!({ "cursor": cursor, "grant_id": grant_id, "revoked_at": revoked_at }))
                 .collect();
-            return Ok(json_response(
+            return Ok(no_store_json(
                 StatusCode::OK,
-                &json!({ "revocations": items, "cursor": cursor }),
+                json!({ "revocations": items, "cursor": cursor }).to_string().into_bytes(),
             ));
         }
         tokio::time::sleep(FEED_POLL).await;
@@ -323,13 +323,4 @@ async fn devices_page(
             address = escape(&user.address),
         ),
     )
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }

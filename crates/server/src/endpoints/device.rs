@@ -6,8 +6,8 @@
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -19,7 +19,7 @@ use crate::endpoints::authorize::{
     Parameters, application_name, clean_device_name, client_for_page, grant_for, internal,
     signed_in, signed_in_form,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, no_store_json};
 use crate::listen::PeerAddr;
 use crate::pages;
 use crate::state::AppState;
@@ -110,12 +110,7 @@ pub async fn device_authorization(
         "expires_in": DEVICE_CODE_SECONDS,
         "interval": POLL_INTERVAL,
     });
-    let mut response = (StatusCode::OK, body.to_string()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(no_store_json(StatusCode::OK, body.to_string().into_bytes()))
 }
 
 /// Eight letters from [`USER_CODE_ALPHABET`], `XXXX-XXXX`: about 34 bits, guessed at most

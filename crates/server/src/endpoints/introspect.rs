@@ -11,7 +11,7 @@ use letterlock_protocol::ErrorCode;
 use crate::accounts::{hash_secret, same};
 use crate::endpoints::authorize::Parameters;
 use crate::endpoints::token::basic_credentials;
-use crate::error::ApiError;
+use crate::error::{ApiError, no_store_json};
 use crate::state::{AppState, ResourceServer};
 
 /// `POST /revoke`: a refresh token revokes its whole grant (RFC 7009 §2.1: the access tokens
@@ -69,12 +69,7 @@ pub async fn introspect(
         }
         None => json!({ "active": false }),
     };
-    let mut response = (StatusCode::OK, body.to_string()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(no_store_json(StatusCode::OK, body.to_string().into_bytes()))
 }
 
 async fn active_claims(

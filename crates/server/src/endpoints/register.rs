@@ -5,7 +5,7 @@ use aws_lc_rs::rand::SecureRandom as _;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
@@ -16,7 +16,7 @@ use letterlock_store::ClientRecord;
 use crate::accounts::{hash_secret, same};
 use crate::clients::{Registration, registration_error};
 use crate::config::RegistrationMode;
-use crate::error::ApiError;
+use crate::error::{ApiError, no_store_json};
 use crate::listen::PeerAddr;
 use crate::state::AppState;
 
@@ -91,7 +91,7 @@ pub async fn register(
         }
     };
     tracing::debug!(client_name = ?registration.metadata.client_name.default_value(), vendor = ?registration.vendor.as_ref().map(|vendor| &vendor.issuer), "registered a client");
-    Ok(json(StatusCode::CREATED, &body))
+    Ok(no_store_json(StatusCode::CREATED, serde_json::to_vec(&body).unwrap_or_default()))
 }
 
 /// `GET /register/{client_id}` (RFC 7592 §2.1). The registration access token is rotated: only
@@ -206,7 +206,7 @@ async fn save_with_fresh_token(
     let management = Management { uri: configuration_uri(state, &record.client_id), access_token };
     let body =
         response_body(&record.client_id, record.issued_at, registration, secret, Some(management));
-    Ok(json(StatusCode::OK, &body))
+    Ok(no_store_json(StatusCode::OK, serde_json::to_vec(&body).unwrap_or_default()))
 }
 
 /// Finds the client and checks its registration access token. RFC 7592 §2.1: an unknown client
@@ -305,13 +305,4 @@ fn response_body(
         body.insert("registration_access_token".into(), management.access_token.into());
     }
     body
-}
-
-fn json(status: StatusCode, body: &Map<String, Value>) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut response = (status, bytes).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }

@@ -16,7 +16,7 @@ use crate::accounts::{hash_secret, random_id, random_token, same};
 use crate::clients::{Client, ClientOrigin};
 use crate::dpop::DpopError;
 use crate::endpoints::authorize::{CodeDetails, Parameters};
-use crate::error::ApiError;
+use crate::error::{ApiError, no_store_json};
 use crate::listen::PeerAddr;
 use crate::state::AppState;
 
@@ -429,11 +429,8 @@ async fn issue(
     if !state.store().record_issue(subject.rotated, issued.as_ref(), &grant.id, now, touch).await? {
         return Err(reuse_detected(state, &grant.id, now).await);
     }
-    let mut response = (StatusCode::OK, body.to_string()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    let mut response = no_store_json(StatusCode::OK, body.to_string().into_bytes());
+    response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     Ok(with_nonce(state, response))
 }
 
