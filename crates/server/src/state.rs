@@ -289,9 +289,7 @@ impl AppState {
         &self,
         token: &str,
     ) -> Option<serde_json::Map<String, serde_json::Value>> {
-        let now = self.now();
-        let ring = self.signing_keys();
-        ring.verify(token, "at+jwt", now).or_else(|_| ring.verify(token, "JWT", now)).ok()
+        self.signing_keys().verify(token, &["at+jwt", "JWT"], self.now()).ok()
     }
 
     /// Lifetimes.

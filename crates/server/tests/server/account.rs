@@ -125,7 +125,7 @@ async fn the_feed_long_polls_until_a_revocation() {
     let grant_id = server
         .state
         .signing_keys()
-        .verify(tokens["access_token"].as_str().unwrap(), "at+jwt", server.state.now())
+        .verify(tokens["access_token"].as_str().unwrap(), &["at+jwt"], server.state.now())
         .unwrap()["grant_id"]
         .as_str()
         .unwrap()

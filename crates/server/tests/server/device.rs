@@ -113,7 +113,7 @@ async fn a_device_without_a_browser_gets_tokens_after_the_person_approves() {
     let access = server
         .state
         .signing_keys()
-        .verify(tokens.body["access_token"].as_str().unwrap(), "at+jwt", server.state.now())
+        .verify(tokens.body["access_token"].as_str().unwrap(), &["at+jwt"], server.state.now())
         .unwrap();
     assert_eq!(access["sub"], ADDRESS);
     let grant =

@@ -246,7 +246,7 @@ fn claims(server: &TestServer, token: &str) -> Map<String, Value> {
     server
         .state
         .signing_keys()
-        .verify(token, "at+jwt", server.state.now())
+        .verify(token, &["at+jwt"], server.state.now())
         .expect("a token we signed")
 }
 
