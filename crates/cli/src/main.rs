@@ -1,6 +1,8 @@
 //! `letterlock`: the authorization server and its tools.
 //!
-//! - `letterlock serve`: run the server (embedded defaults without `--config`);
+//! - `letterlock serve`: run the server (embedded defaults without `--config`), with the front
+//!   doors its configuration names;
+//! - `letterlock gateway`: run only the IMAP, SMTP and POP3 front doors, for a remote issuer;
 //! - `letterlock keys list|rotate|retire`: the server's signing and sealing keys;
 //! - `letterlock vendor keygen|sign`: for client vendors, a key pair and software statements.
 #![forbid(unsafe_code)]
@@ -34,8 +36,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the authorization server.
+    /// Run the authorization server, and the IMAP, SMTP and POP3 front doors configured with it.
     Serve(ServerOptions),
+    /// Run only the front doors (`[[imap]]`, `[[smtp]]`, `[[pop3]]`), for a remote issuer: its
+    /// metadata, keys and revocation feed are read over HTTPS (`[gateway]` has the feed's
+    /// credentials).
+    Gateway(ServerOptions),
     /// Manage the server's signing and sealing keys.
     Keys {
         #[command(subcommand)]
@@ -243,6 +249,18 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Serve(options) => {
             let config = options.load()?;
             letterlock_server::run(config, letterlock_server::listen::shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Gateway(options) => {
+            let config = options.load()?;
+            let doors = config.front_doors();
+            if doors.is_empty() {
+                bail!("the configuration has no [[imap]], [[smtp]] or [[pop3]] front door");
+            }
+            let issuer = letterlock_protocol::issuer::Issuer::parse(config.issuer_text())
+                .context("issuer")?;
+            let gateway = letterlock_gateway::Gateway::start(issuer, doors).await?;
+            gateway.run(letterlock_server::listen::shutdown_signal()).await;
             Ok(())
         }
         Command::Keys { command } => keys(command).await,

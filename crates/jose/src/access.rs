@@ -83,6 +83,7 @@ pub struct AccessTokenVerifier {
     issuer: String,
     audience: String,
     keys: Vec<VerifyingKey>,
+    accept_jwt_typ: bool,
 }
 
 impl AccessTokenVerifier {
@@ -99,7 +100,19 @@ impl AccessTokenVerifier {
                     .collect()
             })
             .unwrap_or_default();
-        Self { issuer: issuer.to_owned(), audience: audience.to_owned(), keys }
+        Self {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            keys,
+            accept_jwt_typ: false,
+        }
+    }
+
+    /// Also accepts `typ: JWT`, for a resource whose tokens the issuer makes in Dovecot 2.3's
+    /// profile (which refuses `at+jwt`). Off by default, as RFC 9068 §4 asks.
+    pub fn accept_jwt_typ(mut self, accept: bool) -> Self {
+        self.accept_jwt_typ = accept;
+        self
     }
 
     /// How many usable keys the verifier holds.
@@ -119,7 +132,11 @@ impl AccessTokenVerifier {
         // RFC 9068 §2.1 and §4: `typ` is `at+jwt` (or `application/at+jwt`), which keeps other
         // JWTs (ID tokens, client assertions) from passing as access tokens.
         let typ = jws.header().get("typ").and_then(Value::as_str).unwrap_or("");
-        if !typ.eq_ignore_ascii_case("at+jwt") && !typ.eq_ignore_ascii_case("application/at+jwt") {
+        let plain_jwt = self.accept_jwt_typ && typ.eq_ignore_ascii_case("JWT");
+        if !plain_jwt
+            && !typ.eq_ignore_ascii_case("at+jwt")
+            && !typ.eq_ignore_ascii_case("application/at+jwt")
+        {
             return Err(TokenError::Malformed("typ must be at+jwt".into()));
         }
         let kid = jws.kid().ok_or(TokenError::Malformed("no kid".into()))?.to_owned();

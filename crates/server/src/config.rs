@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use letterlock_gateway::FrontDoors;
+use letterlock_gateway::config::{DoorConfig, GatewayConfig};
 use serde::Deserialize;
 
 /// The address `letterlock serve` listens on by default.
@@ -98,6 +100,18 @@ pub struct Config {
     /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// What the IMAP, SMTP and POP3 front doors share.
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    /// IMAP front doors.
+    #[serde(default)]
+    pub imap: Vec<DoorConfig>,
+    /// SMTP submission front doors.
+    #[serde(default)]
+    pub smtp: Vec<DoorConfig>,
+    /// POP3 front doors.
+    #[serde(default)]
+    pub pop3: Vec<DoorConfig>,
 }
 
 /// `[sign_in]`.
@@ -400,6 +414,34 @@ impl Config {
     /// The issuer text.
     pub fn issuer_text(&self) -> &str {
         self.issuer.as_deref().unwrap_or(DEFAULT_ISSUER)
+    }
+
+    /// The front doors' sections.
+    pub fn front_doors(&self) -> FrontDoors {
+        FrontDoors {
+            gateway: self.gateway.clone(),
+            imap: self.imap.clone(),
+            smtp: self.smtp.clone(),
+            pop3: self.pop3.clone(),
+        }
+    }
+
+    /// For front doors run inside the server: when `[gateway]` names no feed credentials, makes
+    /// an internal resource server (random secret, this process only) so that they can follow
+    /// the revocation feed.
+    pub fn add_internal_gateway_credentials(&mut self, secret: String) {
+        let doors = self.front_doors();
+        if doors.is_empty() || self.gateway.client_id.is_some() {
+            return;
+        }
+        let client_id = "letterlock-internal-gateway".to_owned();
+        self.resource_servers.push(ResourceServerConfig {
+            client_id: client_id.clone(),
+            secret: secret.clone(),
+            resources: doors.resources(),
+        });
+        self.gateway.client_id = Some(client_id);
+        self.gateway.secret = Some(secret);
     }
 }
 

@@ -78,6 +78,9 @@ pub enum ServerError {
     /// The TLS certificate or key cannot be loaded.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The IMAP, SMTP or POP3 front doors could not start.
+    #[error("front doors: {0}")]
+    Gateway(#[from] letterlock_gateway::GatewayError),
     /// A file or socket operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -208,7 +211,11 @@ fn create_private_file(path: &std::path::Path) -> Result<(), ServerError> {
 }
 
 /// Runs the server until `shutdown` completes.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+pub async fn run(
+    mut config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    config.add_internal_gateway_credentials(accounts::random_token(32));
     let state = prepare(&config).await?;
     let issuer = state.issuer().clone();
     if !issuer.is_https() {
@@ -240,6 +247,38 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     ));
     tracing::info!(%issuer, address = %listener.local_addr().unwrap_or(address), tls = tls.is_some(), "letterlock is serving");
     let header_timeout = Duration::from_secs(config.limits.header_read_timeout_seconds.max(1));
+    // The front doors start once the listener serves, since they read the issuer's metadata
+    // and keys over HTTP like remote ones; if they cannot start, the server stops too.
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let stopping = std::sync::Arc::new(stopping);
+    let front_doors = config.front_doors();
+    let gateway = (!front_doors.is_empty()).then(|| {
+        let (issuer, stopping, mut stopped) = (issuer.clone(), stopping.clone(), stopped.clone());
+        tokio::spawn(async move {
+            match letterlock_gateway::Gateway::start(issuer, front_doors).await {
+                Ok(gateway) => {
+                    gateway
+                        .run(async move {
+                            let _ = stopped.wait_for(|stopped| *stopped).await;
+                        })
+                        .await;
+                    Ok(())
+                }
+                Err(error) => {
+                    let _ = stopping.send(true);
+                    Err(error)
+                }
+            }
+        })
+    });
+    let mut stopped = stopped.clone();
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown => {}
+            _ = stopped.wait_for(|stopped| *stopped) => {}
+        }
+        let _ = stopping.send(true);
+    };
     listen::serve_behind(
         listener,
         router(state.clone()),
@@ -249,8 +288,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         shutdown,
     )
     .await;
+    let gateway_result = match gateway {
+        Some(gateway) => gateway.await.unwrap_or(Ok(())),
+        None => Ok(()),
+    };
     background.abort();
     state.store().close().await;
+    gateway_result?;
     Ok(())
 }
 

@@ -37,7 +37,7 @@ def fields(page):
     return parser.values
 
 
-def main(base, address, password):
+def main(base, address, password, smtp_resource="smtps://mail.example.com"):
     # Discovery (RFC 8414): the issuer in the document must be the one we asked.
     metadata = requests.get(f"{base}/.well-known/oauth-authorization-server", timeout=10).json()
     assert metadata["issuer"] == base, metadata
@@ -113,7 +113,7 @@ def main(base, address, password):
     refreshed = client.refresh_token(
         metadata["token_endpoint"],
         refresh_token=token["refresh_token"],
-        resource="smtps://mail.example.com",
+        resource=smtp_resource,
     )
     print(
         json.dumps(
@@ -122,10 +122,11 @@ def main(base, address, password):
                 "access_token": token["access_token"],
                 "smtp_access_token": refreshed["access_token"],
                 "rotated": refreshed["refresh_token"] != token["refresh_token"],
+                "refresh_token": refreshed["refresh_token"],
             }
         )
     )
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod gateway;
+
 const BINARY: &str = env!("CARGO_BIN_EXE_letterlock");
 
 fn letterlock(args: &[&str]) -> Output {
@@ -405,44 +407,91 @@ fn a_person_in_chromium_signs_in_consents_and_revokes_the_device() {
 struct Dovecot {
     dir: tempfile::TempDir,
     port: u16,
+    pop3: u16,
+    submission: u16,
 }
 
 impl Dovecot {
+    /// Dovecot validating tokens itself with an oauth2 passdb (`args` file).
     fn start(oauth2_conf: &Path) -> Self {
+        Self::launch(
+            |_| {
+                format!(
+                    "auth_mechanisms = oauthbearer xoauth2\n\
+                     passdb {{\n  driver = oauth2\n  mechanisms = oauthbearer xoauth2\n  args = {}\n}}\n",
+                    oauth2_conf.display()
+                )
+            },
+            None,
+        )
+    }
+
+    /// Dovecot behind a front door: logins only by a master user (SASL PLAIN with the user as
+    /// authorization id), IMAP, POP3 and submission relaying to `relay_port`.
+    fn with_master_user(user: &str, password: &str, relay_port: u16) -> Self {
+        Self::launch(
+            |dir| {
+                let masters = dir.join("masters");
+                std::fs::write(&masters, format!("{user}:{{PLAIN}}{password}\n")).unwrap();
+                format!(
+                    "auth_mechanisms = plain\n\
+                     passdb {{\n  driver = passwd-file\n  args = {}\n  master = yes\n}}\n\
+                     passdb {{\n  driver = static\n  args = password=unusable-{}\n}}\n",
+                    masters.display(),
+                    free_port()
+                )
+            },
+            Some(relay_port),
+        )
+    }
+
+    fn launch(auth: impl FnOnce(&Path) -> String, relay_port: Option<u16>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
-        let port = free_port();
+        let (port, pop3, submission) = (free_port(), free_port(), free_port());
         for folder in ["run", "mail"] {
             std::fs::create_dir_all(path.join(folder)).unwrap();
         }
+        let (protocols, services) = match relay_port {
+            Some(relay) => (
+                "imap pop3 submission",
+                format!(
+                    "service pop3-login {{\n  inet_listener pop3 {{\n    port = {pop3}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
+                     service submission-login {{\n  inet_listener submission {{\n    port = {submission}\n  }}\n}}\n\
+                     hostname = localhost\nsubmission_relay_host = 127.0.0.1\nsubmission_relay_port = {relay}\n\
+                     submission_relay_trusted = yes\n"
+                ),
+            ),
+            None => ("imap", String::new()),
+        };
+        let auth = auth(path);
+        let config = format!(
+            "base_dir = {dir}/run\nstate_dir = {dir}/run\nlog_path = {dir}/log\nprotocols = {protocols}\nlisten = 127.0.0.1\n\
+             ssl = no\ndisable_plaintext_auth = no\n{auth}\
+             mail_location = maildir:{dir}/mail/%u\n\
+             service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             {services}\
+             userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={dir}/mail/%u\n}}\n",
+            dir = path.display(),
+        );
+        std::fs::write(path.join("dovecot.conf"), config).unwrap();
         // Dovecot's processes run as other users: they must be able to enter the folder.
         Command::new("chmod").arg("-R").arg("a+rX").arg(path).status().unwrap();
         Command::new("chown").args(["nobody:nogroup"]).arg(path.join("mail")).status().unwrap();
-        let config = format!(
-            "base_dir = {dir}/run\nstate_dir = {dir}/run\nlog_path = {dir}/log\nprotocols = imap\nlisten = 127.0.0.1\n\
-             ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = oauthbearer xoauth2\n\
-             mail_location = maildir:{dir}/mail/%u\n\
-             service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
-             passdb {{\n  driver = oauth2\n  mechanisms = oauthbearer xoauth2\n  args = {oauth2}\n}}\n\
-             userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={dir}/mail/%u\n}}\n",
-            dir = path.display(),
-            oauth2 = oauth2_conf.display(),
-        );
-        std::fs::write(path.join("dovecot.conf"), config).unwrap();
         let status = Command::new("dovecot")
             .arg("-c")
             .arg(path.join("dovecot.conf"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .expect("dovecot is installed (scripts/test installs dovecot-imapd)");
+            .expect("dovecot is installed (scripts/test installs it)");
         assert!(
             status.success(),
             "dovecot did not start: {}",
             std::fs::read_to_string(path.join("log")).unwrap_or_default()
         );
         wait_for("Dovecot to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-        Self { dir, port }
+        Self { dir, port, pop3, submission }
     }
 
     fn login(&self, user: &str, token: &str) -> String {

@@ -1,0 +1,357 @@
+"""Clients we did not write (Python's imaplib, smtplib, poplib, and raw sockets where a client's
+habit must be reproduced byte for byte) against Letterlock's IMAP, SMTP and POP3 front doors.
+
+Usage: front_doors.py SCENARIO JSON-PARAMETERS
+Prints one JSON object with what it saw; exits non-zero when something unexpected happens.
+"""
+
+import base64
+import html.parser
+import imaplib
+import json
+import poplib
+import smtplib
+import socket
+import sys
+import time
+
+import requests
+
+
+def oauthbearer(user, token, port):
+    return f"n,a={user},\x01host=127.0.0.1\x01port={port}\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def xoauth2(user, token):
+    return f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def imap_login(port, user, token, mechanism="OAUTHBEARER"):
+    """imaplib with one mechanism; returns (imap, challenges)."""
+    imap = imaplib.IMAP4("127.0.0.1", port)
+    challenges = []
+
+    def respond(challenge):
+        if challenge:
+            challenges.append(challenge.decode())
+            return b"\x01" if mechanism == "OAUTHBEARER" else b""
+        if mechanism == "OAUTHBEARER":
+            return oauthbearer(user, token, port)
+        return xoauth2(user, token)
+
+    imap.authenticate(mechanism, respond)
+    return imap, challenges
+
+
+def imap_failure(port, user, token, mechanism="OAUTHBEARER"):
+    """Logs in expecting failure; returns the error text and the challenge JSON."""
+    challenges = []
+    imap = imaplib.IMAP4("127.0.0.1", port)
+
+    def respond(challenge):
+        if challenge:
+            challenges.append(json.loads(challenge))
+            return b"\x01" if mechanism == "OAUTHBEARER" else b""
+        if mechanism == "OAUTHBEARER":
+            return oauthbearer(user, token, port)
+        return xoauth2(user, token)
+
+    try:
+        imap.authenticate(mechanism, respond)
+    except imaplib.IMAP4.error as error:
+        return {"error": str(error), "challenges": challenges}
+    finally:
+        try:
+            imap.shutdown()
+        except OSError:
+            pass
+    raise AssertionError("the login succeeded")
+
+
+class Raw:
+    """A line-level IMAP/SMTP/POP3 conversation over a plain socket."""
+
+    def __init__(self, port, timeout=10):
+        self.socket = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buffer = b""
+
+    def line(self):
+        while b"\n" not in self.buffer:
+            chunk = self.socket.recv(65536)
+            if not chunk:
+                raise EOFError(self.buffer.decode(errors="replace"))
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.rstrip(b"\r").decode(errors="replace")
+
+    def send(self, text):
+        self.socket.sendall(text.encode() if isinstance(text, str) else text)
+
+    def until(self, prefix):
+        lines = []
+        while True:
+            line = self.line()
+            lines.append(line)
+            if line.startswith(prefix):
+                return lines
+
+    def closed(self):
+        """True if the server closed the connection (after what it still sent)."""
+        try:
+            while True:
+                chunk = self.socket.recv(65536)
+                if not chunk:
+                    return True
+                self.buffer += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+
+def imap(p):
+    port, user, token = p["imap"], p["user"], p["token"]
+    seen = {}
+    # A good login with imaplib (OAUTHBEARER and XOAUTH2), then real work through the proxy:
+    # APPEND with a literal, SELECT, FETCH.
+    client, _ = imap_login(port, user, token, "OAUTHBEARER")
+    seen["capabilities_after_login"] = client.capability()[1][0].decode()
+    message = b"From: ann@example.com\r\nSubject: through the front door\r\n\r\n" + b"x" * 200_000 + b"\r\n"
+    status, _ = client.append("INBOX", None, None, message)
+    seen["append"] = status
+    status, data = client.select("INBOX")
+    seen["select"] = [status, data[0].decode()]
+    status, data = client.fetch("1", "(BODY.PEEK[])")
+    seen["fetched_bytes"] = len(data[0][1])
+    client.logout()
+    client, _ = imap_login(port, user, token, "XOAUTH2")
+    seen["xoauth2"] = client.select("INBOX")[0]
+    client.logout()
+
+    # The greeting and CAPABILITY before login.
+    raw = Raw(port)
+    seen["greeting"] = raw.line()
+    raw.send("c1 CAPABILITY\r\n")
+    seen["capability"] = raw.until("c1 ")
+    raw.send("c2 LOGIN ann secret\r\n")
+    seen["login"] = raw.line()
+    raw.send("c3 SELECT INBOX\r\n")
+    seen["select_before_login"] = raw.line()
+    # LOGIN with literals is read whole and refused; the connection stays in step.
+    raw.send("c4 LOGIN {3}\r\n")
+    seen["literal_continuation"] = raw.line()
+    raw.send("ann {6}\r\n")
+    raw.line()
+    raw.send("secret\r\n")
+    seen["login_literal"] = raw.line()
+
+    # The empty-token probe: the challenge says where to get a token.
+    raw.send(f"p1 AUTHENTICATE OAUTHBEARER {b64(oauthbearer(user, '', port))}\r\n")
+    challenge = raw.line()
+    seen["probe_challenge"] = json.loads(base64.b64decode(challenge[2:]))
+    raw.send("AQ==\r\n")
+    seen["probe_result"] = raw.line()
+
+    # Continuation form (no SASL-IR), a token over 8 KiB that does not verify, and `*`.
+    raw.send("p2 AUTHENTICATE OAUTHBEARER\r\n")
+    seen["continuation"] = raw.line()
+    raw.send(b64(oauthbearer(user, "A" * 9000, port)) + "\r\n")
+    seen["long_token_challenge"] = json.loads(base64.b64decode(raw.line()[2:]))["status"]
+    raw.send("AQ==\r\n")
+    seen["long_token_result"] = raw.line()
+    raw.send("p3 AUTHENTICATE XOAUTH2\r\n")
+    raw.line()
+    raw.send("*\r\n")
+    seen["cancel"] = raw.line()
+
+    # Thunderbird: XOAUTH2 on the command line; after the `+` error challenge it sends the
+    # whole command again; then it gives up with an empty line.
+    bad = b64(xoauth2(user, "expired.or.wrong"))
+    raw.send(f"t1 AUTHENTICATE XOAUTH2 {bad}\r\n")
+    seen["thunderbird_challenge"] = json.loads(base64.b64decode(raw.line()[2:]))
+    raw.send(f"t1 AUTHENTICATE XOAUTH2 {bad}\r\n")
+    seen["thunderbird_first"] = raw.line()
+    seen["thunderbird_second_challenge"] = raw.line()[:2]
+    raw.send("\r\n")
+    seen["thunderbird_second"] = raw.line()
+    # ... and it still logs in afterwards on the same connection.
+    raw.send(f"t2 AUTHENTICATE XOAUTH2 {b64(xoauth2(user, token))}\r\n")
+    seen["thunderbird_good"] = raw.line()
+    raw.send("t3 LOGOUT\r\n")
+    seen["logout"] = raw.until("t3 ")
+    return seen
+
+
+def bad_input(p):
+    port, user = p["imap"], p["user"]
+    seen = {}
+    cases = {
+        "garbage_base64": "!!!not base64!!!",
+        "channel_binding": b64(b"p=tls-unique,a=x,\x01auth=Bearer abc\x01\x01"),
+        "bad_escape": b64(b"n,a=ann=2Xexample.com,\x01auth=Bearer abc\x01\x01"),
+        "missing_auth": b64(b"n,,\x01host=127.0.0.1\x01\x01"),
+        "basic_scheme": b64(b"n,,\x01auth=Basic YW5uOnNlY3JldA==\x01\x01"),
+    }
+    raw = Raw(port)
+    raw.line()
+    for name, response in cases.items():
+        raw.send(f"{name} AUTHENTICATE OAUTHBEARER {response}\r\n")
+        seen[name] = raw.line()
+    for name, token in p["tokens"].items():
+        raw.send(f"{name} AUTHENTICATE OAUTHBEARER {b64(oauthbearer(user, token, port))}\r\n")
+        line = raw.line()
+        if line.startswith("+ "):
+            seen[name] = {"challenge": json.loads(base64.b64decode(line[2:]))}
+            raw.send("AQ==\r\n")
+            seen[name]["result"] = raw.line()
+        else:
+            seen[name] = {"result": line}
+    # The authorization identity must be the token's subject.
+    raw.send(f"authzid AUTHENTICATE OAUTHBEARER {b64(oauthbearer('mallory@example.com', p['token'], port))}\r\n")
+    raw.line()
+    raw.send("AQ==\r\n")
+    seen["other_authzid"] = raw.line()
+    raw.send("n NOOP\r\n")
+    seen["still_sane"] = raw.line()
+
+    # A 1 MiB line: refused, connection closed.
+    raw = Raw(port)
+    raw.line()
+    try:
+        raw.send("x AUTHENTICATE OAUTHBEARER " + "A" * (1024 * 1024) + "\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    try:
+        seen["huge_line"] = raw.line()
+    except (EOFError, ConnectionResetError) as error:
+        seen["huge_line"] = f"closed: {error}"
+    seen["huge_line_closed"] = raw.closed()
+
+    # A client that never finishes AUTHENTICATE is logged out.
+    raw = Raw(port, timeout=30)
+    raw.line()
+    raw.send("s AUTHENTICATE OAUTHBEARER\r\n")
+    raw.line()
+    seen["stalled"] = raw.line()
+    seen["stalled_closed"] = raw.closed()
+
+    # Many connections from one address: the ones over the limit are closed at once.
+    sockets, refused = [], 0
+    for _ in range(p["connections"]):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sockets.append(s)
+    for s in sockets:
+        try:
+            data = s.recv(100)
+            if not data:
+                refused += 1
+        except (ConnectionResetError, socket.timeout):
+            refused += 1
+    for s in sockets:
+        s.close()
+    seen["connections_refused"] = refused
+    time.sleep(0.5)
+    raw = Raw(port)
+    seen["after_flood"] = raw.line()[:4]
+    return seen
+
+
+def smtp(p):
+    port, user, token = p["smtp"], p["user"], p["token"]
+    seen = {}
+    client = smtplib.SMTP("127.0.0.1", port, timeout=10)
+    code, text = client.ehlo("client.example")
+    seen["ehlo"] = text.decode()
+    code, text = client.docmd("MAIL", "FROM:<x@example.com>")
+    seen["mail_before_auth"] = code
+    code, text = client.docmd("AUTH", f"OAUTHBEARER {b64(oauthbearer(user, 'bad.token.here', port))}")
+    seen["failure_challenge"] = json.loads(base64.b64decode(text)) if code == 334 else text.decode()
+    code, text = client.docmd("AQ==")
+    seen["failure"] = [code, text.decode()]
+    code, text = client.docmd("AUTH", f"XOAUTH2 {b64(xoauth2(user, token))}")
+    seen["auth"] = [code, text.decode()]
+    client.sendmail(user, ["bob@example.com"], f"From: {user}\r\nTo: bob@example.com\r\nSubject: {p['subject']}\r\n\r\nHello through the front door.\r\n")
+    client.quit()
+    seen["sent"] = True
+    return seen
+
+
+def pop3(p):
+    port, user, token = p["pop3"], p["user"], p["token"]
+    seen = {}
+    client = poplib.POP3("127.0.0.1", port, timeout=10)
+    seen["capa"] = sorted(client.capa().keys())
+    try:
+        client.user(user)
+    except poplib.error_proto as error:
+        seen["user"] = str(error)
+    # poplib has no SASL: send AUTH by hand (RFC 5034, initial response).
+    response = client._shortcmd(f"AUTH OAUTHBEARER {b64(oauthbearer(user, token, port))}")
+    seen["auth"] = response.decode()
+    count, size = client.stat()
+    seen["stat"] = [count, size]
+    client.quit()
+    return seen
+
+
+class Forms(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.forms = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.forms.append({"action": attrs.get("action"), "fields": {}})
+        elif tag == "input" and "name" in attrs and self.forms:
+            self.forms[-1]["fields"][attrs["name"]] = attrs.get("value", "")
+
+
+def forms(page):
+    parser = Forms()
+    parser.feed(page)
+    return parser.forms
+
+
+def idle_then_revoke(p):
+    """Logs in, starts IDLE, and has the user revoke this device on the devices page; the
+    session must get `* BYE` (read with a 5 second limit: the requirement itself)."""
+    port, user, token, base = p["imap"], p["user"], p["token"], p["base"]
+    seen = {}
+    client, _ = imap_login(port, user, token)
+    client.select("INBOX")
+    tag = client._new_tag().decode()
+    client.send(f"{tag} IDLE\r\n".encode())
+    seen["idle"] = client.readline().decode().strip()
+
+    browser = requests.Session()
+    page = browser.get(f"{base}/account", timeout=10)
+    sign_in = forms(page.text)[0]
+    sign_in["fields"].update({"address": user, "password": p["password"]})
+    page = browser.post(base + sign_in["action"] if sign_in["action"].startswith("/") else sign_in["action"], data=sign_in["fields"], timeout=10)
+    page = browser.get(f"{base}/account", timeout=10)
+    revoke = [f for f in forms(page.text) if f["action"].endswith("/account/revoke")]
+    seen["devices"] = len(revoke)
+    revoked_at = time.monotonic()
+    answer = browser.post(base + revoke[0]["action"] if revoke[0]["action"].startswith("/") else revoke[0]["action"], data=revoke[0]["fields"], timeout=10)
+    seen["revoke_status"] = answer.status_code
+
+    client.sock.settimeout(5)
+    try:
+        seen["bye"] = client.readline().decode().strip()
+        seen["seconds"] = round(time.monotonic() - revoked_at, 2)
+    except socket.timeout:
+        seen["bye"] = "nothing within 5 seconds"
+    seen["closed"] = client.readline() == b""
+    # The same token cannot log in again.
+    seen["again"] = imap_failure(port, user, token)["error"]
+    return seen
+
+
+if __name__ == "__main__":
+    scenario, parameters = sys.argv[1], json.loads(sys.argv[2])
+    print(json.dumps(globals()[scenario](parameters)))

@@ -1,0 +1,300 @@
+//! Issue 4: the IMAP, SMTP and POP3 front doors of `letterlock serve`, in front of Debian's
+//! Dovecot (IMAP, POP3, submission) logging in with a master user, with curl and Python's
+//! imaplib, smtplib and poplib as clients.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use super::{Dovecot, Server, curl, free_port, loopback_config, user_command, wait_for};
+
+const USER: &str = "fay@example.com";
+const PASSWORD: &str = "fay's long password";
+const MASTER: &str = "letterlock";
+const MASTER_PASSWORD: &str = "master secret 5f0c";
+
+/// The relay behind Dovecot's submission service.
+struct Sink {
+    child: Child,
+    file: std::path::PathBuf,
+}
+
+impl Sink {
+    fn start(dir: &Path) -> (Self, u16) {
+        let port = free_port();
+        let file = dir.join("relayed.txt");
+        let child = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/smtp_sink.py"))
+            .arg(port.to_string())
+            .arg(&file)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("the SMTP sink", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        (Self { child, file }, port)
+    }
+
+    fn received(&self) -> String {
+        std::fs::read_to_string(&self.file).unwrap_or_default()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The server with three front doors, Dovecot behind them, and a signed-in user's tokens.
+struct Stack {
+    _dir: tempfile::TempDir,
+    server: Option<Server>,
+    port: u16,
+    imap: u16,
+    smtp: u16,
+    pop3: u16,
+    client_id: String,
+    refresh_token: String,
+    sink: Sink,
+    _dovecot: Dovecot,
+}
+
+impl Stack {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (sink, relay) = Sink::start(dir.path());
+        let dovecot = Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay);
+        let (imap, smtp, pop3) = (free_port(), free_port(), free_port());
+        let door = |section: &str, port: u16, scheme: &str, backend: u16| {
+            format!(
+                "[[{section}]]\nlisten = \"127.0.0.1:{port}\"\nresource = \"{scheme}://127.0.0.1\"\n\
+                 host_names = [\"127.0.0.1\", \"localhost\"]\n\
+                 [{section}.backend]\naddress = \"127.0.0.1:{backend}\"\nlogin = \"master\"\n\
+                 master_user = \"{MASTER}\"\nmaster_password = \"{MASTER_PASSWORD}\"\n"
+            )
+        };
+        let (config, port) = loopback_config(
+            dir.path(),
+            &format!(
+                "[[resources]]\nuri = \"imap://127.0.0.1\"\n[[resources]]\nuri = \"smtp://127.0.0.1\"\n\
+                 [[resources]]\nuri = \"pop3://127.0.0.1\"\n\
+                 [gateway]\nlogin_timeout_seconds = 2\nconnections_per_address = 40\n\
+                 failures_per_minute_per_address = 1000\nfailures_per_minute_per_user = 1000\n\n{}{}{}",
+                door("imap", imap, "imap", dovecot.port),
+                door("smtp", smtp, "smtp", dovecot.submission),
+                door("pop3", pop3, "pop3", dovecot.pop3),
+            ),
+        );
+        let added = user_command(&config, &["add", USER, "--password-stdin"], PASSWORD);
+        assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+        let server = Server::start(&config, port);
+        for door in [imap, smtp, pop3] {
+            wait_for("a front door to listen", || {
+                std::net::TcpStream::connect(("127.0.0.1", door)).is_ok()
+            });
+        }
+        let flow = authlib_flow_for(port);
+        Self {
+            _dir: dir,
+            server: Some(server),
+            port,
+            imap,
+            smtp,
+            pop3,
+            client_id: flow["client_id"].as_str().unwrap().to_owned(),
+            refresh_token: flow["refresh_token"].as_str().unwrap().to_owned(),
+            sink,
+            _dovecot: dovecot,
+        }
+    }
+
+    /// An access token for one front door, by refresh with `resource` (RFC 8707).
+    fn token(&mut self, resource: &str) -> String {
+        let answer = curl(&[
+            &format!("http://127.0.0.1:{}/token", self.port),
+            "-d",
+            "grant_type=refresh_token",
+            "--data-urlencode",
+            &format!("refresh_token={}", self.refresh_token),
+            "--data-urlencode",
+            &format!("client_id={}", self.client_id),
+            "--data-urlencode",
+            &format!("resource={resource}"),
+        ]);
+        self.refresh_token = answer["refresh_token"].as_str().unwrap().to_owned();
+        answer["access_token"].as_str().unwrap_or_else(|| panic!("{answer}")).to_owned()
+    }
+
+    fn python(&self, scenario: &str, parameters: Value) -> Value {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/front_doors.py");
+        let output = Command::new("python3")
+            .arg(script)
+            .arg(scenario)
+            .arg(parameters.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{scenario} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    fn stop(&mut self) -> String {
+        let (status, log) = self.server.take().unwrap().terminate();
+        assert!(status.success(), "{log}");
+        log
+    }
+}
+
+fn authlib_flow_for(port: u16) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/authlib_flow.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .args([&format!("http://127.0.0.1:{port}"), USER, PASSWORD, "smtp://127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn curl_text(args: &[&str]) -> (bool, String) {
+    let output =
+        Command::new("curl").args(["-sS", "--max-time", "20"]).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+/// Points 1–7 and 10 with curl and Python, and point 8: revoking the device on the devices page
+/// closes its IDLE session.
+#[test]
+fn front_doors_in_front_of_dovecot() {
+    let mut stack = Stack::start();
+    let imap_token = stack.token("imap://127.0.0.1");
+    let smtp_token = stack.token("smtp://127.0.0.1");
+    let pop3_token = stack.token("pop3://127.0.0.1");
+
+    // curl, IMAP: --oauth2-bearer picks OAUTHBEARER from the capabilities.
+    let (ok, listing) = curl_text(&[
+        &format!("imap://127.0.0.1:{}/", stack.imap),
+        "-u",
+        &format!("{USER}:"),
+        "--oauth2-bearer",
+        &imap_token,
+    ]);
+    assert!(ok && listing.contains("INBOX"), "curl IMAP: {listing}");
+    // curl with a token for another service is refused.
+    let (ok, refused) = curl_text(&[
+        &format!("imap://127.0.0.1:{}/", stack.imap),
+        "-u",
+        &format!("{USER}:"),
+        "--oauth2-bearer",
+        &smtp_token,
+    ]);
+    assert!(!ok, "an SMTP token at the IMAP door: {refused}");
+
+    // imaplib and raw IMAP.
+    let seen = stack.python("imap", json!({"imap": stack.imap, "user": USER, "token": imap_token}));
+    assert!(seen["capabilities_after_login"].as_str().unwrap().contains("IDLE"), "{seen}");
+    assert_eq!(seen["append"], "OK");
+    assert_eq!(seen["select"], json!(["OK", "1"]));
+    assert!(seen["fetched_bytes"].as_u64().unwrap() > 200_000, "{seen}");
+    assert_eq!(seen["xoauth2"], "OK");
+    let greeting = seen["greeting"].as_str().unwrap();
+    for capability in ["AUTH=OAUTHBEARER", "AUTH=XOAUTH2", "SASL-IR"] {
+        assert!(greeting.contains(capability), "{greeting}");
+    }
+    assert!(!greeting.contains("AUTH=PLAIN"), "no password mechanisms: {greeting}");
+    assert!(seen["login"].as_str().unwrap().starts_with("c2 NO"), "{seen}");
+    assert!(seen["select_before_login"].as_str().unwrap().starts_with("c3 BAD"), "{seen}");
+    assert!(seen["literal_continuation"].as_str().unwrap().starts_with('+'), "{seen}");
+    assert!(seen["login_literal"].as_str().unwrap().starts_with("c4 NO"), "{seen}");
+    let probe = &seen["probe_challenge"];
+    assert_eq!(probe["status"], "invalid_token");
+    assert_eq!(probe["scope"], "urn:ietf:params:oauth:scope:mail");
+    assert_eq!(
+        probe["openid-configuration"],
+        format!("http://127.0.0.1:{}/.well-known/openid-configuration", stack.port)
+    );
+    assert!(seen["probe_result"].as_str().unwrap().starts_with("p1 NO [AUTHENTICATIONFAILED]"));
+    assert_eq!(seen["continuation"], "+ ");
+    assert_eq!(seen["long_token_challenge"], "invalid_token");
+    assert!(
+        seen["long_token_result"].as_str().unwrap().starts_with("p2 NO [AUTHENTICATIONFAILED]")
+    );
+    assert!(seen["cancel"].as_str().unwrap().starts_with("p3 BAD"), "{seen}");
+    assert_eq!(seen["thunderbird_challenge"]["status"], "401", "XOAUTH2's variant: {seen}");
+    assert!(seen["thunderbird_first"].as_str().unwrap().starts_with("t1 NO"), "{seen}");
+    assert_eq!(seen["thunderbird_second_challenge"], "+ ");
+    assert!(seen["thunderbird_second"].as_str().unwrap().starts_with("t1 NO"), "{seen}");
+    assert!(seen["thunderbird_good"].as_str().unwrap().starts_with("t2 OK"), "{seen}");
+
+    // curl and smtplib through the SMTP door to Dovecot's submission service.
+    let message = stack._dir.path().join("message.txt");
+    std::fs::write(&message, "From: fay@example.com\r\nSubject: by curl\r\n\r\nHello.\r\n")
+        .unwrap();
+    let (ok, text) = curl_text(&[
+        &format!("smtp://127.0.0.1:{}", stack.smtp),
+        "--mail-from",
+        USER,
+        "--mail-rcpt",
+        "bob@example.com",
+        "--upload-file",
+        message.to_str().unwrap(),
+        "-u",
+        &format!("{USER}:"),
+        "--oauth2-bearer",
+        &smtp_token,
+    ]);
+    assert!(ok, "curl SMTP: {text}");
+    let seen = stack.python(
+        "smtp",
+        json!({"smtp": stack.smtp, "user": USER, "token": smtp_token, "subject": "by smtplib"}),
+    );
+    assert!(seen["ehlo"].as_str().unwrap().contains("AUTH OAUTHBEARER XOAUTH2"), "{seen}");
+    assert_eq!(seen["mail_before_auth"], 530);
+    assert_eq!(seen["failure_challenge"]["status"], "invalid_token", "{seen}");
+    assert_eq!(seen["failure"][0], 535);
+    assert!(seen["failure"][1].as_str().unwrap().starts_with("5.7.8"), "{seen}");
+    assert_eq!(seen["auth"][0], 235);
+    wait_for("both messages at the relay", || {
+        let received = stack.sink.received();
+        received.contains("Subject: by curl") && received.contains("Subject: by smtplib")
+    });
+
+    // curl and poplib through the POP3 door.
+    let (ok, text) = curl_text(&[
+        &format!("pop3://127.0.0.1:{}/", stack.pop3),
+        "-u",
+        &format!("{USER}:"),
+        "--oauth2-bearer",
+        &pop3_token,
+    ]);
+    assert!(ok, "curl POP3: {text}");
+    assert!(text.starts_with("1 "), "the message appended over IMAP: {text}");
+    let seen = stack.python("pop3", json!({"pop3": stack.pop3, "user": USER, "token": pop3_token}));
+    assert!(seen["capa"].as_array().unwrap().contains(&json!("SASL")), "{seen}");
+    assert!(seen["user"].as_str().unwrap().contains("-ERR"), "{seen}");
+    assert!(seen["auth"].as_str().unwrap().starts_with("+OK"), "{seen}");
+    assert_eq!(seen["stat"][0], 1);
+
+    // Revoking the device on the devices page closes its live IDLE session.
+    let seen = stack.python(
+        "idle_then_revoke",
+        json!({"imap": stack.imap, "user": USER, "token": imap_token, "password": PASSWORD,
+               "base": format!("http://127.0.0.1:{}", stack.port)}),
+    );
+    assert_eq!(seen["idle"], "+ idling", "{seen}");
+    assert_eq!(seen["devices"], 1, "{seen}");
+    assert!(seen["bye"].as_str().unwrap().starts_with("* BYE"), "{seen}");
+    assert_eq!(seen["closed"], true);
+    assert!(seen["again"].as_str().unwrap().contains("AUTHENTICATIONFAILED"), "{seen}");
+
+    let log = stack.stop();
+    assert!(log.contains("revocations received"), "{log}");
+}

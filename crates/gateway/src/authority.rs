@@ -1,0 +1,400 @@
+//! What the front doors know of the authorization server: its signing keys (the JWKS, cached and
+//! refetched on an unknown `kid`), the grants it has revoked (from its revocation feed), and the
+//! live sessions of each grant, so that a revocation closes them.
+//!
+//! Token checks are local: an ES256 verification costs about 50 µs, so a token that verified
+//! once is remembered (by its SHA-256) until it expires; its grant is still checked against the
+//! revocations on every use.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use letterlock_jose::access::{AccessTokenClaims, AccessTokenVerifier, TokenError};
+use letterlock_protocol::issuer::Issuer;
+use serde_json::Value;
+use tokio::sync::Notify;
+
+/// Tokens remembered after a successful check, at most.
+const VERIFIED_CACHE_SIZE: usize = 50_000;
+/// The JWKS is refetched for an unknown `kid` at most this often.
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// Revocations are remembered this long (longer than any access token lives).
+const REVOCATION_MEMORY_SECONDS: i64 = 2 * 24 * 3600;
+/// The largest issuer document accepted.
+const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// Why the issuer could not be reached or understood.
+#[derive(Debug, thiserror::Error)]
+#[error("issuer: {0}")]
+pub struct IssuerError(pub String);
+
+/// Why a token was refused, or the back end could not be told about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The token itself (signature, claims, scope).
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// Its grant was revoked (the device was removed on the devices page).
+    #[error("the token's grant was revoked")]
+    Revoked,
+}
+
+impl Refusal {
+    /// The RFC 7628 / RFC 6750 status.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Self::Token(error) => error.status(),
+            Self::Revoked => "invalid_token",
+        }
+    }
+}
+
+/// One resource a front door serves, and the verifier for its tokens.
+#[derive(Debug, Clone)]
+pub struct Audience {
+    /// The resource identifier.
+    pub resource: String,
+    /// Whether `typ: JWT` is accepted besides `at+jwt`.
+    pub accept_jwt_typ: bool,
+}
+
+/// The live sessions of each grant: a session id and what wakes the session.
+type SessionMap = HashMap<String, Vec<(u64, Arc<Notify>)>>;
+
+struct Keys {
+    verifiers: HashMap<String, AccessTokenVerifier>,
+    fetched_at: Instant,
+}
+
+/// The issuer as the front doors see it. Shared by all front doors of a gateway.
+pub struct Authority {
+    issuer: Issuer,
+    http: reqwest::Client,
+    audiences: Vec<Audience>,
+    keys: RwLock<Keys>,
+    refetch: tokio::sync::Mutex<()>,
+    verified: Mutex<HashMap<[u8; 32], AccessTokenClaims>>,
+    revoked: Mutex<HashMap<String, i64>>,
+    sessions: Mutex<SessionMap>,
+    next_session: AtomicU64,
+    feed_credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Authority").field("issuer", &self.issuer.as_str()).finish()
+    }
+}
+
+impl Authority {
+    /// Reads the issuer's metadata and keys. `feed_credentials` (a resource server's client id
+    /// and secret) let [`Authority::follow_revocations`] read the revocation feed.
+    pub async fn connect(
+        issuer: Issuer,
+        http: reqwest::Client,
+        audiences: Vec<Audience>,
+        feed_credentials: Option<(String, String)>,
+    ) -> Result<Arc<Self>, IssuerError> {
+        let authority = Arc::new(Self {
+            issuer,
+            http,
+            audiences,
+            keys: RwLock::new(Keys {
+                verifiers: HashMap::new(),
+                fetched_at: Instant::now() - JWKS_REFETCH_INTERVAL,
+            }),
+            refetch: tokio::sync::Mutex::new(()),
+            verified: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+            feed_credentials,
+        });
+        // Inside `letterlock serve` the issuer may be a moment from answering: try for a while.
+        let mut attempts = 0;
+        while let Err(error) = authority.fetch_keys().await {
+            attempts += 1;
+            if attempts >= 20 {
+                return Err(error);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok(authority)
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer
+    }
+
+    /// The metadata URL named in RFC 7628 failure challenges (`openid-configuration`).
+    pub fn discovery_url(&self) -> String {
+        self.issuer.openid_configuration_url()
+    }
+
+    async fn get_json(&self, url: &str, authenticate: bool) -> Result<Value, IssuerError> {
+        let mut request = self.http.get(url);
+        if authenticate && let Some((id, secret)) = &self.feed_credentials {
+            request = request.basic_auth(id, Some(secret));
+        }
+        let response =
+            request.send().await.map_err(|error| IssuerError(format!("{url}: {error}")))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(IssuerError(format!("{url}: HTTP {status}")));
+        }
+        if response.content_length().is_some_and(|length| length > MAX_DOCUMENT_BYTES as u64) {
+            return Err(IssuerError(format!("{url}: the document is too large")));
+        }
+        let body =
+            response.bytes().await.map_err(|error| IssuerError(format!("{url}: {error}")))?;
+        if body.len() > MAX_DOCUMENT_BYTES {
+            return Err(IssuerError(format!("{url}: the document is too large")));
+        }
+        serde_json::from_slice(&body).map_err(|error| IssuerError(format!("{url}: {error}")))
+    }
+
+    /// Fetches the metadata and the JWKS, and rebuilds the verifiers.
+    async fn fetch_keys(&self) -> Result<(), IssuerError> {
+        let metadata_url = self.issuer.authorization_server_metadata_url();
+        let metadata = self.get_json(&metadata_url, false).await?;
+        if metadata.get("issuer").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(IssuerError(format!(
+                "{metadata_url} names another issuer than {}",
+                self.issuer
+            )));
+        }
+        let jwks_uri = metadata
+            .get("jwks_uri")
+            .and_then(Value::as_str)
+            .ok_or_else(|| IssuerError(format!("{metadata_url} has no jwks_uri")))?;
+        let jwks = self.get_json(jwks_uri, false).await?;
+        let verifiers: HashMap<String, AccessTokenVerifier> = self
+            .audiences
+            .iter()
+            .map(|audience| {
+                let verifier =
+                    AccessTokenVerifier::new(self.issuer.as_str(), &audience.resource, &jwks)
+                        .accept_jwt_typ(audience.accept_jwt_typ);
+                (audience.resource.clone(), verifier)
+            })
+            .collect();
+        let count = verifiers.values().next().map_or(0, AccessTokenVerifier::key_count);
+        if let Ok(mut keys) = self.keys.write() {
+            *keys = Keys { verifiers, fetched_at: Instant::now() };
+        }
+        tracing::debug!(keys = count, "fetched the issuer's signing keys");
+        Ok(())
+    }
+
+    /// Checks an access token for `resource` and `scope` at `now` (seconds since the epoch).
+    pub async fn check(
+        &self,
+        token: &str,
+        resource: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<AccessTokenClaims, Refusal> {
+        let digest = token_digest(resource, token);
+        let remembered = self.verified.lock().ok().and_then(|cache| cache.get(&digest).cloned());
+        let claims = match remembered {
+            Some(claims) => {
+                if claims.expires_at + letterlock_jose::access::SKEW_SECONDS <= now {
+                    return Err(TokenError::Lifetime.into());
+                }
+                if !claims.scopes.iter().any(|granted| granted == scope) {
+                    return Err(TokenError::InsufficientScope(scope.to_owned()).into());
+                }
+                claims
+            }
+            None => {
+                let claims = match self.verify(token, resource, scope, now) {
+                    Err(TokenError::UnknownKey(_)) => {
+                        self.refetch_keys().await;
+                        self.verify(token, resource, scope, now)?
+                    }
+                    other => other?,
+                };
+                self.remember(digest, &claims, now);
+                claims
+            }
+        };
+        if self.is_revoked(&claims.grant_id) {
+            return Err(Refusal::Revoked);
+        }
+        Ok(claims)
+    }
+
+    fn verify(
+        &self,
+        token: &str,
+        resource: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<AccessTokenClaims, TokenError> {
+        let keys = self.keys.read().map_err(|_| TokenError::Signature)?;
+        let verifier = keys.verifiers.get(resource).ok_or(TokenError::Audience)?;
+        verifier.verify(token, scope, now)
+    }
+
+    /// Refetches the JWKS, at most once per [`JWKS_REFETCH_INTERVAL`] however many unknown
+    /// `kid`s arrive (a forged `kid` must not make the gateway hammer the issuer).
+    async fn refetch_keys(&self) {
+        let _one_at_a_time = self.refetch.lock().await;
+        let due = self
+            .keys
+            .read()
+            .map(|keys| keys.fetched_at.elapsed() >= JWKS_REFETCH_INTERVAL)
+            .unwrap_or(false);
+        if due && let Err(error) = self.fetch_keys().await {
+            tracing::warn!(%error, "refetching the issuer's keys failed");
+            if let Ok(mut keys) = self.keys.write() {
+                keys.fetched_at = Instant::now();
+            }
+        }
+    }
+
+    fn remember(&self, digest: [u8; 32], claims: &AccessTokenClaims, now: i64) {
+        if let Ok(mut cache) = self.verified.lock() {
+            if cache.len() >= VERIFIED_CACHE_SIZE {
+                cache.retain(|_, claims| claims.expires_at > now);
+                if cache.len() >= VERIFIED_CACHE_SIZE {
+                    cache.clear();
+                }
+            }
+            cache.insert(digest, claims.clone());
+        }
+    }
+
+    /// True if the grant was revoked.
+    pub fn is_revoked(&self, grant_id: &str) -> bool {
+        self.revoked.lock().map(|revoked| revoked.contains_key(grant_id)).unwrap_or(true)
+    }
+
+    /// Records revocations and closes the grants' live sessions.
+    pub fn revoke(&self, grants: &[(String, i64)], now: i64) {
+        if let Ok(mut revoked) = self.revoked.lock() {
+            revoked.retain(|_, at| *at > now - REVOCATION_MEMORY_SECONDS);
+            for (grant, at) in grants {
+                revoked.insert(grant.clone(), *at);
+            }
+        }
+        if let Ok(mut sessions) = self.sessions.lock() {
+            for (grant, _) in grants {
+                for (_, notify) in sessions.remove(grant).unwrap_or_default() {
+                    notify.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Registers a live session of a grant; the returned guard's `closed()` completes when the
+    /// grant is revoked, and dropping the guard deregisters the session.
+    pub fn register(self: &Arc<Self>, grant_id: &str) -> SessionGuard {
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let notify = Arc::new(Notify::new());
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.entry(grant_id.to_owned()).or_default().push((id, notify.clone()));
+        }
+        // A revocation that arrived between the token check and this registration.
+        if self.is_revoked(grant_id) {
+            notify.notify_one();
+        }
+        SessionGuard { authority: self.clone(), grant_id: grant_id.to_owned(), id, notify }
+    }
+
+    /// The number of live sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.lock().map(|sessions| sessions.values().map(Vec::len).sum()).unwrap_or(0)
+    }
+
+    /// Follows the issuer's revocation feed for ever (long polling), closing the sessions of
+    /// each revoked grant. Starts from the beginning, so grants revoked before the gateway
+    /// started are known too.
+    pub async fn follow_revocations(self: Arc<Self>, now: impl Fn() -> i64) {
+        let Some(_) = &self.feed_credentials else {
+            tracing::warn!(
+                "no [gateway] client_id and secret: revocations will not close live sessions"
+            );
+            return;
+        };
+        let mut cursor: i64 = 0;
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let url = self.issuer.endpoint(&format!("/revocations?after={cursor}&wait=25"));
+            match self.get_json(&url, true).await {
+                Ok(page) => {
+                    backoff = Duration::from_secs(1);
+                    let items: Vec<(String, i64)> = page
+                        .get("revocations")
+                        .and_then(Value::as_array)
+                        .map(|items| {
+                            items
+                                .iter()
+                                .filter_map(|item| {
+                                    Some((
+                                        item.get("grant_id")?.as_str()?.to_owned(),
+                                        item.get("revoked_at")?.as_i64()?,
+                                    ))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if !items.is_empty() {
+                        tracing::info!(grants = items.len(), "revocations received");
+                        self.revoke(&items, now());
+                    }
+                    if let Some(next) = page.get("cursor").and_then(Value::as_i64) {
+                        cursor = next.max(cursor);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the revocation feed failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+}
+
+/// A live session's registration with the [`Authority`].
+#[derive(Debug)]
+pub struct SessionGuard {
+    authority: Arc<Authority>,
+    grant_id: String,
+    id: u64,
+    notify: Arc<Notify>,
+}
+
+impl SessionGuard {
+    /// Completes when the session's grant is revoked.
+    pub async fn revoked(&self) {
+        self.notify.notified().await;
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if let Ok(mut sessions) = self.authority.sessions.lock()
+            && let Some(list) = sessions.get_mut(&self.grant_id)
+        {
+            list.retain(|(id, _)| *id != self.id);
+            if list.is_empty() {
+                sessions.remove(&self.grant_id);
+            }
+        }
+    }
+}
+
+fn token_digest(resource: &str, token: &str) -> [u8; 32] {
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    context.update(resource.as_bytes());
+    context.update(b"\0");
+    context.update(token.as_bytes());
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(context.finish().as_ref());
+    digest
+}

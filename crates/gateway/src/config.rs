@@ -1,0 +1,269 @@
+//! The front doors' part of the configuration file: `[gateway]`, `[[imap]]`, `[[smtp]]` and
+//! `[[pop3]]`. The authorization server's `Config` embeds these, so one file describes a whole
+//! installation; `letterlock gateway` reads the same file and uses only these sections and
+//! `issuer`. Every key is documented in `docs/CONFIGURATION.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The scope every mail front door requires unless configured otherwise.
+pub const MAIL_SCOPE: &str = "urn:ietf:params:oauth:scope:mail";
+
+/// `[gateway]`: what all front doors share.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// The client id the front doors use to follow the issuer's revocation feed (one of the
+    /// issuer's `[[resource_servers]]`). Inside `letterlock serve` it can be left out: the server
+    /// then makes an internal one.
+    pub client_id: Option<String>,
+    /// Its secret.
+    pub secret: Option<String>,
+    /// A PEM file of extra certificate authorities for reaching the issuer over HTTPS.
+    pub issuer_ca_file: Option<PathBuf>,
+    /// How long a session may outlive its token's expiry before it is closed (RFC 7628 §5).
+    pub session_grace_seconds: u64,
+    /// How long a client may take for each line before logging in.
+    pub login_timeout_seconds: u64,
+    /// How long an authenticated session may stay silent in both directions.
+    pub idle_timeout_seconds: u64,
+    /// The longest command line accepted before logging in (a JWT access token is a few KiB).
+    pub max_line_bytes: usize,
+    /// Open connections allowed from one address, across all front doors.
+    pub connections_per_address: u32,
+    /// Failed authentications allowed per minute from one address (discovery probes with an
+    /// empty token do not count).
+    pub failures_per_minute_per_address: u32,
+    /// Failed authentications allowed per minute for one user name.
+    pub failures_per_minute_per_user: u32,
+    /// How long open sessions get to finish when the gateway shuts down.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            client_id: None,
+            secret: None,
+            issuer_ca_file: None,
+            session_grace_seconds: 3600,
+            login_timeout_seconds: 60,
+            idle_timeout_seconds: 31 * 60,
+            max_line_bytes: 64 * 1024,
+            connections_per_address: 50,
+            failures_per_minute_per_address: 20,
+            failures_per_minute_per_user: 10,
+            shutdown_grace_seconds: 10,
+        }
+    }
+}
+
+/// How a listener or a back-end connection uses TLS.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain text: allowed for listeners only on loopback addresses.
+    #[default]
+    None,
+    /// Plain text upgraded by the protocol's STARTTLS (IMAP `STARTTLS`, SMTP `STARTTLS`, POP3
+    /// `STLS`).
+    Starttls,
+    /// TLS from the first byte (ports 993, 465, 995).
+    Implicit,
+}
+
+/// `[[imap]]`, `[[smtp]]`, `[[pop3]]`: one front door.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoorConfig {
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// TLS towards clients.
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// The certificate chain (PEM), for `starttls` and `implicit`.
+    pub certificate: Option<PathBuf>,
+    /// The private key (PEM), for `starttls` and `implicit`.
+    pub private_key: Option<PathBuf>,
+    /// The resource identifier tokens must name in `aud` (RFC 8707), one of the issuer's
+    /// `[[resources]]`, for example `imap://mail.example.com`.
+    pub resource: String,
+    /// The scope tokens must carry.
+    #[serde(default = "mail_scope")]
+    pub scope: String,
+    /// Accept tokens whose header says `typ: JWT` as well as RFC 9068's `at+jwt` (for a resource
+    /// whose tokens are made for Dovecot's own validation and also pass through this door).
+    #[serde(default)]
+    pub accept_jwt_typ: bool,
+    /// Host names clients may name in OAUTHBEARER's `host=`; empty accepts any.
+    #[serde(default)]
+    pub host_names: Vec<String>,
+    /// Ports clients may name in OAUTHBEARER's `port=`; empty accepts any.
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// The back-end user name made from the token's `sub`: `{sub}` (the default), or a template
+    /// using `{local}` and `{domain}` (the parts around the last `@`).
+    #[serde(default = "sub_template")]
+    pub user: String,
+    /// The mail server behind the door.
+    pub backend: BackendConfig,
+}
+
+fn mail_scope() -> String {
+    MAIL_SCOPE.to_owned()
+}
+
+fn sub_template() -> String {
+    "{sub}".to_owned()
+}
+
+/// How the front door logs in to the mail server behind it.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LoginMode {
+    /// SASL PLAIN with the user as authorization identity and a master user's credentials
+    /// (Dovecot master users, Cyrus proxy servers, Dovecot submission).
+    #[default]
+    Master,
+    /// The client's token, passed on with OAUTHBEARER, for a back end that validates tokens
+    /// itself (Dovecot's oauth2 passdb).
+    Token,
+    /// SMTP only: Postfix's `XCLIENT LOGIN=<user>` (the front door's address must be in
+    /// Postfix's `smtpd_authorized_xclient_hosts`).
+    Xclient,
+}
+
+/// `backend` of a front door.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// `host:port` of the mail server.
+    pub address: String,
+    /// TLS towards the mail server.
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// The name its certificate must carry; by default the host of `address`.
+    pub server_name: Option<String>,
+    /// A PEM file of certificate authorities for its certificate; by default the system's.
+    pub ca_file: Option<PathBuf>,
+    /// How to log in.
+    #[serde(default)]
+    pub login: LoginMode,
+    /// The master user (for `login = "master"`).
+    pub master_user: Option<String>,
+    /// The master user's password.
+    pub master_password: Option<String>,
+    /// A file holding the master user's password (the first line), instead of
+    /// `master_password`.
+    pub master_password_file: Option<PathBuf>,
+}
+
+/// Why a front-door configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration key '{key}': {message}")]
+pub struct DoorConfigError {
+    /// The key.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl DoorConfigError {
+    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+}
+
+impl DoorConfig {
+    /// Checks what types cannot: TLS files present when TLS is on, plain text only on loopback,
+    /// a usable user template and back-end credentials.
+    pub fn validate(&self, section: &str) -> Result<(), DoorConfigError> {
+        let key = |name: &str| format!("{section}.{name}");
+        match self.tls {
+            TlsMode::None if !self.listen.ip().is_loopback() => {
+                return Err(DoorConfigError::new(
+                    key("tls"),
+                    "plain text is allowed only on loopback addresses; use starttls or implicit",
+                ));
+            }
+            TlsMode::Starttls | TlsMode::Implicit
+                if self.certificate.is_none() || self.private_key.is_none() =>
+            {
+                return Err(DoorConfigError::new(
+                    key("certificate"),
+                    "TLS needs certificate and private_key",
+                ));
+            }
+            _ => {}
+        }
+        if !self.user.contains('{') {
+            return Err(DoorConfigError::new(
+                key("user"),
+                "the template must use {sub}, {local} or {domain}",
+            ));
+        }
+        let backend = &self.backend;
+        if backend.login == LoginMode::Master
+            && (backend.master_user.is_none()
+                || (backend.master_password.is_none() && backend.master_password_file.is_none()))
+        {
+            return Err(DoorConfigError::new(
+                key("backend.master_user"),
+                "login = \"master\" needs master_user and master_password (or master_password_file)",
+            ));
+        }
+        if backend.login == LoginMode::Xclient && section != "smtp" {
+            return Err(DoorConfigError::new(
+                key("backend.login"),
+                "xclient is for SMTP back ends only",
+            ));
+        }
+        if backend.address.rsplit_once(':').and_then(|(_, port)| port.parse::<u16>().ok()).is_none()
+        {
+            return Err(DoorConfigError::new(key("backend.address"), "must be host:port"));
+        }
+        Ok(())
+    }
+
+    /// The back-end user name for a token subject.
+    pub fn backend_user(&self, subject: &str) -> String {
+        let (local, domain) = subject.rsplit_once('@').unwrap_or((subject, ""));
+        self.user.replace("{sub}", subject).replace("{local}", local).replace("{domain}", domain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn door(text: &str) -> DoorConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn user_templates() {
+        let mut config = door(
+            "listen = \"127.0.0.1:1143\"\nresource = \"imap://x\"\n[backend]\naddress = \"127.0.0.1:143\"\nlogin = \"token\"\n",
+        );
+        assert_eq!(config.backend_user("ann@example.com"), "ann@example.com");
+        config.user = "{local}".into();
+        assert_eq!(config.backend_user("ann@example.com"), "ann");
+        config.user = "{domain}/{local}".into();
+        assert_eq!(config.backend_user("ann@example.com"), "example.com/ann");
+        assert!(config.validate("imap").is_ok());
+    }
+
+    #[test]
+    fn plain_text_only_on_loopback_and_master_needs_credentials() {
+        let public = door(
+            "listen = \"0.0.0.0:143\"\nresource = \"imap://x\"\n[backend]\naddress = \"127.0.0.1:143\"\nlogin = \"token\"\n",
+        );
+        assert_eq!(public.validate("imap").unwrap_err().key, "imap.tls");
+        let master = door(
+            "listen = \"127.0.0.1:143\"\nresource = \"imap://x\"\n[backend]\naddress = \"127.0.0.1:143\"\n",
+        );
+        assert_eq!(master.validate("imap").unwrap_err().key, "imap.backend.master_user");
+    }
+}

@@ -1,0 +1,536 @@
+//! What IMAP, SMTP and POP3 front doors share: the listener, per-address limits, the token check
+//! behind SASL, and the connection to the back end.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use letterlock_jose::access::AccessTokenClaims;
+use letterlock_sasl::{
+    BearerCredentials, ErrorChallenge, Mechanism, Received, ResponseLine, ServerExchange,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::authority::Authority;
+use crate::config::{DoorConfig, GatewayConfig, LoginMode, TlsMode};
+use crate::limits::{ConnectionCounter, FailureCounter};
+use crate::relay::{Boundaries, Ending, Limits};
+use crate::stream::{LineError, LineStream, Stream};
+use crate::{GatewayError, tls};
+use tokio::io::AsyncWriteExt as _;
+
+/// How long connecting to the back end may take.
+const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The protocols a front door speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// IMAP4rev1 / IMAP4rev2.
+    Imap,
+    /// SMTP submission.
+    Smtp,
+    /// POP3.
+    Pop3,
+}
+
+impl Protocol {
+    /// The configuration section's name.
+    pub fn section(self) -> &'static str {
+        match self {
+            Self::Imap => "imap",
+            Self::Smtp => "smtp",
+            Self::Pop3 => "pop3",
+        }
+    }
+}
+
+/// What every front door of a gateway shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The issuer's keys and revocations.
+    pub authority: Arc<Authority>,
+    /// `[gateway]`.
+    pub settings: GatewayConfig,
+    /// Open connections per address.
+    pub connections: Arc<ConnectionCounter>,
+    /// Failed authentications per address and per user.
+    pub failures: FailureCounter,
+    /// Seconds since the epoch.
+    pub clock: fn() -> i64,
+    /// The shutdown stage ([`crate::DRAINING`], [`crate::CLOSING`]).
+    pub shutdown: watch::Receiver<u8>,
+}
+
+impl Shared {
+    /// The line timeout before login.
+    pub fn login_timeout(&self) -> Duration {
+        Duration::from_secs(self.settings.login_timeout_seconds.max(1))
+    }
+
+    /// Completes when the gateway starts shutting down: no new connections or logins.
+    pub fn shutting_down(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.stage(crate::DRAINING)
+    }
+
+    /// Completes when the shutdown grace period is over: authenticated sessions close.
+    pub fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.stage(crate::CLOSING)
+    }
+
+    fn stage(&self, stage: u8) -> impl Future<Output = ()> + Send + 'static {
+        let mut shutdown = self.shutdown.clone();
+        async move {
+            if shutdown.wait_for(|current| *current >= stage).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// One front door, ready to serve.
+pub struct Door {
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// Its configuration.
+    pub config: DoorConfig,
+    /// TLS towards clients.
+    pub acceptor: Option<TlsAcceptor>,
+    /// TLS towards the back end.
+    pub connector: Option<TlsConnector>,
+    /// The master user's password.
+    pub master_password: Option<String>,
+    /// What the doors share.
+    pub shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Door {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Door")
+            .field("protocol", &self.protocol)
+            .field("listen", &self.config.listen)
+            .field("resource", &self.config.resource)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A client that proved who it is.
+#[derive(Debug)]
+pub struct Authenticated {
+    /// The token's claims.
+    pub claims: AccessTokenClaims,
+    /// The back-end user name.
+    pub user: String,
+    /// The token, for pass-through to the back end.
+    pub token: letterlock_sasl::Secret<String>,
+}
+
+/// How a SASL exchange on a front door ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The token is good.
+    Authenticated(Authenticated),
+    /// The mechanism is not OAUTHBEARER or XOAUTH2.
+    Unsupported,
+    /// The client cancelled with `*`.
+    Cancelled,
+    /// A response was not base64.
+    NotBase64,
+    /// The decoded response is malformed.
+    Malformed(letterlock_sasl::SaslError),
+    /// Refused at once (too many failures).
+    Refused(&'static str),
+    /// The token was missing or refused and the client was sent the RFC 7628 challenge. Its
+    /// answer is here when that was not a SASL response at all (Thunderbird re-sends its
+    /// command).
+    Failed(Option<Vec<u8>>),
+    /// The connection failed or timed out.
+    Closed,
+}
+
+/// Why a token check failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Send this RFC 7628 challenge, wait for the client's acknowledgement, then fail.
+    Challenge(ErrorChallenge),
+    /// Fail at once, with this reason (too many failures).
+    Refuse(&'static str),
+}
+
+impl Door {
+    /// Prepares a door: loads TLS files and the master password.
+    pub fn new(
+        protocol: Protocol,
+        config: DoorConfig,
+        shared: Arc<Shared>,
+    ) -> Result<Self, GatewayError> {
+        let section = protocol.section();
+        config.validate(section)?;
+        let acceptor = match (&config.certificate, &config.private_key, config.tls) {
+            (Some(certificate), Some(key), TlsMode::Starttls | TlsMode::Implicit) => {
+                Some(tls::acceptor(certificate, key)?)
+            }
+            _ => None,
+        };
+        let connector = match config.backend.tls {
+            TlsMode::None => None,
+            _ => Some(tls::connector(config.backend.ca_file.as_deref())?),
+        };
+        let master_password =
+            match (&config.backend.master_password, &config.backend.master_password_file) {
+                (Some(password), _) => Some(password.clone()),
+                (None, Some(path)) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|error| {
+                            GatewayError::Config(format!(
+                                "{section}.backend.master_password_file: {}: {error}",
+                                path.display()
+                            ))
+                        })?
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned(),
+                ),
+                (None, None) => None,
+            };
+        Ok(Self { protocol, config, acceptor, connector, master_password, shared })
+    }
+
+    /// The challenge for a missing or refused token.
+    pub fn challenge(&self, status: &str) -> ErrorChallenge {
+        ErrorChallenge {
+            status: status.to_owned(),
+            scope: Some(self.config.scope.clone()),
+            openid_configuration: Some(self.shared.authority.discovery_url()),
+        }
+    }
+
+    /// Checks OAUTHBEARER or XOAUTH2 credentials from `peer`.
+    pub async fn authenticate(
+        &self,
+        credentials: BearerCredentials,
+        peer: SocketAddr,
+    ) -> Result<Authenticated, Failure> {
+        let shared = &self.shared;
+        let now = (shared.clock)();
+        let Some(token) = credentials.token else {
+            // RFC 7628 §4.3: an empty token asks where to get one; it is not an attack.
+            return Err(Failure::Challenge(self.challenge("invalid_token")));
+        };
+        let address = peer.ip().to_string();
+        let user_key =
+            credentials.authzid.as_deref().map(|user| format!("user:{}", user.to_lowercase()));
+        let settings = &shared.settings;
+        if shared.failures.exhausted(&address, settings.failures_per_minute_per_address, now)
+            || user_key.as_deref().is_some_and(|key| {
+                shared.failures.exhausted(key, settings.failures_per_minute_per_user, now)
+            })
+        {
+            return Err(Failure::Refuse("too many failed authentications; try again later"));
+        }
+        let fail = |status: &str| {
+            shared.failures.fail(&address, now);
+            if let Some(key) = &user_key {
+                shared.failures.fail(key, now);
+            }
+            Failure::Challenge(self.challenge(status))
+        };
+        let claims = match shared
+            .authority
+            .check(token.declassify(), &self.config.resource, &self.config.scope, now)
+            .await
+        {
+            Ok(claims) => claims,
+            Err(refusal) => {
+                tracing::info!(%peer, reason = %refusal, "token refused");
+                return Err(fail(refusal.status()));
+            }
+        };
+        if let Some(authzid) = &credentials.authzid
+            && !authzid.eq_ignore_ascii_case(&claims.subject)
+        {
+            tracing::info!(%peer, "the authorization identity is not the token's subject");
+            return Err(fail("invalid_token"));
+        }
+        let host_ok = credentials.host.as_deref().is_none_or(|host| {
+            self.config.host_names.is_empty()
+                || self.config.host_names.iter().any(|name| name.eq_ignore_ascii_case(host))
+        });
+        let port_ok = credentials
+            .port
+            .is_none_or(|port| self.config.ports.is_empty() || self.config.ports.contains(&port));
+        if !host_ok || !port_ok {
+            tracing::info!(%peer, "the client named another host or port");
+            return Err(fail("invalid_token"));
+        }
+        let user = self.config.backend_user(&claims.subject);
+        Ok(Authenticated { claims, user, token })
+    }
+
+    /// Runs the server side of an OAUTHBEARER or XOAUTH2 exchange: `mechanism` and `initial`
+    /// are the command's arguments; `continuation` is the protocol's challenge prefix (`+ ` for
+    /// IMAP and POP3, `334 ` for SMTP).
+    pub async fn sasl(
+        &self,
+        client: &mut LineStream,
+        mechanism: Option<&str>,
+        initial: Option<&str>,
+        continuation: &str,
+        peer: SocketAddr,
+    ) -> Outcome {
+        let mechanism = match mechanism.and_then(Mechanism::parse) {
+            Some(mechanism @ (Mechanism::OAuthBearer | Mechanism::XOAuth2)) => mechanism,
+            _ => return Outcome::Unsupported,
+        };
+        let max = self.shared.settings.max_line_bytes;
+        let timeout = self.shared.login_timeout();
+        let first = match initial {
+            Some(initial) => initial.as_bytes().to_vec(),
+            None => {
+                if client.send(format!("{continuation}\r\n").as_bytes()).await.is_err() {
+                    return Outcome::Closed;
+                }
+                match client.read_line(max, timeout).await {
+                    Ok(line) => line,
+                    Err(_) => return Outcome::Closed,
+                }
+            }
+        };
+        let mut exchange = ServerExchange::new(mechanism);
+        let response = match response_line(&first) {
+            Some(ResponseLine::Response(response)) => response,
+            Some(ResponseLine::Cancel) => return Outcome::Cancelled,
+            None => return Outcome::NotBase64,
+        };
+        let credentials = match exchange.receive(&response) {
+            Ok(Received::Credentials(credentials)) => credentials,
+            Ok(_) => return Outcome::Malformed(letterlock_sasl::SaslError::Finished),
+            Err(error) => {
+                self.count_failure(peer);
+                return Outcome::Malformed(error);
+            }
+        };
+        let challenge = match self.authenticate(credentials, peer).await {
+            Ok(authenticated) => {
+                exchange.succeed();
+                return Outcome::Authenticated(authenticated);
+            }
+            Err(Failure::Refuse(reason)) => return Outcome::Refused(reason),
+            Err(Failure::Challenge(challenge)) => challenge,
+        };
+        let bytes = exchange.reject(&challenge);
+        let line = format!("{continuation}{}\r\n", letterlock_sasl::encode_challenge(&bytes));
+        if client.send(line.as_bytes()).await.is_err() {
+            return Outcome::Closed;
+        }
+        match client.read_line(max, timeout).await {
+            Ok(answer) => match response_line(&answer) {
+                Some(ResponseLine::Cancel) => Outcome::Cancelled,
+                Some(ResponseLine::Response(_)) => Outcome::Failed(None),
+                None => Outcome::Failed(Some(answer)),
+            },
+            Err(_) => Outcome::Closed,
+        }
+    }
+
+    /// Counts a back-end login failure against the address (so a valid token for a user the
+    /// back end does not know cannot be replayed endlessly).
+    pub fn count_failure(&self, peer: SocketAddr) {
+        self.shared.failures.fail(&peer.ip().to_string(), (self.shared.clock)());
+    }
+
+    /// Opens the connection to the back end, with implicit TLS if configured.
+    pub async fn connect_backend(&self) -> std::io::Result<LineStream> {
+        let address = &self.config.backend.address;
+        let tcp = tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, TcpStream::connect(address))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting"))??;
+        let _ = tcp.set_nodelay(true);
+        let stream = match (self.config.backend.tls, &self.connector) {
+            (TlsMode::Implicit, Some(connector)) => {
+                tls::connect(connector, &self.backend_name(), tcp).await?
+            }
+            _ => Stream::Plain(tcp),
+        };
+        Ok(LineStream::new(stream))
+    }
+
+    /// Upgrades a back-end connection after its STARTTLS command succeeded.
+    pub async fn backend_starttls(&self, stream: LineStream) -> std::io::Result<LineStream> {
+        let Some(connector) = &self.connector else {
+            return Err(std::io::Error::other("no TLS connector"));
+        };
+        let Stream::Plain(tcp) = stream.into_stream_for_tls() else {
+            return Err(std::io::Error::other("TLS is already on"));
+        };
+        Ok(LineStream::new(tls::connect(connector, &self.backend_name(), tcp).await?))
+    }
+
+    /// The back end's certificate name.
+    fn backend_name(&self) -> String {
+        self.config.backend.server_name.clone().unwrap_or_else(|| {
+            let address = &self.config.backend.address;
+            let host = address.rsplit_once(':').map_or(address.as_str(), |(host, _)| host);
+            host.trim_start_matches('[').trim_end_matches(']').to_owned()
+        })
+    }
+
+    /// Whether the back end wants the master user's PLAIN login.
+    pub fn login_mode(&self) -> LoginMode {
+        self.config.backend.login
+    }
+
+    /// The PLAIN response for the master-user login: authorization id = the user.
+    pub fn master_plain(&self, user: &str) -> Vec<u8> {
+        letterlock_sasl::plain::encode(
+            Some(user),
+            self.config.backend.master_user.as_deref().unwrap_or(""),
+            self.master_password.as_deref().unwrap_or(""),
+        )
+    }
+
+    /// What ends an authenticated session besides its connections.
+    pub fn relay_limits<'a>(
+        &self,
+        session: &'a crate::authority::SessionGuard,
+        expires_at: i64,
+    ) -> Limits<'a> {
+        let now = (self.shared.clock)();
+        let left = (expires_at + self.shared.settings.session_grace_seconds as i64 - now).max(0);
+        Limits {
+            revoked: Box::pin(session.revoked()),
+            shutdown: Box::pin(self.shared.closing()),
+            expires: tokio::time::Instant::now() + Duration::from_secs(left as u64),
+            idle: Duration::from_secs(self.shared.settings.idle_timeout_seconds.max(1)),
+        }
+    }
+
+    /// Accepts connections until shutdown, handing each to `session`.
+    pub async fn serve<F, Fut>(self: Arc<Self>, listener: TcpListener, session: F)
+    where
+        F: Fn(Arc<Self>, Stream, SocketAddr) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let session = Arc::new(session);
+        let mut shutdown = std::pin::pin!(self.shared.shutting_down());
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => return,
+            };
+            let Some(slot) = self
+                .shared
+                .connections
+                .open(peer.ip(), self.shared.settings.connections_per_address)
+            else {
+                tracing::info!(%peer, "too many connections from one address");
+                drop(tcp);
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let door = self.clone();
+            let session = session.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                let stream = match (&door.acceptor, door.config.tls) {
+                    (Some(acceptor), TlsMode::Implicit) => match tls::accept(acceptor, tcp).await {
+                        Ok(stream) => stream,
+                        Err(error) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                    },
+                    _ => Stream::Plain(tcp),
+                };
+                session(door, stream, peer).await;
+            });
+        }
+    }
+
+    /// Upgrades a client connection after STARTTLS.
+    pub async fn client_starttls(&self, stream: LineStream) -> std::io::Result<LineStream> {
+        let Some(acceptor) = &self.acceptor else {
+            return Err(std::io::Error::other("no TLS configured"));
+        };
+        let Stream::Plain(tcp) = stream.into_stream_for_tls() else {
+            return Err(std::io::Error::other("TLS is already on"));
+        };
+        Ok(LineStream::new(tls::accept(acceptor, tcp).await?))
+    }
+
+    /// True if STARTTLS is offered now.
+    pub fn offers_starttls(&self, stream: &LineStream) -> bool {
+        self.config.tls == TlsMode::Starttls && !stream.is_tls()
+    }
+
+    /// True if authentication must wait for TLS (STARTTLS doors before the upgrade).
+    pub fn needs_tls_first(&self, stream: &LineStream) -> bool {
+        self.config.tls == TlsMode::Starttls && !stream.is_tls()
+    }
+
+    /// Tells the client it is logged in (`first_words`, then whatever the back end already
+    /// sent), registers the session with its grant, and relays until the session ends.
+    pub async fn relay(
+        &self,
+        client: LineStream,
+        backend: LineStream,
+        authenticated: &Authenticated,
+        first_words: &str,
+        mut boundaries: Boundaries,
+        farewell: fn(Ending) -> Option<String>,
+    ) -> Ending {
+        let (mut client, to_backend) = client.into_parts();
+        let (backend, from_backend) = backend.into_parts();
+        if client.write_all(first_words.as_bytes()).await.is_err()
+            || client.write_all(&from_backend).await.is_err()
+            || client.flush().await.is_err()
+        {
+            return Ending::Closed;
+        }
+        boundaries.feed(&from_backend);
+        let session = self.shared.authority.register(&authenticated.claims.grant_id);
+        let limits = self.relay_limits(&session, authenticated.claims.expires_at);
+        crate::relay::relay(client, to_backend, backend, boundaries, farewell, limits).await
+    }
+
+    /// Logs how a session ended.
+    pub fn log_ending(&self, peer: SocketAddr, user: &str, ending: Ending) {
+        tracing::info!(protocol = self.protocol.section(), %peer, user, ?ending, "session ended");
+    }
+}
+
+/// A SASL line (base64, `=`, or `*`), or `None` when it is not one.
+fn response_line(line: &[u8]) -> Option<ResponseLine> {
+    ResponseLine::parse(std::str::from_utf8(line).ok()?).ok()
+}
+
+/// Why the back-end login failed.
+#[derive(Debug)]
+pub enum BackendError {
+    /// The back end answered NO or BAD.
+    Refused(String),
+    /// It could not be reached or spoke nonsense.
+    Unavailable(String),
+}
+
+impl From<std::io::Error> for BackendError {
+    fn from(error: std::io::Error) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
+impl From<LineError> for BackendError {
+    fn from(error: LineError) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
