@@ -146,8 +146,20 @@ pub enum Outcome {
     /// answer is here when that was not a SASL response at all (Thunderbird re-sends its
     /// command).
     Failed(Option<Vec<u8>>),
-    /// The connection failed or timed out.
+    /// The client sent nothing for too long: say so and close.
+    TimedOut,
+    /// The client's line was too long: say so and close.
+    TooLong,
+    /// The connection failed.
     Closed,
+}
+
+fn read_failure(error: &LineError) -> Outcome {
+    match error {
+        LineError::Timeout => Outcome::TimedOut,
+        LineError::TooLong => Outcome::TooLong,
+        LineError::Io(_) => Outcome::Closed,
+    }
 }
 
 /// Why a token check failed.
@@ -295,7 +307,7 @@ impl Door {
                 }
                 match client.read_line(max, timeout).await {
                     Ok(line) => line,
-                    Err(_) => return Outcome::Closed,
+                    Err(error) => return read_failure(&error),
                 }
             }
         };
@@ -332,7 +344,7 @@ impl Door {
                 Some(ResponseLine::Response(_)) => Outcome::Failed(None),
                 None => Outcome::Failed(Some(answer)),
             },
-            Err(_) => Outcome::Closed,
+            Err(error) => read_failure(&error),
         }
     }
 

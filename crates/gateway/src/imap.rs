@@ -182,6 +182,10 @@ pub async fn session(door: Arc<Door>, stream: crate::stream::Stream, peer: Socke
                     door.log_ending(peer, &authenticated.user, ending);
                     return;
                 }
+                Step::Farewell(line) => {
+                    let _ = client.send(line.as_bytes()).await;
+                    return;
+                }
                 Step::Close => return,
             },
             _ => format!("{tag} BAD Log in first: AUTHENTICATE OAUTHBEARER or XOAUTH2\r\n"),
@@ -236,6 +240,8 @@ enum Step {
     ReplyThen(String, Vec<u8>),
     /// Logged in at the back end, whose tagged OK text follows.
     LoggedIn(Box<(Authenticated, LineStream, String)>),
+    /// Say this and close.
+    Farewell(&'static str),
     /// The connection is gone.
     Close,
 }
@@ -280,6 +286,10 @@ async fn authenticate(
             return Step::ReplyThen(failed(), line);
         }
         Outcome::Failed(_) => return Step::Reply(failed()),
+        Outcome::TimedOut => {
+            return Step::Farewell("* BYE Autologout; too long without logging in\r\n");
+        }
+        Outcome::TooLong => return Step::Farewell("* BYE Line too long\r\n"),
         Outcome::Closed => return Step::Close,
     };
     match backend_login(door, &authenticated).await {

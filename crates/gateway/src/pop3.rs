@@ -108,6 +108,14 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
                         "-ERR [AUTH] Authentication failed; get a token from {}\r\n",
                         door.shared.authority.issuer()
                     ),
+                    Outcome::TimedOut => {
+                        let _ = client.send(b"-ERR Autologout; too long without logging in\r\n").await;
+                        return;
+                    }
+                    Outcome::TooLong => {
+                        let _ = client.send(b"-ERR Line too long\r\n").await;
+                        return;
+                    }
                     Outcome::Closed => return,
                 }
             }

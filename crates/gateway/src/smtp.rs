@@ -144,6 +144,15 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
                         "535 5.7.8 Authentication credentials invalid; get a token from {}\r\n",
                         door.shared.authority.issuer()
                     ),
+                    Outcome::TimedOut => {
+                        let _ = client.send(b"421 4.4.2 Timeout; closing connection\r\n").await;
+                        return;
+                    }
+                    Outcome::TooLong => {
+                        let _ =
+                            client.send(b"500 5.5.6 Line too long; closing connection\r\n").await;
+                        return;
+                    }
                     Outcome::Closed => return,
                 }
             }

@@ -186,9 +186,32 @@ def imap(p):
     return seen
 
 
+def forged(token):
+    """Tokens with the claims of a real one: unsigned (alg none), signed by a key the issuer
+    never had under the real kid, and under an unknown kid."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    from authlib.jose import JsonWebKey, jwt
+
+    def part(data):
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    header_part, payload_part, _ = token.split(".")
+    header = json.loads(base64.urlsafe_b64decode(header_part + "=="))
+    claims = json.loads(base64.urlsafe_b64decode(payload_part + "=="))
+    key = JsonWebKey.generate_key("EC", "P-256", is_private=True)
+    return {
+        "alg_none": part({"alg": "none", "typ": "at+jwt", "kid": header["kid"]}) + "." + payload_part + ".",
+        "forged_signature": jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": header["kid"]}, claims, key).decode(),
+        "unknown_key": jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": "not-a-key"}, claims, key).decode(),
+    }
+
+
 def bad_input(p):
     port, user = p["imap"], p["user"]
     seen = {}
+    p["tokens"].update(forged(p["token"]))
     cases = {
         "garbage_base64": "!!!not base64!!!",
         "channel_binding": b64(b"p=tls-unique,a=x,\x01auth=Bearer abc\x01\x01"),

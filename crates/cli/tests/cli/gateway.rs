@@ -55,8 +55,7 @@ struct Stack {
     imap: u16,
     smtp: u16,
     pop3: u16,
-    client_id: String,
-    refresh_token: String,
+    tokens: Tokens,
     sink: Sink,
     _dovecot: Dovecot,
 }
@@ -65,7 +64,7 @@ impl Stack {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (sink, relay) = Sink::start(dir.path());
-        let dovecot = Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay);
+        let dovecot = Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay, None);
         let (imap, smtp, pop3) = (free_port(), free_port(), free_port());
         let door = |section: &str, port: u16, scheme: &str, backend: u16| {
             format!(
@@ -95,7 +94,12 @@ impl Stack {
                 std::net::TcpStream::connect(("127.0.0.1", door)).is_ok()
             });
         }
-        let flow = authlib_flow_for(port);
+        let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1");
+        let tokens = Tokens {
+            port,
+            client_id: flow["client_id"].as_str().unwrap().to_owned(),
+            refresh_token: flow["refresh_token"].as_str().unwrap().to_owned(),
+        };
         Self {
             _dir: dir,
             server: Some(server),
@@ -103,28 +107,14 @@ impl Stack {
             imap,
             smtp,
             pop3,
-            client_id: flow["client_id"].as_str().unwrap().to_owned(),
-            refresh_token: flow["refresh_token"].as_str().unwrap().to_owned(),
+            tokens,
             sink,
             _dovecot: dovecot,
         }
     }
 
-    /// An access token for one front door, by refresh with `resource` (RFC 8707).
     fn token(&mut self, resource: &str) -> String {
-        let answer = curl(&[
-            &format!("http://127.0.0.1:{}/token", self.port),
-            "-d",
-            "grant_type=refresh_token",
-            "--data-urlencode",
-            &format!("refresh_token={}", self.refresh_token),
-            "--data-urlencode",
-            &format!("client_id={}", self.client_id),
-            "--data-urlencode",
-            &format!("resource={resource}"),
-        ]);
-        self.refresh_token = answer["refresh_token"].as_str().unwrap().to_owned();
-        answer["access_token"].as_str().unwrap_or_else(|| panic!("{answer}")).to_owned()
+        self.tokens.token(resource)
     }
 
     fn python(&self, scenario: &str, parameters: Value) -> Value {
@@ -151,11 +141,12 @@ impl Stack {
     }
 }
 
-fn authlib_flow_for(port: u16) -> Value {
+/// The Authlib flow (`authlib_flow.py`), whose per-service refresh asks for `resource`.
+fn authlib_flow_for_resource(port: u16, resource: &str) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/authlib_flow.py");
     let output = Command::new("python3")
         .arg(&script)
-        .args([&format!("http://127.0.0.1:{port}"), USER, PASSWORD, "smtp://127.0.0.1"])
+        .args([&format!("http://127.0.0.1:{port}"), USER, PASSWORD, resource])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -297,4 +288,231 @@ fn front_doors_in_front_of_dovecot() {
 
     let log = stack.stop();
     assert!(log.contains("revocations received"), "{log}");
+}
+
+/// Bad input at the IMAP door: each case gets IMAP's own refusal and the connection stays sane
+/// or closes; a flood from one address is cut at the configured limit.
+#[test]
+fn bad_input_at_the_imap_door() {
+    let mut stack = Stack::start();
+    let imap_token = stack.token("imap://127.0.0.1");
+    let smtp_token = stack.token("smtp://127.0.0.1");
+    let seen = stack.python(
+        "bad_input",
+        json!({"imap": stack.imap, "user": USER, "token": imap_token, "connections": 60,
+               "tokens": {"other_audience": smtp_token}}),
+    );
+    assert!(seen["garbage_base64"].as_str().unwrap().starts_with("garbage_base64 BAD"), "{seen}");
+    for case in ["channel_binding", "bad_escape", "missing_auth", "basic_scheme"] {
+        assert!(
+            seen[case].as_str().unwrap().starts_with(&format!("{case} NO [AUTHENTICATIONFAILED]")),
+            "{case}: {seen}"
+        );
+    }
+    for case in ["other_audience", "alg_none", "forged_signature", "unknown_key"] {
+        assert_eq!(seen[case]["challenge"]["status"], "invalid_token", "{case}: {seen}");
+        assert!(
+            seen[case]["result"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{case} NO [AUTHENTICATIONFAILED]")),
+            "{case}: {seen}"
+        );
+    }
+    assert!(seen["other_authzid"].as_str().unwrap().starts_with("authzid NO"), "{seen}");
+    assert!(seen["still_sane"].as_str().unwrap().starts_with("n OK"), "{seen}");
+    let huge = seen["huge_line"].as_str().unwrap();
+    assert!(huge.starts_with("* BYE") || huge.starts_with("closed"), "{seen}");
+    assert_eq!(seen["huge_line_closed"], true);
+    assert!(seen["stalled"].as_str().unwrap().starts_with("* BYE Autologout"), "{seen}");
+    assert_eq!(seen["stalled_closed"], true);
+    assert_eq!(seen["connections_refused"], 20, "40 allowed of 60: {seen}");
+    assert_eq!(seen["after_flood"], "* OK", "{seen}");
+    let log = stack.stop();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// `letterlock gateway` alone, for a remote issuer: implicit TLS (IMAP) and STARTTLS (SMTP)
+/// towards clients, STARTTLS with certificate checks towards Dovecot, and revocations learnt
+/// from the issuer's feed over HTTP.
+#[test]
+fn a_separate_gateway_with_tls_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let (certificate, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&certificate, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    Command::new("chmod").arg("a+r").arg(&certificate).arg(&key).status().unwrap();
+
+    let (sink, relay) = Sink::start(dir.path());
+    let dovecot =
+        Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay, Some((&certificate, &key)));
+    let secret = "gateway feed secret 0123456789";
+    let (config, port) = loopback_config(
+        dir.path(),
+        &format!(
+            "[[resources]]\nuri = \"imaps://127.0.0.1\"\n[[resources]]\nuri = \"smtp://127.0.0.1\"\n\
+             [[resource_servers]]\nclient_id = \"gateway\"\nsecret = \"{secret}\"\n\
+             resources = [\"imaps://127.0.0.1\", \"smtp://127.0.0.1\"]\n"
+        ),
+    );
+    let added = user_command(&config, &["add", USER, "--password-stdin"], PASSWORD);
+    assert!(added.status.success());
+    let server = Server::start(&config, port);
+
+    let (imaps, submission) = (free_port(), free_port());
+    let gateway_config = dir.path().join("gateway.toml");
+    let tls = format!(
+        "certificate = \"{}\"\nprivate_key = \"{}\"\n",
+        certificate.display(),
+        key.display()
+    );
+    let backend = |port: u16, tls: &str| {
+        format!(
+            "address = \"127.0.0.1:{port}\"\ntls = \"{tls}\"\nserver_name = \"localhost\"\n\
+             ca_file = \"{}\"\nmaster_user = \"{MASTER}\"\nmaster_password = \"{MASTER_PASSWORD}\"\n",
+            certificate.display()
+        )
+    };
+    std::fs::write(
+        &gateway_config,
+        format!(
+            "issuer = \"http://127.0.0.1:{port}\"\n[gateway]\nclient_id = \"gateway\"\nsecret = \"{secret}\"\n\
+             [[imap]]\nlisten = \"127.0.0.1:{imaps}\"\ntls = \"implicit\"\n{tls}resource = \"imaps://127.0.0.1\"\n\
+             [imap.backend]\n{}\
+             [[smtp]]\nlisten = \"127.0.0.1:{submission}\"\ntls = \"starttls\"\n{tls}resource = \"smtp://127.0.0.1\"\n\
+             [smtp.backend]\n{}",
+            backend(dovecot.port, "starttls"),
+            backend(dovecot.submission, "starttls"),
+        ),
+    )
+    .unwrap();
+    let gateway = Command::new(super::BINARY)
+        .args(["gateway", "--config"])
+        .arg(&gateway_config)
+        .env("LETTERLOCK_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let gateway = Server(gateway);
+    wait_for("the gateway to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", submission)).is_ok()
+    });
+
+    let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1");
+    let mut stack_tokens = Tokens {
+        port,
+        client_id: flow["client_id"].as_str().unwrap().to_owned(),
+        refresh_token: flow["refresh_token"].as_str().unwrap().to_owned(),
+    };
+    let imap_token = stack_tokens.token("imaps://127.0.0.1");
+    let smtp_token = flow["smtp_access_token"].as_str().unwrap().to_owned();
+    let cacert = certificate.to_str().unwrap();
+
+    let (ok, listing) = curl_text(&[
+        &format!("imaps://127.0.0.1:{imaps}/"),
+        "--cacert",
+        cacert,
+        "-u",
+        &format!("{USER}:"),
+        "--oauth2-bearer",
+        &imap_token,
+    ]);
+    assert!(ok && listing.contains("INBOX"), "curl IMAPS through the gateway: {listing}");
+    let message = dir.path().join("message.txt");
+    std::fs::write(&message, "From: fay@example.com\r\nSubject: over STARTTLS\r\n\r\nHi.\r\n")
+        .unwrap();
+    let send = |token: &str| {
+        curl_text(&[
+            &format!("smtp://127.0.0.1:{submission}"),
+            "--ssl-reqd",
+            "--cacert",
+            cacert,
+            "--mail-from",
+            USER,
+            "--mail-rcpt",
+            "bob@example.com",
+            "--upload-file",
+            message.to_str().unwrap(),
+            "-u",
+            &format!("{USER}:"),
+            "--oauth2-bearer",
+            token,
+        ])
+    };
+    let (ok, text) = send(&smtp_token);
+    assert!(ok, "curl SMTP with STARTTLS through the gateway: {text}");
+    wait_for("the message at the relay", || sink.received().contains("Subject: over STARTTLS"));
+    // Without STARTTLS, AUTH is refused.
+    let (ok, _) = curl_text(&[
+        &format!("smtp://127.0.0.1:{submission}"),
+        "--mail-from",
+        USER,
+        "--mail-rcpt",
+        "bob@example.com",
+        "--upload-file",
+        message.to_str().unwrap(),
+        "-u",
+        &format!("{USER}:"),
+        "--oauth2-bearer",
+        &smtp_token,
+    ]);
+    assert!(!ok, "AUTH before STARTTLS is refused");
+
+    // Revoke the grant at the issuer (RFC 7009, with the refresh token): the gateway learns it
+    // from the feed and refuses the still-unexpired access token.
+    let revoked = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}/revoke"))
+        .args(["-d", &format!("client_id={}", stack_tokens.client_id)])
+        .args(["--data-urlencode", &format!("token={}", stack_tokens.refresh_token)])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&revoked.stdout), "200");
+    wait_for("the gateway to refuse the revoked grant's token", || !send(&smtp_token).0);
+    let (ok, _) = curl_text(&[
+        &format!("imaps://127.0.0.1:{imaps}/"),
+        "--cacert",
+        cacert,
+        "-u",
+        &format!("{USER}:"),
+        "--oauth2-bearer",
+        &imap_token,
+    ]);
+    assert!(!ok, "the IMAP token of the revoked grant is refused too");
+
+    let (status, log) = gateway.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("revocations received"), "{log}");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    drop(dovecot);
+}
+
+/// A user's refresh token, for per-service access tokens.
+struct Tokens {
+    port: u16,
+    client_id: String,
+    refresh_token: String,
+}
+
+impl Tokens {
+    /// An access token for one front door, by refresh with `resource` (RFC 8707).
+    fn token(&mut self, resource: &str) -> String {
+        let answer = curl(&[
+            &format!("http://127.0.0.1:{}/token", self.port),
+            "-d",
+            "grant_type=refresh_token",
+            "--data-urlencode",
+            &format!("refresh_token={}", self.refresh_token),
+            "--data-urlencode",
+            &format!("client_id={}", self.client_id),
+            "--data-urlencode",
+            &format!("resource={resource}"),
+        ]);
+        self.refresh_token = answer["refresh_token"].as_str().unwrap().to_owned();
+        answer["access_token"].as_str().unwrap_or_else(|| panic!("{answer}")).to_owned()
+    }
 }

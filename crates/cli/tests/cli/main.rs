@@ -423,12 +423,18 @@ impl Dovecot {
                 )
             },
             None,
+            None,
         )
     }
 
     /// Dovecot behind a front door: logins only by a master user (SASL PLAIN with the user as
     /// authorization id), IMAP, POP3 and submission relaying to `relay_port`.
-    fn with_master_user(user: &str, password: &str, relay_port: u16) -> Self {
+    fn with_master_user(
+        user: &str,
+        password: &str,
+        relay_port: u16,
+        tls: Option<(&Path, &Path)>,
+    ) -> Self {
         Self::launch(
             |dir| {
                 let masters = dir.join("masters");
@@ -442,10 +448,16 @@ impl Dovecot {
                 )
             },
             Some(relay_port),
+            tls,
         )
     }
 
-    fn launch(auth: impl FnOnce(&Path) -> String, relay_port: Option<u16>) -> Self {
+    /// With `tls` (certificate and key files), IMAP, POP3 and submission offer STARTTLS.
+    fn launch(
+        auth: impl FnOnce(&Path) -> String,
+        relay_port: Option<u16>,
+        tls: Option<(&Path, &Path)>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
         let (port, pop3, submission) = (free_port(), free_port(), free_port());
@@ -465,9 +477,17 @@ impl Dovecot {
             None => ("imap", String::new()),
         };
         let auth = auth(path);
+        let ssl = match tls {
+            Some((certificate, key)) => format!(
+                "ssl = yes\nssl_cert = <{}\nssl_key = <{}\n",
+                certificate.display(),
+                key.display()
+            ),
+            None => "ssl = no\n".to_owned(),
+        };
         let config = format!(
             "base_dir = {dir}/run\nstate_dir = {dir}/run\nlog_path = {dir}/log\nprotocols = {protocols}\nlisten = 127.0.0.1\n\
-             ssl = no\ndisable_plaintext_auth = no\n{auth}\
+             {ssl}disable_plaintext_auth = no\n{auth}\
              mail_location = maildir:{dir}/mail/%u\n\
              service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
              {services}\
