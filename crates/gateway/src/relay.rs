@@ -14,8 +14,21 @@ use tokio::time::Instant;
 
 use crate::stream::Stream;
 
-/// Bytes read at a time in each direction. Two of these are most of an idle session's memory.
+/// Bytes read at a time in each direction, at first and when quiet: two of these are most of an
+/// idle session's memory.
 const CHUNK: usize = 8 * 1024;
+/// The buffer grows up to this while reads fill it (a large FETCH or APPEND).
+const MAX_CHUNK: usize = 128 * 1024;
+
+/// Grows a relay buffer while reads fill it, and shrinks it back when traffic is light.
+fn adapt(buffer: &mut Vec<u8>, read: usize) {
+    if read == buffer.len() && buffer.len() < MAX_CHUNK {
+        buffer.resize(buffer.len() * 2, 0);
+    } else if buffer.len() > CHUNK && read < CHUNK / 2 {
+        buffer.truncate(CHUNK);
+        buffer.shrink_to_fit();
+    }
+}
 /// How long to wait for a response boundary before closing anyway.
 const BOUNDARY_WAIT: Duration = Duration::from_secs(5);
 
@@ -179,6 +192,7 @@ pub async fn relay(
             if backend_write.write_all(&buffer[..read]).await.is_err() {
                 break;
             }
+            adapt(&mut buffer, read);
         }
         let _ = backend_write.shutdown().await;
     });
@@ -221,6 +235,7 @@ pub async fn relay(
             if client_write.write_all(&buffer[..read]).await.is_err() {
                 return None;
             }
+            adapt(&mut buffer, read);
         }
     });
     let mut revoked = limits.revoked;

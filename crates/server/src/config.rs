@@ -475,6 +475,11 @@ mod tests {
         let config = Config::parse(example).unwrap();
         assert_eq!(config.issuer_text(), "https://auth.example.com");
         assert_eq!(config.resources.len(), 3);
+        let doors = config.front_doors();
+        assert_eq!((doors.imap.len(), doors.smtp.len(), doors.pop3.len()), (1, 1, 0));
+        for (protocol, door) in doors.doors() {
+            door.validate(protocol.section()).unwrap();
+        }
     }
 
     #[test]

@@ -192,7 +192,8 @@ async fn api_user_with_csrf(state: &AppState, headers: &HeaderMap) -> Result<Use
 }
 
 /// `GET /revocations?after=CURSOR&wait=SECONDS`, for resource servers: grants revoked after the
-/// cursor, waiting up to `wait` seconds (at most 30) for the first one. Front doors close the
+/// cursor, waiting up to `wait` seconds (at most 30, and 2 less than `request_timeout_seconds`)
+/// for the first one. Front doors close the
 /// live sessions of these grants.
 pub async fn feed(
     State(state): State<AppState>,
@@ -213,8 +214,9 @@ pub async fn feed(
         })
     };
     let after = i64::try_from(number("after")?).unwrap_or(i64::MAX);
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(number("wait")?.min(MAX_WAIT_SECONDS));
+    // The answer must come before the server's own request timeout cuts the request off.
+    let limit = state.0.limits.request_timeout_seconds.saturating_sub(2).clamp(1, MAX_WAIT_SECONDS);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(number("wait")?.min(limit));
     loop {
         let revocations = state.store().revocations_after(after, 500).await?;
         if !revocations.is_empty() || tokio::time::Instant::now() >= deadline {
