@@ -375,6 +375,24 @@ def idle_then_revoke(p):
     return seen
 
 
+def hold(p):
+    """Logs in, sits in IDLE, says "ready", and reports the BYE that ends the session."""
+    port, user, token = p["imap"], p["user"], p["token"]
+    client, _ = imap_login(port, user, token)
+    client.select("INBOX")
+    tag = client._new_tag().decode()
+    client.send(f"{tag} IDLE\r\n".encode())
+    client.readline()
+    print("ready", flush=True)
+    started = time.monotonic()
+    client.sock.settimeout(30)
+    try:
+        line = client.readline().decode().strip()
+    except socket.timeout:
+        line = "nothing within 30 seconds"
+    return {"bye": line, "seconds": round(time.monotonic() - started, 1)}
+
+
 if __name__ == "__main__":
     scenario, parameters = sys.argv[1], json.loads(sys.argv[2])
     print(json.dumps(globals()[scenario](parameters)))

@@ -62,6 +62,11 @@ struct Stack {
 
 impl Stack {
     fn start() -> Self {
+        Self::start_with("", "")
+    }
+
+    /// With extra `[gateway]` keys and extra sections.
+    fn start_with(gateway_extra: &str, sections: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (sink, relay) = Sink::start(dir.path());
         let dovecot = Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay, None);
@@ -80,7 +85,8 @@ impl Stack {
                 "[[resources]]\nuri = \"imap://127.0.0.1\"\n[[resources]]\nuri = \"smtp://127.0.0.1\"\n\
                  [[resources]]\nuri = \"pop3://127.0.0.1\"\n\
                  [gateway]\nlogin_timeout_seconds = 2\nconnections_per_address = 40\n\
-                 failures_per_minute_per_address = 1000\nfailures_per_minute_per_user = 1000\n\n{}{}{}",
+                 failures_per_minute_per_address = 1000\nfailures_per_minute_per_user = 1000\n\
+                 {gateway_extra}\n{sections}\n{}{}{}",
                 door("imap", imap, "imap", dovecot.port),
                 door("smtp", smtp, "smtp", dovecot.submission),
                 door("pop3", pop3, "pop3", dovecot.pop3),
@@ -132,6 +138,26 @@ impl Stack {
             String::from_utf8_lossy(&output.stderr)
         );
         serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// Starts `front_doors.py hold`: an IDLE session that reports the BYE ending it.
+    fn hold(&self, token: &str) -> std::process::Child {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/front_doors.py");
+        let parameters = json!({"imap": self.imap, "user": USER, "token": token});
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args(["hold", &parameters.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!(ready.trim(), "ready");
+        child
     }
 
     fn stop(&mut self) -> String {
@@ -515,4 +541,99 @@ impl Tokens {
         self.refresh_token = answer["refresh_token"].as_str().unwrap().to_owned();
         answer["access_token"].as_str().unwrap_or_else(|| panic!("{answer}")).to_owned()
     }
+}
+
+/// What ends a session besides revocation: its token's expiry plus the grace period (RFC 7628
+/// §5), and the server's shutdown after the drain period.
+#[test]
+fn sessions_end_at_token_expiry_and_on_shutdown() {
+    let mut stack = Stack::start_with(
+        "session_grace_seconds = 1\nshutdown_grace_seconds = 1\n",
+        "[lifetimes]\naccess_token_seconds = 3\n",
+    );
+    let token = stack.token("imap://127.0.0.1");
+    let expiring = stack.hold(&token);
+    let output = expiring.wait_with_output().unwrap();
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        seen["bye"].as_str().unwrap().starts_with("* BYE The login token has expired"),
+        "{seen}"
+    );
+
+    let token = stack.token("imap://127.0.0.1");
+    let staying = stack.hold(&token);
+    let log = stack.stop();
+    let output = staying.wait_with_output().unwrap();
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        seen["bye"].as_str().unwrap().starts_with("* BYE Server shutting down"),
+        "{seen} {log}"
+    );
+}
+
+/// `login = "token"`: the front door passes the client's token on to a Dovecot that validates
+/// tokens itself (with the configuration `letterlock dovecot-config` prints).
+#[test]
+fn token_pass_through_to_a_dovecot_that_checks_tokens_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let door = free_port();
+    let (config, port) = loopback_config(
+        dir.path(),
+        &format!(
+            "[[resources]]\nuri = \"imap://127.0.0.1\"\ntoken_typ = \"JWT\"\n\
+             [[resources]]\nuri = \"smtp://127.0.0.1\"\n\
+             [[imap]]\nlisten = \"127.0.0.1:{door}\"\nresource = \"imap://127.0.0.1\"\naccept_jwt_typ = true\n\
+             [imap.backend]\naddress = \"127.0.0.1:{{BACKEND}}\"\nlogin = \"token\"\n"
+        ),
+    );
+    let added = user_command(&config, &["add", USER, "--password-stdin"], PASSWORD);
+    assert!(added.status.success());
+    // A first run makes the signing key that dovecot-config publishes to Dovecot; the front door
+    // points at Dovecot's port, known once Dovecot runs, so the server then starts again.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let without_door = text.split("[[imap]]").next().unwrap().to_owned();
+    std::fs::write(&config, &without_door).unwrap();
+    let (status, _) = Server::start(&config, port).terminate();
+    assert!(status.success());
+    let keys = dir.path().join("keys");
+    let printed = super::letterlock(&[
+        "dovecot-config",
+        "--config",
+        config.to_str().unwrap(),
+        "--resource",
+        "imap://127.0.0.1",
+        "--keys-dir",
+        keys.to_str().unwrap(),
+    ]);
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let oauth2 = dir.path().join("oauth2.conf.ext");
+    std::fs::write(&oauth2, printed.stdout).unwrap();
+    Command::new("chmod").arg("-R").arg("a+rX").arg(dir.path()).status().unwrap();
+    let dovecot = Dovecot::start(&oauth2);
+    std::fs::write(&config, text.replace("{BACKEND}", &dovecot.port.to_string())).unwrap();
+    let server = Server::start(&config, port);
+    wait_for("the front door", || std::net::TcpStream::connect(("127.0.0.1", door)).is_ok());
+
+    let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1");
+    let mut tokens = Tokens {
+        port,
+        client_id: flow["client_id"].as_str().unwrap().to_owned(),
+        refresh_token: flow["refresh_token"].as_str().unwrap().to_owned(),
+    };
+    let imap_token = tokens.token("imap://127.0.0.1");
+    let (ok, listing) = curl_text(&[
+        &format!("imap://127.0.0.1:{door}/"),
+        "-u",
+        &format!("{USER}:"),
+        "--oauth2-bearer",
+        &imap_token,
+    ]);
+    let (status, log) = server.terminate();
+    assert!(
+        ok && listing.contains("INBOX"),
+        "through the door to a token-checking Dovecot: {listing}\n{log}\n{}",
+        std::fs::read_to_string(dovecot.dir.path().join("log")).unwrap_or_default()
+    );
+    assert!(status.success(), "{log}");
+    drop(dovecot);
 }
