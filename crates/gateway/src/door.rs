@@ -162,6 +162,34 @@ fn read_failure(error: &LineError) -> Outcome {
     }
 }
 
+/// A protocol's last words when the front door closes a connection before login.
+#[derive(Debug)]
+pub struct Goodbyes {
+    /// The gateway is shutting down.
+    pub shutdown: &'static str,
+    /// The client was silent for too long.
+    pub timeout: &'static str,
+    /// The client's line was too long.
+    pub too_long: &'static str,
+}
+
+impl Goodbyes {
+    /// The goodbye for a SASL outcome that ends the connection, if it is one.
+    pub fn for_outcome(&self, outcome: &Outcome) -> Option<&'static str> {
+        match outcome {
+            Outcome::TimedOut => Some(self.timeout),
+            Outcome::TooLong => Some(self.too_long),
+            _ => None,
+        }
+    }
+}
+
+/// Says `line` and reports the connection over.
+pub async fn goodbye(client: &mut LineStream, line: &str) -> Option<Vec<u8>> {
+    let _ = client.send(line.as_bytes()).await;
+    None
+}
+
 /// Why a token check failed.
 #[derive(Debug)]
 pub enum Failure {
@@ -466,6 +494,44 @@ impl Door {
                 };
                 session(door, stream, peer).await;
             });
+        }
+    }
+
+    /// Reads the next line before login. `None` once the connection is over: the client left,
+    /// or it was too slow, sent too long a line, or the gateway is shutting down (each told with
+    /// the protocol's goodbye). `max` is the room left for the line.
+    pub async fn next_line(
+        &self,
+        client: &mut LineStream,
+        max: usize,
+        goodbyes: &Goodbyes,
+    ) -> Option<Vec<u8>> {
+        let read = tokio::select! {
+            read = client.read_line(max, self.shared.login_timeout()) => read,
+            () = self.shared.shutting_down() => return goodbye(client, goodbyes.shutdown).await,
+        };
+        match read {
+            Ok(line) => Some(line),
+            Err(LineError::Timeout) => goodbye(client, goodbyes.timeout).await,
+            Err(LineError::TooLong) => goodbye(client, goodbyes.too_long).await,
+            Err(LineError::Io(_)) => None,
+        }
+    }
+
+    /// Answers STARTTLS with `ready` and upgrades the connection; `None` if that fails.
+    pub async fn starttls(
+        &self,
+        mut client: LineStream,
+        ready: &str,
+        peer: SocketAddr,
+    ) -> Option<LineStream> {
+        client.send(ready.as_bytes()).await.ok()?;
+        match self.client_starttls(client).await {
+            Ok(client) => Some(client),
+            Err(error) => {
+                tracing::debug!(%peer, %error, "STARTTLS failed");
+                None
+            }
         }
     }
 

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use base64::Engine as _;
 
 use crate::config::LoginMode;
-use crate::door::{Authenticated, BackendError, Door, Outcome};
+use crate::door::{Authenticated, BackendError, Door, Goodbyes, Outcome, goodbye};
 use crate::relay::{Boundaries, Ending};
-use crate::stream::{LineError, LineStream};
+use crate::stream::LineStream;
 
 /// How long the back end may take per line during its login.
 const BACKEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -108,13 +108,8 @@ pub async fn session(door: Arc<Door>, stream: crate::stream::Stream, peer: Socke
         let line = match pending.take() {
             Some(line) => line,
             None => match read_command(&door, &mut client).await {
-                Ok(line) => line,
-                Err(ending) => {
-                    if let Some(message) = ending {
-                        let _ = client.send(message.as_bytes()).await;
-                    }
-                    return;
-                }
+                Some(line) => line,
+                None => return,
             },
         };
         let command = match Command::parse(&line) {
@@ -147,20 +142,9 @@ pub async fn session(door: Arc<Door>, stream: crate::stream::Stream, peer: Socke
                 return;
             }
             "STARTTLS" if door.offers_starttls(&client) => {
-                if client
-                    .send(format!("{tag} OK Begin TLS negotiation now\r\n").as_bytes())
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                client = match door.client_starttls(client).await {
-                    Ok(client) => client,
-                    Err(error) => {
-                        tracing::debug!(%peer, %error, "STARTTLS failed");
-                        return;
-                    }
-                };
+                let ready = format!("{tag} OK Begin TLS negotiation now\r\n");
+                let Some(upgraded) = door.starttls(client, &ready, peer).await else { return };
+                client = upgraded;
                 continue;
             }
             "STARTTLS" => format!("{tag} BAD TLS is already active or not offered\r\n"),
@@ -196,40 +180,33 @@ pub async fn session(door: Arc<Door>, stream: crate::stream::Stream, peer: Socke
     }
 }
 
+const GOODBYES: Goodbyes = Goodbyes {
+    shutdown: "* BYE Server shutting down\r\n",
+    timeout: "* BYE Autologout; too long without logging in\r\n",
+    too_long: "* BYE Command line too long\r\n",
+};
+
 /// Reads a command line, with the literals it announces folded in (so a `LOGIN` with literals
-/// is read whole and refused, and the connection stays in step). `Err` carries the farewell.
-async fn read_command(door: &Door, client: &mut LineStream) -> Result<Vec<u8>, Option<String>> {
+/// is read whole and refused, and the connection stays in step). `None` once the connection is
+/// over.
+async fn read_command(door: &Door, client: &mut LineStream) -> Option<Vec<u8>> {
     let max = door.shared.settings.max_line_bytes;
-    let timeout = door.shared.login_timeout();
     let mut command = Vec::new();
     loop {
-        let read = tokio::select! {
-            read = client.read_line(max.saturating_sub(command.len()), timeout) => read,
-            () = door.shared.shutting_down() => return Err(Some("* BYE Server shutting down\r\n".into())),
-        };
-        let line = match read {
-            Ok(line) => line,
-            Err(LineError::Timeout) => {
-                return Err(Some("* BYE Autologout; too long without logging in\r\n".into()));
-            }
-            Err(LineError::TooLong) => return Err(Some("* BYE Command line too long\r\n".into())),
-            Err(LineError::Io(_)) => return Err(None),
-        };
+        let line = door.next_line(client, max.saturating_sub(command.len()), &GOODBYES).await?;
         command.extend_from_slice(&line);
         let Some((size, non_synchronising)) = announced_literal(&line) else {
-            return Ok(command);
+            return Some(command);
         };
         if command.len() + size > max {
-            return Err(Some("* BYE Literal too long\r\n".into()));
+            return goodbye(client, GOODBYES.too_long).await;
         }
-        if !non_synchronising && client.send(b"+ Ready for literal data\r\n").await.is_err() {
-            return Err(None);
+        if !non_synchronising {
+            client.send(b"+ Ready for literal data\r\n").await.ok()?;
         }
         command.extend_from_slice(b"\r\n");
-        match client.read_exact(size, timeout).await {
-            Ok(literal) => command.extend_from_slice(&literal),
-            Err(_) => return Err(None),
-        }
+        command
+            .extend_from_slice(&client.read_exact(size, door.shared.login_timeout()).await.ok()?);
     }
 }
 
@@ -286,10 +263,9 @@ async fn authenticate(
             return Step::ReplyThen(failed(), line);
         }
         Outcome::Failed(_) => return Step::Reply(failed()),
-        Outcome::TimedOut => {
-            return Step::Farewell("* BYE Autologout; too long without logging in\r\n");
+        outcome @ (Outcome::TimedOut | Outcome::TooLong) => {
+            return GOODBYES.for_outcome(&outcome).map_or(Step::Close, Step::Farewell);
         }
-        Outcome::TooLong => return Step::Farewell("* BYE Line too long\r\n"),
         Outcome::Closed => return Step::Close,
     };
     match backend_login(door, &authenticated).await {

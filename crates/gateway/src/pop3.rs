@@ -8,13 +8,19 @@ use std::sync::Arc;
 use base64::Engine as _;
 
 use crate::config::{LoginMode, TlsMode};
-use crate::door::{Authenticated, BackendError, Door, Outcome};
+use crate::door::{Authenticated, BackendError, Door, Goodbyes, Outcome, goodbye};
 use crate::relay::{Boundaries, Ending};
 use crate::smtp::split_command;
-use crate::stream::{LineError, LineStream, Stream};
+use crate::stream::{LineStream, Stream};
 
 /// How long the back end may take per line during its login.
 const BACKEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+const GOODBYES: Goodbyes = Goodbyes {
+    shutdown: "-ERR [SYS/TEMP] Server shutting down\r\n",
+    timeout: "-ERR Autologout; too long without logging in\r\n",
+    too_long: "-ERR Line too long\r\n",
+};
 
 /// Serves one client connection.
 pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
@@ -23,27 +29,8 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
         return;
     }
     let max = door.shared.settings.max_line_bytes;
-    let timeout = door.shared.login_timeout();
     loop {
-        let read = tokio::select! {
-            read = client.read_line(max, timeout) => read,
-            () = door.shared.shutting_down() => {
-                let _ = client.send(b"-ERR [SYS/TEMP] Server shutting down\r\n").await;
-                return;
-            }
-        };
-        let line = match read {
-            Ok(line) => line,
-            Err(LineError::Timeout) => {
-                let _ = client.send(b"-ERR Autologout; too long without logging in\r\n").await;
-                return;
-            }
-            Err(LineError::TooLong) => {
-                let _ = client.send(b"-ERR Line too long\r\n").await;
-                return;
-            }
-            Err(LineError::Io(_)) => return,
-        };
+        let Some(line) = door.next_line(&mut client, max, &GOODBYES).await else { return };
         let (verb, arguments) = split_command(&line);
         let reply = match verb.as_str() {
             "CAPA" => {
@@ -57,16 +44,9 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
                 reply
             }
             "STLS" if door.offers_starttls(&client) => {
-                if client.send(b"+OK Begin TLS negotiation\r\n").await.is_err() {
-                    return;
-                }
-                client = match door.client_starttls(client).await {
-                    Ok(client) => client,
-                    Err(error) => {
-                        tracing::debug!(%peer, %error, "STLS failed");
-                        return;
-                    }
-                };
+                let ready = "+OK Begin TLS negotiation\r\n";
+                let Some(upgraded) = door.starttls(client, ready, peer).await else { return };
+                client = upgraded;
                 continue;
             }
             "STLS" => "-ERR TLS is already active or not offered\r\n".to_owned(),
@@ -108,12 +88,10 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
                         "-ERR [AUTH] Authentication failed; get a token from {}\r\n",
                         door.shared.authority.issuer()
                     ),
-                    Outcome::TimedOut => {
-                        let _ = client.send(b"-ERR Autologout; too long without logging in\r\n").await;
-                        return;
-                    }
-                    Outcome::TooLong => {
-                        let _ = client.send(b"-ERR Line too long\r\n").await;
+                    outcome @ (Outcome::TimedOut | Outcome::TooLong) => {
+                        if let Some(line) = GOODBYES.for_outcome(&outcome) {
+                            goodbye(&mut client, line).await;
+                        }
                         return;
                     }
                     Outcome::Closed => return,

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use base64::Engine as _;
 
 use crate::config::{LoginMode, TlsMode};
-use crate::door::{Authenticated, BackendError, Door, Outcome};
+use crate::door::{Authenticated, BackendError, Door, Goodbyes, Outcome, goodbye};
 use crate::relay::{Boundaries, Ending};
-use crate::stream::{LineError, LineStream, Stream};
+use crate::stream::{LineStream, Stream};
 
 /// How long the back end may take per reply during its login.
 const BACKEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -26,6 +26,12 @@ const EXTENSIONS: &[&str] = &["PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"];
 fn host_name(door: &Door) -> &str {
     door.config.host_names.first().map_or("letterlock", String::as_str)
 }
+
+const GOODBYES: Goodbyes = Goodbyes {
+    shutdown: "421 4.3.2 Server shutting down\r\n",
+    timeout: "421 4.4.2 Timeout; closing connection\r\n",
+    too_long: "500 5.5.6 Line too long; closing connection\r\n",
+};
 
 /// A command: its verb in upper case and the rest.
 pub fn split_command(line: &[u8]) -> (String, String) {
@@ -42,28 +48,9 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
         return;
     }
     let max = door.shared.settings.max_line_bytes;
-    let timeout = door.shared.login_timeout();
     let mut greeted = false;
     loop {
-        let read = tokio::select! {
-            read = client.read_line(max, timeout) => read,
-            () = door.shared.shutting_down() => {
-                let _ = client.send(b"421 4.3.2 Server shutting down\r\n").await;
-                return;
-            }
-        };
-        let line = match read {
-            Ok(line) => line,
-            Err(LineError::Timeout) => {
-                let _ = client.send(b"421 4.4.2 Timeout; closing connection\r\n").await;
-                return;
-            }
-            Err(LineError::TooLong) => {
-                let _ = client.send(b"500 5.5.6 Line too long; closing connection\r\n").await;
-                return;
-            }
-            Err(LineError::Io(_)) => return,
-        };
+        let Some(line) = door.next_line(&mut client, max, &GOODBYES).await else { return };
         let (verb, arguments) = split_command(&line);
         let reply = match verb.as_str() {
             "EHLO" if arguments.is_empty() => "501 5.5.4 EHLO needs a domain\r\n".to_owned(),
@@ -83,16 +70,9 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
                 format!("250 {name}\r\n")
             }
             "STARTTLS" if door.offers_starttls(&client) => {
-                if client.send(b"220 2.0.0 Ready to start TLS\r\n").await.is_err() {
-                    return;
-                }
-                client = match door.client_starttls(client).await {
-                    Ok(client) => client,
-                    Err(error) => {
-                        tracing::debug!(%peer, %error, "STARTTLS failed");
-                        return;
-                    }
-                };
+                let ready = "220 2.0.0 Ready to start TLS\r\n";
+                let Some(upgraded) = door.starttls(client, ready, peer).await else { return };
+                client = upgraded;
                 greeted = false;
                 continue;
             }
@@ -144,13 +124,10 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
                         "535 5.7.8 Authentication credentials invalid; get a token from {}\r\n",
                         door.shared.authority.issuer()
                     ),
-                    Outcome::TimedOut => {
-                        let _ = client.send(b"421 4.4.2 Timeout; closing connection\r\n").await;
-                        return;
-                    }
-                    Outcome::TooLong => {
-                        let _ =
-                            client.send(b"500 5.5.6 Line too long; closing connection\r\n").await;
+                    outcome @ (Outcome::TimedOut | Outcome::TooLong) => {
+                        if let Some(line) = GOODBYES.for_outcome(&outcome) {
+                            goodbye(&mut client, line).await;
+                        }
                         return;
                     }
                     Outcome::Closed => return,

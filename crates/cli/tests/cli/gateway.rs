@@ -179,6 +179,14 @@ fn authlib_flow_for_resource(port: u16, resource: &str) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// curl logging in as the test user with a bearer token (`--oauth2-bearer`).
+fn curl_as_user(token: &str, args: &[&str]) -> (bool, String) {
+    let user = format!("{USER}:");
+    let mut all = args.to_vec();
+    all.extend(["-u", &user, "--oauth2-bearer", token]);
+    curl_text(&all)
+}
+
 fn curl_text(args: &[&str]) -> (bool, String) {
     let output =
         Command::new("curl").args(["-sS", "--max-time", "20"]).args(args).output().unwrap();
@@ -197,22 +205,10 @@ fn front_doors_in_front_of_dovecot() {
     let pop3_token = stack.token("pop3://127.0.0.1");
 
     // curl, IMAP: --oauth2-bearer picks OAUTHBEARER from the capabilities.
-    let (ok, listing) = curl_text(&[
-        &format!("imap://127.0.0.1:{}/", stack.imap),
-        "-u",
-        &format!("{USER}:"),
-        "--oauth2-bearer",
-        &imap_token,
-    ]);
+    let (ok, listing) = curl_as_user(&imap_token, &[&format!("imap://127.0.0.1:{}/", stack.imap)]);
     assert!(ok && listing.contains("INBOX"), "curl IMAP: {listing}");
     // curl with a token for another service is refused.
-    let (ok, refused) = curl_text(&[
-        &format!("imap://127.0.0.1:{}/", stack.imap),
-        "-u",
-        &format!("{USER}:"),
-        "--oauth2-bearer",
-        &smtp_token,
-    ]);
+    let (ok, refused) = curl_as_user(&smtp_token, &[&format!("imap://127.0.0.1:{}/", stack.imap)]);
     assert!(!ok, "an SMTP token at the IMAP door: {refused}");
 
     // imaplib and raw IMAP.
@@ -255,19 +251,18 @@ fn front_doors_in_front_of_dovecot() {
     let message = stack._dir.path().join("message.txt");
     std::fs::write(&message, "From: fay@example.com\r\nSubject: by curl\r\n\r\nHello.\r\n")
         .unwrap();
-    let (ok, text) = curl_text(&[
-        &format!("smtp://127.0.0.1:{}", stack.smtp),
-        "--mail-from",
-        USER,
-        "--mail-rcpt",
-        "bob@example.com",
-        "--upload-file",
-        message.to_str().unwrap(),
-        "-u",
-        &format!("{USER}:"),
-        "--oauth2-bearer",
+    let (ok, text) = curl_as_user(
         &smtp_token,
-    ]);
+        &[
+            &format!("smtp://127.0.0.1:{}", stack.smtp),
+            "--mail-from",
+            USER,
+            "--mail-rcpt",
+            "bob@example.com",
+            "--upload-file",
+            message.to_str().unwrap(),
+        ],
+    );
     assert!(ok, "curl SMTP: {text}");
     let seen = stack.python(
         "smtp",
@@ -285,13 +280,7 @@ fn front_doors_in_front_of_dovecot() {
     });
 
     // curl and poplib through the POP3 door.
-    let (ok, text) = curl_text(&[
-        &format!("pop3://127.0.0.1:{}/", stack.pop3),
-        "-u",
-        &format!("{USER}:"),
-        "--oauth2-bearer",
-        &pop3_token,
-    ]);
+    let (ok, text) = curl_as_user(&pop3_token, &[&format!("pop3://127.0.0.1:{}/", stack.pop3)]);
     assert!(ok, "curl POP3: {text}");
     assert!(text.starts_with("1 "), "the message appended over IMAP: {text}");
     let seen = stack.python("pop3", json!({"pop3": stack.pop3, "user": USER, "token": pop3_token}));
@@ -437,54 +426,45 @@ fn a_separate_gateway_with_tls_on_both_sides() {
     let smtp_token = flow["smtp_access_token"].as_str().unwrap().to_owned();
     let cacert = certificate.to_str().unwrap();
 
-    let (ok, listing) = curl_text(&[
-        &format!("imaps://127.0.0.1:{imaps}/"),
-        "--cacert",
-        cacert,
-        "-u",
-        &format!("{USER}:"),
-        "--oauth2-bearer",
-        &imap_token,
-    ]);
+    let (ok, listing) =
+        curl_as_user(&imap_token, &[&format!("imaps://127.0.0.1:{imaps}/"), "--cacert", cacert]);
     assert!(ok && listing.contains("INBOX"), "curl IMAPS through the gateway: {listing}");
     let message = dir.path().join("message.txt");
     std::fs::write(&message, "From: fay@example.com\r\nSubject: over STARTTLS\r\n\r\nHi.\r\n")
         .unwrap();
     let send = |token: &str| {
-        curl_text(&[
+        curl_as_user(
+            token,
+            &[
+                &format!("smtp://127.0.0.1:{submission}"),
+                "--ssl-reqd",
+                "--cacert",
+                cacert,
+                "--mail-from",
+                USER,
+                "--mail-rcpt",
+                "bob@example.com",
+                "--upload-file",
+                message.to_str().unwrap(),
+            ],
+        )
+    };
+    let (ok, text) = send(&smtp_token);
+    assert!(ok, "curl SMTP with STARTTLS through the gateway: {text}");
+    wait_for("the message at the relay", || sink.received().contains("Subject: over STARTTLS"));
+    // Without STARTTLS, AUTH is refused.
+    let (ok, _) = curl_as_user(
+        &smtp_token,
+        &[
             &format!("smtp://127.0.0.1:{submission}"),
-            "--ssl-reqd",
-            "--cacert",
-            cacert,
             "--mail-from",
             USER,
             "--mail-rcpt",
             "bob@example.com",
             "--upload-file",
             message.to_str().unwrap(),
-            "-u",
-            &format!("{USER}:"),
-            "--oauth2-bearer",
-            token,
-        ])
-    };
-    let (ok, text) = send(&smtp_token);
-    assert!(ok, "curl SMTP with STARTTLS through the gateway: {text}");
-    wait_for("the message at the relay", || sink.received().contains("Subject: over STARTTLS"));
-    // Without STARTTLS, AUTH is refused.
-    let (ok, _) = curl_text(&[
-        &format!("smtp://127.0.0.1:{submission}"),
-        "--mail-from",
-        USER,
-        "--mail-rcpt",
-        "bob@example.com",
-        "--upload-file",
-        message.to_str().unwrap(),
-        "-u",
-        &format!("{USER}:"),
-        "--oauth2-bearer",
-        &smtp_token,
-    ]);
+        ],
+    );
     assert!(!ok, "AUTH before STARTTLS is refused");
 
     // Revoke the grant at the issuer (RFC 7009, with the refresh token): the gateway learns it
@@ -498,15 +478,8 @@ fn a_separate_gateway_with_tls_on_both_sides() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&revoked.stdout), "200");
     wait_for("the gateway to refuse the revoked grant's token", || !send(&smtp_token).0);
-    let (ok, _) = curl_text(&[
-        &format!("imaps://127.0.0.1:{imaps}/"),
-        "--cacert",
-        cacert,
-        "-u",
-        &format!("{USER}:"),
-        "--oauth2-bearer",
-        &imap_token,
-    ]);
+    let (ok, _) =
+        curl_as_user(&imap_token, &[&format!("imaps://127.0.0.1:{imaps}/"), "--cacert", cacert]);
     assert!(!ok, "the IMAP token of the revoked grant is refused too");
 
     let (status, log) = gateway.terminate();
@@ -621,13 +594,7 @@ fn token_pass_through_to_a_dovecot_that_checks_tokens_itself() {
         refresh_token: flow["refresh_token"].as_str().unwrap().to_owned(),
     };
     let imap_token = tokens.token("imap://127.0.0.1");
-    let (ok, listing) = curl_text(&[
-        &format!("imap://127.0.0.1:{door}/"),
-        "-u",
-        &format!("{USER}:"),
-        "--oauth2-bearer",
-        &imap_token,
-    ]);
+    let (ok, listing) = curl_as_user(&imap_token, &[&format!("imap://127.0.0.1:{door}/")]);
     let (status, log) = server.terminate();
     assert!(
         ok && listing.contains("INBOX"),
