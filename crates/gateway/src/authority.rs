@@ -201,12 +201,7 @@ impl Authority {
         let remembered = self.verified.lock().ok().and_then(|cache| cache.get(&digest).cloned());
         let claims = match remembered {
             Some(claims) => {
-                if claims.expires_at + letterlock_jose::access::SKEW_SECONDS <= now {
-                    return Err(TokenError::Lifetime.into());
-                }
-                if !claims.scopes.iter().any(|granted| granted == scope) {
-                    return Err(TokenError::InsufficientScope(scope.to_owned()).into());
-                }
+                claims.permits(scope, now)?;
                 claims
             }
             None => {

@@ -376,6 +376,19 @@ impl Door {
         }
     }
 
+    /// Logs a failed back-end login; one the back end refused also counts against the address.
+    pub fn backend_failed(&self, peer: SocketAddr, user: &str, error: &BackendError) {
+        match error {
+            BackendError::Refused(text) => {
+                tracing::warn!(%peer, user, back_end = text, "the back end refused the login");
+                self.count_failure(peer);
+            }
+            BackendError::Unavailable(error) => {
+                tracing::warn!(%peer, %error, "the back end is unavailable");
+            }
+        }
+    }
+
     /// Counts a back-end login failure against the address (so a valid token for a user the
     /// back end does not know cannot be replayed endlessly).
     pub fn count_failure(&self, peer: SocketAddr) {
@@ -546,13 +559,9 @@ impl Door {
         Ok(LineStream::new(tls::accept(acceptor, tcp).await?))
     }
 
-    /// True if STARTTLS is offered now.
-    pub fn offers_starttls(&self, stream: &LineStream) -> bool {
-        self.config.tls == TlsMode::Starttls && !stream.is_tls()
-    }
-
-    /// True if authentication must wait for TLS (STARTTLS doors before the upgrade).
-    pub fn needs_tls_first(&self, stream: &LineStream) -> bool {
+    /// True on a STARTTLS door before the upgrade: STARTTLS is offered, and authentication must
+    /// wait for it.
+    pub fn awaits_starttls(&self, stream: &LineStream) -> bool {
         self.config.tls == TlsMode::Starttls && !stream.is_tls()
     }
 

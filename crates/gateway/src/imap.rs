@@ -85,7 +85,7 @@ pub fn announced_literal(line: &[u8]) -> Option<(usize, bool)> {
 
 fn capabilities(door: &Door, stream: &LineStream) -> String {
     let mut capabilities = String::from("IMAP4rev1 IMAP4rev2 SASL-IR ID LITERAL+");
-    if door.offers_starttls(stream) {
+    if door.awaits_starttls(stream) {
         capabilities.push_str(" STARTTLS LOGINDISABLED");
     } else {
         capabilities.push_str(" AUTH=OAUTHBEARER AUTH=XOAUTH2 LOGINDISABLED");
@@ -141,7 +141,7 @@ pub async fn session(door: Arc<Door>, stream: crate::stream::Stream, peer: Socke
                     .await;
                 return;
             }
-            "STARTTLS" if door.offers_starttls(&client) => {
+            "STARTTLS" if door.awaits_starttls(&client) => {
                 let ready = format!("{tag} OK Begin TLS negotiation now\r\n");
                 let Some(upgraded) = door.starttls(client, &ready, peer).await else { return };
                 client = upgraded;
@@ -151,7 +151,7 @@ pub async fn session(door: Arc<Door>, stream: crate::stream::Stream, peer: Socke
             "LOGIN" => format!(
                 "{tag} NO [PRIVACYREQUIRED] Passwords are not accepted here: AUTHENTICATE OAUTHBEARER or XOAUTH2 with an OAuth token\r\n"
             ),
-            "AUTHENTICATE" if door.needs_tls_first(&client) => {
+            "AUTHENTICATE" if door.awaits_starttls(&client) => {
                 format!("{tag} NO [PRIVACYREQUIRED] Run STARTTLS first\r\n")
             }
             "AUTHENTICATE" => match authenticate(&door, &mut client, &command, peer).await {
@@ -270,18 +270,18 @@ async fn authenticate(
     };
     match backend_login(door, &authenticated).await {
         Ok((backend, ok_text)) => Step::LoggedIn(Box::new((authenticated, backend, ok_text))),
-        Err(BackendError::Refused(text)) => {
-            tracing::warn!(%peer, user = authenticated.user, back_end = text, "the back end refused the login");
-            door.count_failure(peer);
-            Step::Reply(format!(
-                "{tag} NO [AUTHENTICATIONFAILED] The mail server did not accept the login\r\n"
-            ))
-        }
-        Err(BackendError::Unavailable(error)) => {
-            tracing::warn!(%peer, %error, "the back end is unavailable");
-            Step::Reply(format!(
-                "{tag} NO [UNAVAILABLE] The mail server is unavailable; try again later\r\n"
-            ))
+        Err(error) => {
+            door.backend_failed(peer, &authenticated.user, &error);
+            Step::Reply(match error {
+                BackendError::Refused(_) => format!(
+                    "{tag} NO [AUTHENTICATIONFAILED] The mail server did not accept the login
+"
+                ),
+                BackendError::Unavailable(_) => format!(
+                    "{tag} NO [UNAVAILABLE] The mail server is unavailable; try again later
+"
+                ),
+            })
         }
     }
 }

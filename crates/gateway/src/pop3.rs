@@ -35,7 +35,7 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
         let reply = match verb.as_str() {
             "CAPA" => {
                 let mut reply = String::from("+OK Capability list follows\r\n");
-                if door.offers_starttls(&client) {
+                if door.awaits_starttls(&client) {
                     reply.push_str("STLS\r\n");
                 } else {
                     reply.push_str("SASL OAUTHBEARER XOAUTH2\r\n");
@@ -43,14 +43,14 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
                 reply.push_str("RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nUIDL\r\nTOP\r\nIMPLEMENTATION Letterlock\r\n.\r\n");
                 reply
             }
-            "STLS" if door.offers_starttls(&client) => {
+            "STLS" if door.awaits_starttls(&client) => {
                 let ready = "+OK Begin TLS negotiation\r\n";
                 let Some(upgraded) = door.starttls(client, ready, peer).await else { return };
                 client = upgraded;
                 continue;
             }
             "STLS" => "-ERR TLS is already active or not offered\r\n".to_owned(),
-            "AUTH" if door.needs_tls_first(&client) => {
+            "AUTH" if door.awaits_starttls(&client) => {
                 "-ERR [AUTH] Run STLS first\r\n".to_owned()
             }
             "AUTH" if arguments.is_empty() => "+OK\r\nOAUTHBEARER\r\nXOAUTH2\r\n.\r\n".to_owned(),
@@ -68,14 +68,13 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
                                 door.log_ending(peer, &authenticated.user, ending);
                                 return;
                             }
-                            Err(BackendError::Refused(text)) => {
-                                tracing::warn!(%peer, user = authenticated.user, back_end = text, "the back end refused the login");
-                                door.count_failure(peer);
-                                "-ERR [AUTH] The mail server did not accept the login\r\n".to_owned()
-                            }
-                            Err(BackendError::Unavailable(error)) => {
-                                tracing::warn!(%peer, %error, "the back end is unavailable");
-                                "-ERR [SYS/TEMP] The mail server is unavailable; try again later\r\n".to_owned()
+                            Err(error) => {
+                                door.backend_failed(peer, &authenticated.user, &error);
+                                match error {
+                                    BackendError::Refused(_) => "-ERR [AUTH] The mail server did not accept the login\r\n",
+                                    BackendError::Unavailable(_) => "-ERR [SYS/TEMP] The mail server is unavailable; try again later\r\n",
+                                }
+                                .to_owned()
                             }
                         }
                     }
@@ -155,11 +154,12 @@ async fn backend_login(
     backend.send(command.as_bytes()).await?;
     let line = backend.read_line(max, BACKEND_TIMEOUT).await?;
     if line.starts_with(b"+ ") || line == b"+" {
-        // OAUTHBEARER's error challenge: acknowledge it to get the -ERR.
+        // OAUTHBEARER's error challenge: the login has failed; acknowledge it to get the -ERR.
         backend.send(b"AQ==\r\n").await?;
-        return status(&mut backend, max).await.and_then(|text| {
-            Err(BackendError::Unavailable(format!("unexpected success after a challenge: {text}")))
-        });
+        let text = status(&mut backend, max).await?;
+        return Err(BackendError::Unavailable(format!(
+            "unexpected success after a challenge: {text}"
+        )));
     }
     let text = String::from_utf8_lossy(&line).into_owned();
     if text.starts_with("+OK") { Ok((backend, text)) } else { Err(BackendError::Refused(text)) }

@@ -58,7 +58,7 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
                 greeted = true;
                 let mut lines = vec![format!("{name} Letterlock")];
                 lines.extend(EXTENSIONS.iter().map(|&extension| extension.to_owned()));
-                if door.offers_starttls(&client) {
+                if door.awaits_starttls(&client) {
                     lines.push("STARTTLS".into());
                 } else {
                     lines.push("AUTH OAUTHBEARER XOAUTH2".into());
@@ -69,7 +69,7 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
                 greeted = true;
                 format!("250 {name}\r\n")
             }
-            "STARTTLS" if door.offers_starttls(&client) => {
+            "STARTTLS" if door.awaits_starttls(&client) => {
                 let ready = "220 2.0.0 Ready to start TLS\r\n";
                 let Some(upgraded) = door.starttls(client, ready, peer).await else { return };
                 client = upgraded;
@@ -78,7 +78,7 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
             }
             "STARTTLS" => "454 4.7.0 TLS not available\r\n".to_owned(),
             "AUTH" if !greeted => "503 5.5.1 Send EHLO first\r\n".to_owned(),
-            "AUTH" if door.needs_tls_first(&client) => {
+            "AUTH" if door.awaits_starttls(&client) => {
                 "530 5.7.0 Must issue a STARTTLS command first\r\n".to_owned()
             }
             "AUTH" => {
@@ -101,15 +101,13 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
                                 door.log_ending(peer, &authenticated.user, ending);
                                 return;
                             }
-                            Err(BackendError::Refused(text)) => {
-                                tracing::warn!(%peer, user = authenticated.user, back_end = text, "the back end refused the login");
-                                door.count_failure(peer);
-                                "535 5.7.8 The mail server did not accept the login\r\n".to_owned()
-                            }
-                            Err(BackendError::Unavailable(error)) => {
-                                tracing::warn!(%peer, %error, "the back end is unavailable");
-                                "454 4.7.0 The mail server is unavailable; try again later\r\n"
-                                    .to_owned()
+                            Err(error) => {
+                                door.backend_failed(peer, &authenticated.user, &error);
+                                match error {
+                                    BackendError::Refused(_) => "535 5.7.8 The mail server did not accept the login\r\n",
+                                    BackendError::Unavailable(_) => "454 4.7.0 The mail server is unavailable; try again later\r\n",
+                                }
+                                .to_owned()
                             }
                         }
                     }

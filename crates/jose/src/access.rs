@@ -77,6 +77,21 @@ pub struct AccessTokenClaims {
     pub jkt: Option<String>,
 }
 
+impl AccessTokenClaims {
+    /// Checks what can change after verification: the token has not expired at `now` (with
+    /// [`SKEW_SECONDS`]) and carries `scope`. A front door that remembers verified claims calls
+    /// this on every use.
+    pub fn permits(&self, scope: &str, now: i64) -> Result<(), TokenError> {
+        if self.expires_at + SKEW_SECONDS <= now {
+            return Err(TokenError::Lifetime);
+        }
+        if !self.scopes.iter().any(|granted| granted == scope) {
+            return Err(TokenError::InsufficientScope(scope.to_owned()));
+        }
+        Ok(())
+    }
+}
+
 /// Verifies access tokens for one resource.
 #[derive(Debug, Clone)]
 pub struct AccessTokenVerifier {
@@ -175,9 +190,6 @@ fn check_claims(
         return Err(TokenError::Audience);
     }
     let expires_at = number("exp")?;
-    if expires_at + SKEW_SECONDS <= now {
-        return Err(TokenError::Lifetime);
-    }
     for name in ["nbf", "iat"] {
         if let Some(value) = claims.get(name) {
             let time = value.as_i64().ok_or(TokenError::Claim(if name == "nbf" {
@@ -196,10 +208,7 @@ fn check_claims(
         .filter(|scope| !scope.is_empty())
         .map(str::to_owned)
         .collect();
-    if !scopes.iter().any(|granted| granted == scope) {
-        return Err(TokenError::InsufficientScope(scope.to_owned()));
-    }
-    Ok(AccessTokenClaims {
+    let claims = AccessTokenClaims {
         subject: text("sub")?.to_owned(),
         client_id: text("client_id")?.to_owned(),
         grant_id: text("grant_id")?.to_owned(),
@@ -211,7 +220,9 @@ fn check_claims(
             .and_then(|cnf| cnf.get("jkt"))
             .and_then(Value::as_str)
             .map(str::to_owned),
-    })
+    };
+    claims.permits(scope, now)?;
+    Ok(claims)
 }
 
 #[cfg(test)]

@@ -101,11 +101,7 @@ impl Stack {
             });
         }
         let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1");
-        let tokens = Tokens {
-            port,
-            client_id: flow["client_id"].as_str().unwrap().to_owned(),
-            refresh_token: flow["refresh_token"].as_str().unwrap().to_owned(),
-        };
+        let tokens = Tokens::from_flow(port, &flow);
         Self {
             _dir: dir,
             server: Some(server),
@@ -417,11 +413,7 @@ fn a_separate_gateway_with_tls_on_both_sides() {
     });
 
     let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1");
-    let mut stack_tokens = Tokens {
-        port,
-        client_id: flow["client_id"].as_str().unwrap().to_owned(),
-        refresh_token: flow["refresh_token"].as_str().unwrap().to_owned(),
-    };
+    let mut stack_tokens = Tokens::from_flow(port, &flow);
     let imap_token = stack_tokens.token("imaps://127.0.0.1");
     let smtp_token = flow["smtp_access_token"].as_str().unwrap().to_owned();
     let cacert = certificate.to_str().unwrap();
@@ -498,6 +490,15 @@ struct Tokens {
 }
 
 impl Tokens {
+    /// The registration and refresh token an Authlib flow ended with.
+    fn from_flow(port: u16, flow: &Value) -> Self {
+        Self {
+            port,
+            client_id: flow["client_id"].as_str().unwrap().to_owned(),
+            refresh_token: flow["refresh_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
     /// An access token for one front door, by refresh with `resource` (RFC 8707).
     fn token(&mut self, resource: &str) -> String {
         let answer = curl(&[
@@ -588,11 +589,7 @@ fn token_pass_through_to_a_dovecot_that_checks_tokens_itself() {
     wait_for("the front door", || std::net::TcpStream::connect(("127.0.0.1", door)).is_ok());
 
     let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1");
-    let mut tokens = Tokens {
-        port,
-        client_id: flow["client_id"].as_str().unwrap().to_owned(),
-        refresh_token: flow["refresh_token"].as_str().unwrap().to_owned(),
-    };
+    let mut tokens = Tokens::from_flow(port, &flow);
     let imap_token = tokens.token("imap://127.0.0.1");
     let (ok, listing) = curl_as_user(&imap_token, &[&format!("imap://127.0.0.1:{door}/")]);
     let (status, log) = server.terminate();
