@@ -119,23 +119,6 @@ impl Stack {
         self.tokens.token(resource)
     }
 
-    fn python(&self, scenario: &str, parameters: Value) -> Value {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/front_doors.py");
-        let output = Command::new("python3")
-            .arg(script)
-            .arg(scenario)
-            .arg(parameters.to_string())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{scenario} failed:\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-
     /// Starts `front_doors.py hold`: an IDLE session that reports the BYE ending it.
     fn hold(&self, token: &str) -> std::process::Child {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/front_doors.py");
@@ -161,6 +144,24 @@ impl Stack {
         assert!(status.success(), "{log}");
         log
     }
+}
+
+/// Runs a scenario of `front_doors.py` (Python's imaplib, smtplib and poplib), which answers in JSON.
+fn front_doors(scenario: &str, parameters: Value) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/front_doors.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(scenario)
+        .arg(parameters.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{scenario} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 /// The Authlib flow (`authlib_flow.py`), whose per-service refresh asks for `resource`.
@@ -208,7 +209,7 @@ fn front_doors_in_front_of_dovecot() {
     assert!(!ok, "an SMTP token at the IMAP door: {refused}");
 
     // imaplib and raw IMAP.
-    let seen = stack.python("imap", json!({"imap": stack.imap, "user": USER, "token": imap_token}));
+    let seen = front_doors("imap", json!({"imap": stack.imap, "user": USER, "token": imap_token}));
     assert!(seen["capabilities_after_login"].as_str().unwrap().contains("IDLE"), "{seen}");
     assert_eq!(seen["append"], "OK");
     assert_eq!(seen["select"], json!(["OK", "1"]));
@@ -260,7 +261,7 @@ fn front_doors_in_front_of_dovecot() {
         ],
     );
     assert!(ok, "curl SMTP: {text}");
-    let seen = stack.python(
+    let seen = front_doors(
         "smtp",
         json!({"smtp": stack.smtp, "user": USER, "token": smtp_token, "subject": "by smtplib"}),
     );
@@ -279,14 +280,14 @@ fn front_doors_in_front_of_dovecot() {
     let (ok, text) = curl_as_user(&pop3_token, &[&format!("pop3://127.0.0.1:{}/", stack.pop3)]);
     assert!(ok, "curl POP3: {text}");
     assert!(text.starts_with("1 "), "the message appended over IMAP: {text}");
-    let seen = stack.python("pop3", json!({"pop3": stack.pop3, "user": USER, "token": pop3_token}));
+    let seen = front_doors("pop3", json!({"pop3": stack.pop3, "user": USER, "token": pop3_token}));
     assert!(seen["capa"].as_array().unwrap().contains(&json!("SASL")), "{seen}");
     assert!(seen["user"].as_str().unwrap().contains("-ERR"), "{seen}");
     assert!(seen["auth"].as_str().unwrap().starts_with("+OK"), "{seen}");
     assert_eq!(seen["stat"][0], 1);
 
     // Revoking the device on the devices page closes its live IDLE session.
-    let seen = stack.python(
+    let seen = front_doors(
         "idle_then_revoke",
         json!({"imap": stack.imap, "user": USER, "token": imap_token, "password": PASSWORD,
                "base": format!("http://127.0.0.1:{}", stack.port)}),
@@ -308,7 +309,7 @@ fn bad_input_at_the_imap_door() {
     let mut stack = Stack::start();
     let imap_token = stack.token("imap://127.0.0.1");
     let smtp_token = stack.token("smtp://127.0.0.1");
-    let seen = stack.python(
+    let seen = front_doors(
         "bad_input",
         json!({"imap": stack.imap, "user": USER, "token": imap_token, "connections": 60,
                "tokens": {"other_audience": smtp_token}}),
@@ -600,4 +601,153 @@ fn token_pass_through_to_a_dovecot_that_checks_tokens_itself() {
     );
     assert!(status.success(), "{log}");
     drop(dovecot);
+}
+
+/// A private Postfix from Debian's packages on a loopback port: it trusts the front door's
+/// `XCLIENT`, asks Dovecot's authentication service for SASL (so `permit_sasl_authenticated` has
+/// meaning), relays only for authenticated senders, and hands mail to `relay_port`.
+struct Postfix {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Postfix {
+    const SERVICES: &str = "\
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+";
+
+    fn start(relay_port: u16, dovecot_auth: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path();
+        let port = free_port();
+        for folder in ["conf", "queue", "data"] {
+            std::fs::create_dir(path.join(folder)).unwrap();
+        }
+        std::fs::write(
+            path.join("conf/master.cf"),
+            format!("127.0.0.1:{port} inet n - n - - smtpd\n{}", Self::SERVICES),
+        )
+        .unwrap();
+        std::fs::write(
+            path.join("conf/main.cf"),
+            format!(
+                "compatibility_level = 3.6\nqueue_directory = {dir}/queue\ndata_directory = {dir}/data\n\
+                 maillog_file = {dir}/maillog\nmaillog_file_prefixes = {dir}\n\
+                 inet_interfaces = loopback-only\ninet_protocols = ipv4\nmyhostname = postfix.test\n\
+                 mydestination =\nalias_maps =\nalias_database =\nrelayhost = [127.0.0.1]:{relay_port}\n\
+                 smtpd_authorized_xclient_hosts = 127.0.0.1\n\
+                 smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\n\
+                 smtpd_sasl_path = inet:127.0.0.1:{dovecot_auth}\nsmtpd_sasl_authenticated_header = yes\n\
+                 smtpd_relay_restrictions = permit_sasl_authenticated, reject\n",
+                dir = path.display()
+            ),
+        )
+        .unwrap();
+        Command::new("chmod").arg("a+rX").arg(path).status().unwrap();
+        Command::new("chown").arg("postfix").arg(path.join("data")).status().unwrap();
+        let started = Command::new("postfix")
+            .arg("-c")
+            .arg(path.join("conf"))
+            .arg("start")
+            .output()
+            .expect("postfix is installed (scripts/test installs it)");
+        assert!(
+            started.status.success(),
+            "postfix did not start: {}{}",
+            String::from_utf8_lossy(&started.stderr),
+            std::fs::read_to_string(path.join("maillog")).unwrap_or_default()
+        );
+        wait_for("Postfix to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        Self { dir, port }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new("postfix")
+            .arg("-c")
+            .arg(self.dir.path().join("conf"))
+            .arg("stop")
+            .output();
+    }
+}
+
+/// Point 6 with `login = "xclient"`: the SMTP door logs in to a real Postfix by `XCLIENT LOGIN=`,
+/// and Postfix relays the message because it counts the session as the user's SASL login.
+#[test]
+fn smtp_door_logs_in_to_postfix_by_xclient() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sink, relay) = Sink::start(dir.path());
+    // Dovecot only answers Postfix's SASL questions here; it takes no logins of its own.
+    let dovecot = Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay, None);
+    let postfix = Postfix::start(relay, dovecot.auth);
+
+    // Without a login, Postfix refuses to relay: what follows is the XCLIENT login's doing.
+    let (ok, refused) = curl_text(&[
+        &format!("smtp://127.0.0.1:{}", postfix.port),
+        "--mail-from",
+        USER,
+        "--mail-rcpt",
+        "bob@example.com",
+        "-T",
+        "/dev/null",
+    ]);
+    assert!(!ok && refused.contains("554"), "{refused}");
+
+    let door = free_port();
+    let (config, port) = loopback_config(
+        dir.path(),
+        &format!(
+            "[[resources]]\nuri = \"smtp://127.0.0.1\"\n\
+             [[smtp]]\nlisten = \"127.0.0.1:{door}\"\nresource = \"smtp://127.0.0.1\"\n\
+             host_names = [\"127.0.0.1\"]\n\
+             [smtp.backend]\naddress = \"127.0.0.1:{}\"\nlogin = \"xclient\"\n",
+            postfix.port
+        ),
+    );
+    let added = user_command(&config, &["add", USER, "--password-stdin"], PASSWORD);
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let server = Server::start(&config, port);
+    wait_for("the SMTP door", || std::net::TcpStream::connect(("127.0.0.1", door)).is_ok());
+    let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1");
+    let token = flow["smtp_access_token"].as_str().unwrap().to_owned();
+
+    let seen = front_doors(
+        "smtp",
+        json!({"smtp": door, "user": USER, "token": token, "subject": "through Postfix"}),
+    );
+    assert_eq!(seen["auth"][0], 235, "{seen}");
+    wait_for("the message to pass Postfix to the relay", || {
+        sink.received().contains("Subject: through Postfix")
+    });
+    let received = sink.received();
+    assert!(
+        received.contains(&format!("(Authenticated sender: {USER})")),
+        "Postfix saw the XCLIENT login: {received}\n{}",
+        postfix.log()
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
 }

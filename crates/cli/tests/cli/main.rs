@@ -409,6 +409,8 @@ struct Dovecot {
     port: u16,
     pop3: u16,
     submission: u16,
+    /// Dovecot's authentication service (SASL for Postfix, `smtpd_sasl_type = dovecot`).
+    auth: u16,
 }
 
 impl Dovecot {
@@ -460,7 +462,8 @@ impl Dovecot {
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
-        let (port, pop3, submission) = (free_port(), free_port(), free_port());
+        let (port, pop3, submission, auth_port) =
+            (free_port(), free_port(), free_port(), free_port());
         for folder in ["run", "mail"] {
             std::fs::create_dir_all(path.join(folder)).unwrap();
         }
@@ -491,6 +494,7 @@ impl Dovecot {
              mail_location = maildir:{dir}/mail/%u\n\
              service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
              {services}\
+             service auth {{\n  inet_listener {{\n    address = 127.0.0.1\n    port = {auth_port}\n  }}\n}}\n\
              userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={dir}/mail/%u\n}}\n",
             dir = path.display(),
         );
@@ -511,7 +515,7 @@ impl Dovecot {
             std::fs::read_to_string(path.join("log")).unwrap_or_default()
         );
         wait_for("Dovecot to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-        Self { dir, port, pop3, submission }
+        Self { dir, port, pop3, submission, auth: auth_port }
     }
 
     fn login(&self, user: &str, token: &str) -> String {
