@@ -399,13 +399,21 @@ impl ErrorChallenge {
     }
 
     /// The JSON bytes of the challenge, in the shape the mechanism uses: OAUTHBEARER's, or for
-    /// XOAUTH2 Google's (`status` as an HTTP code, `schemes`, `scope`).
+    /// XOAUTH2 Google's (`status` as an HTTP code, `schemes`, `scope`), plus the
+    /// `openid-configuration` of RFC 7628 so that XOAUTH2 clients, too, learn the way.
     pub fn to_bytes(&self, mechanism: Mechanism) -> Vec<u8> {
         let json = match mechanism {
             Mechanism::XOAuth2 => {
                 let status = if self.status == "insufficient_scope" { "403" } else { "401" };
-                serde_json::json!({"status": status, "schemes": "bearer", "scope": self.scope.clone().unwrap_or_default()})
-                    .to_string()
+                let mut json = serde_json::json!({
+                    "status": status,
+                    "schemes": "bearer",
+                    "scope": self.scope.clone().unwrap_or_default(),
+                });
+                if let Some(url) = &self.openid_configuration {
+                    json["openid-configuration"] = url.as_str().into();
+                }
+                json.to_string()
             }
             _ => serde_json::to_string(self)
                 .unwrap_or_else(|_| "{\"status\":\"invalid_token\"}".into()),

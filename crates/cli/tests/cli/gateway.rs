@@ -244,6 +244,19 @@ fn front_doors_in_front_of_dovecot() {
     assert!(seen["thunderbird_second"].as_str().unwrap().starts_with("t1 NO"), "{seen}");
     assert!(seen["thunderbird_good"].as_str().unwrap().starts_with("t2 OK"), "{seen}");
 
+    // rsasl, a second SASL implementation: both mechanisms, and its reading of the failure JSON.
+    for mechanism in ["OAUTHBEARER", "XOAUTH2"] {
+        let (reply, error) = rsasl_client::imap_login(stack.imap, mechanism, USER, &imap_token);
+        assert!(reply.starts_with("r1 OK"), "rsasl {mechanism}: {reply} {error}");
+        let (reply, error) = rsasl_client::imap_login(stack.imap, mechanism, USER, &smtp_token);
+        assert!(reply.starts_with("r1 NO [AUTHENTICATIONFAILED]"), "rsasl {mechanism}: {reply}");
+        assert_eq!(error["status"], if mechanism == "XOAUTH2" { "401" } else { "invalid_token" });
+        assert!(
+            error["openid-configuration"].as_str().unwrap().starts_with("http://127.0.0.1:"),
+            "{error}"
+        );
+    }
+
     // curl and smtplib through the SMTP door to Dovecot's submission service.
     let message = stack._dir.path().join("message.txt");
     std::fs::write(&message, "From: fay@example.com\r\nSubject: by curl\r\n\r\nHello.\r\n")
@@ -750,4 +763,106 @@ fn smtp_door_logs_in_to_postfix_by_xclient() {
     );
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
+}
+
+/// rsasl, a SASL implementation we did not write, as the client of the IMAP door: its
+/// OAUTHBEARER (with `a=`, `host` and `port`) and XOAUTH2 messages, and its reading of the error
+/// challenge the door sends back.
+mod rsasl_client {
+    use std::io::{BufRead, BufReader, Cursor, Write};
+    use std::net::TcpStream;
+    use std::sync::{Arc, Mutex};
+
+    use base64::Engine;
+    use rsasl::callback::{Context, Request, SessionCallback, SessionData};
+    use rsasl::mechanisms::oauthbearer::properties::OAuthBearerErrored;
+    use rsasl::mechanisms::xoauth2::properties::XOAuth2Error;
+    use rsasl::prelude::{Mechname, SASLClient, SASLConfig, SessionError};
+    use rsasl::property::{AuthId, AuthzId, OAuthBearerKV, OAuthBearerToken};
+    use serde_json::{Value, json};
+
+    struct Credentials {
+        user: String,
+        token: String,
+        port: String,
+        /// The error challenge as rsasl read it.
+        error: Arc<Mutex<Option<Value>>>,
+    }
+
+    impl SessionCallback for Credentials {
+        fn callback(
+            &self,
+            _: &SessionData,
+            _: &Context,
+            request: &mut Request,
+        ) -> Result<(), SessionError> {
+            if let Some(error) = request.get_action::<OAuthBearerErrored>() {
+                *self.error.lock().unwrap() = Some(json!({
+                    "status": error.status,
+                    "scope": error.scope,
+                    "openid-configuration": error.openid_config,
+                }));
+                return Ok(());
+            }
+            if let Some(error) = request.get_action::<XOAuth2Error>() {
+                *self.error.lock().unwrap() = serde_json::from_str(error).ok();
+                return Ok(());
+            }
+            let pairs = [("host", "127.0.0.1"), ("port", self.port.as_str())];
+            request
+                .satisfy::<AuthzId>(&self.user)?
+                .satisfy::<AuthId>(&self.user)?
+                .satisfy::<OAuthBearerKV>(&pairs)?
+                .satisfy::<OAuthBearerToken>(&self.token)?;
+            Ok(())
+        }
+    }
+
+    /// Logs in with `mechanism`; returns the tagged reply and the error challenge rsasl read.
+    pub fn imap_login(port: u16, mechanism: &str, user: &str, token: &str) -> (String, Value) {
+        let error = Arc::new(Mutex::new(None));
+        let credentials = Credentials {
+            user: user.to_owned(),
+            token: token.to_owned(),
+            port: port.to_string(),
+            error: error.clone(),
+        };
+        let config = SASLConfig::builder().with_defaults().with_callback(credentials).unwrap();
+        let offered = [Mechname::parse(mechanism.as_bytes()).unwrap()];
+        let mut session = SASLClient::new(config).start_suggested(&offered).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD;
+
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("* OK"), "{line}");
+
+        let mut output = Cursor::new(Vec::new());
+        let mut state = session.step(None, &mut output).unwrap();
+        let first = b64.encode(output.into_inner());
+        write!(writer, "r1 AUTHENTICATE {mechanism} {first}\r\n").unwrap();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            let Some(challenge) = line.strip_prefix("+ ") else { break };
+            let challenge = b64.decode(challenge.trim()).unwrap();
+            let mut output = Cursor::new(Vec::new());
+            if state.is_running() {
+                state = session.step(Some(&challenge), &mut output).unwrap();
+            }
+            // RFC 7628 §3.2.3: after the error challenge the client sends a single 0x01;
+            // rsasl leaves that to the protocol.
+            let mut reply = output.into_inner();
+            if reply.is_empty() {
+                reply.push(1);
+            }
+            write!(writer, "{}\r\n", b64.encode(reply)).unwrap();
+        }
+        let _ = writer.write_all(b"r2 LOGOUT\r\n");
+        let error = error.lock().unwrap().take().unwrap_or(Value::Null);
+        (line.trim_end().to_owned(), error)
+    }
 }
