@@ -52,9 +52,10 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
-    /// Print a Dovecot 2.3 oauth2 passdb configuration that validates this server's tokens for
-    /// one resource locally, and write the signing keys where it reads them. Run it again after
-    /// `keys rotate` (for example from cron): it adds new keys and removes unpublished ones.
+    /// Print Dovecot's oauth2 configuration (2.3's passdb file, or 2.4's settings) that validates
+    /// this server's tokens for one resource locally, and write the signing keys where it reads
+    /// them. Run it again after `keys rotate` (for example from cron): it adds new keys and
+    /// removes unpublished ones.
     DovecotConfig {
         #[command(flatten)]
         server: ServerOptions,
@@ -69,6 +70,9 @@ enum Command {
         /// entry that serves the resource.
         #[arg(long)]
         introspection: bool,
+        /// The Dovecot release to write for.
+        #[arg(long, value_enum, default_value = "2.3")]
+        dovecot: DovecotVersion,
     },
     /// Tools for client vendors: make a key pair and sign software statements.
     Vendor {
@@ -266,22 +270,92 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Keys { command } => keys(command).await,
         Command::Vendor { command } => vendor(command),
         Command::User { command } => user(command).await,
-        Command::DovecotConfig { server, resource, keys_dir, introspection } => {
-            if introspection {
-                dovecot_introspection_config(server, &resource)
+        Command::DovecotConfig { server, resource, keys_dir, introspection, dovecot } => {
+            let settings = if introspection {
+                dovecot_introspection_config(server, &resource)?
             } else {
-                dovecot_config(server, &resource, &keys_dir).await
+                dovecot_config(server, &resource, &keys_dir).await?
+            };
+            settings.print(dovecot);
+            Ok(())
+        }
+    }
+}
+
+/// Dovecot's oauth2 settings for one resource, printed in the syntax of the chosen version.
+/// See docs/DOVECOT.md for what Dovecot 2.3.19 accepts and why each setting is there.
+struct DovecotOauth2 {
+    resource: String,
+    settings: Vec<(&'static str, String)>,
+    /// Local validation: the folder holding `<azp>/<alg>/<kid>` key files.
+    keys_dir: Option<PathBuf>,
+}
+
+impl DovecotOauth2 {
+    fn print(&self, version: DovecotVersion) {
+        let how = if self.keys_dir.is_some() { "" } else { " --introspection" };
+        match version {
+            DovecotVersion::V2_3 => {
+                println!(
+                    "# Dovecot 2.3 oauth2 passdb for {}, from letterlock dovecot-config{how}",
+                    self.resource
+                );
+                println!("# dovecot.conf:  auth_mechanisms = $auth_mechanisms oauthbearer xoauth2");
+                println!(
+                    "#   passdb {{ driver = oauth2  mechanisms = oauthbearer xoauth2  args = /etc/dovecot/dovecot-oauth2.conf.ext }}"
+                );
+                for (name, value) in &self.settings {
+                    println!("{name} = {value}");
+                }
+                if let Some(keys_dir) = &self.keys_dir {
+                    println!("local_validation_key_dict = fs:posix:prefix={}/", keys_dir.display());
+                }
+            }
+            DovecotVersion::V2_4 => {
+                println!(
+                    "# Dovecot 2.4 oauth2 settings for {}, from letterlock dovecot-config --dovecot 2.4{how}",
+                    self.resource
+                );
+                println!(
+                    "# Include it from dovecot.conf, after dovecot_config_version. In 2.4 the"
+                );
+                println!("# OAUTHBEARER and XOAUTH2 mechanisms need no oauth2 passdb, only:");
+                println!(
+                    "#   auth_mechanisms {{\n#     oauthbearer = yes\n#     xoauth2 = yes\n#   }}"
+                );
+                for (name, value) in &self.settings {
+                    println!("oauth2_{name} = {value}");
+                }
+                if let Some(keys_dir) = &self.keys_dir {
+                    // 2.4 pairs client_id with client_secret; local validation never sends it.
+                    println!("oauth2_client_secret = unused-by-local-validation");
+                    println!("oauth2_local_validation {{");
+                    println!("  dict fs {{\n    fs posix {{");
+                    println!("      prefix = {}/", keys_dir.display());
+                    println!("    }}\n  }}\n}}");
+                }
             }
         }
     }
 }
 
-/// See docs/DOVECOT.md for what Dovecot 2.3.19 accepts and why each line is there.
+/// The Dovecot release whose configuration syntax `dovecot-config` prints.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DovecotVersion {
+    /// Dovecot 2.3 (Debian 12): an oauth2 passdb with an `args` file.
+    #[value(name = "2.3")]
+    V2_3,
+    /// Dovecot 2.4: `oauth2_*` settings in dovecot.conf, no passdb.
+    #[value(name = "2.4")]
+    V2_4,
+}
+
+/// Local validation: writes the published ES256 keys where Dovecot's fs dict looks them up.
 async fn dovecot_config(
     server: ServerOptions,
     resource: &str,
     keys_dir: &std::path::Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<DovecotOauth2> {
     let config = server.load()?;
     let configured = config
         .resources
@@ -310,7 +384,7 @@ async fn dovecot_config(
                 published.push(key.kid.clone());
             }
             None => eprintln!(
-                "skipped {} ({}): Dovecot 2.3 verifies ES256, not EdDSA",
+                "skipped {} ({}): Dovecot verifies ES256, not EdDSA",
                 key.kid,
                 state.name()
             ),
@@ -323,23 +397,25 @@ async fn dovecot_config(
         }
     }
     eprintln!("wrote {} key(s) to {}", published.len(), directory.display());
-    println!("# Dovecot 2.3 oauth2 passdb for {resource}, from letterlock dovecot-config");
-    println!("# dovecot.conf:  auth_mechanisms = $auth_mechanisms oauthbearer xoauth2");
-    println!(
-        "#   passdb {{ driver = oauth2  mechanisms = oauthbearer xoauth2  args = /etc/dovecot/dovecot-oauth2.conf.ext }}"
-    );
-    println!("introspection_mode = local");
-    println!("local_validation_key_dict = fs:posix:prefix={}/", keys_dir.display());
-    println!("issuers = {}", issuer.as_str());
-    println!("client_id = {resource}");
-    println!("scope = {}", letterlock_protocol::scope::MAIL);
-    println!("username_attribute = sub");
-    println!("openid_configuration_url = {}", issuer.openid_configuration_url());
-    Ok(())
+    Ok(DovecotOauth2 {
+        resource: resource.to_owned(),
+        settings: vec![
+            ("introspection_mode", "local".into()),
+            ("issuers", issuer.as_str().into()),
+            ("client_id", resource.into()),
+            ("scope", letterlock_protocol::scope::MAIL.into()),
+            ("username_attribute", "sub".into()),
+            ("openid_configuration_url", issuer.openid_configuration_url()),
+        ],
+        keys_dir: Some(keys_dir.to_owned()),
+    })
 }
 
 /// The introspection variant: Dovecot posts each token to `/introspect` as a resource server.
-fn dovecot_introspection_config(server: ServerOptions, resource: &str) -> anyhow::Result<()> {
+fn dovecot_introspection_config(
+    server: ServerOptions,
+    resource: &str,
+) -> anyhow::Result<DovecotOauth2> {
     let config = server.load()?;
     let issuer = letterlock_protocol::Issuer::parse(config.issuer_text())?;
     let caller = config
@@ -351,22 +427,21 @@ fn dovecot_introspection_config(server: ServerOptions, resource: &str) -> anyhow
         |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
     let endpoint = issuer.endpoint("/introspect");
     let (scheme, rest) = endpoint.split_once("://").context("the issuer is not a URL")?;
-    println!(
-        "# Dovecot 2.3 oauth2 passdb for {resource}, from letterlock dovecot-config --introspection"
-    );
-    println!("introspection_mode = post");
-    println!(
-        "introspection_url = {scheme}://{}:{}@{rest}",
-        encode(&caller.client_id),
-        encode(&caller.secret)
-    );
-    println!("force_introspection = yes");
-    println!("active_attribute = active");
-    println!("active_value = true");
-    println!("username_attribute = sub");
-    println!("scope = {}", letterlock_protocol::scope::MAIL);
-    println!("openid_configuration_url = {}", issuer.openid_configuration_url());
-    Ok(())
+    let url = format!("{scheme}://{}:{}@{rest}", encode(&caller.client_id), encode(&caller.secret));
+    Ok(DovecotOauth2 {
+        resource: resource.to_owned(),
+        settings: vec![
+            ("introspection_mode", "post".into()),
+            ("introspection_url", url),
+            ("force_introspection", "yes".into()),
+            ("active_attribute", "active".into()),
+            ("active_value", "true".into()),
+            ("username_attribute", "sub".into()),
+            ("scope", letterlock_protocol::scope::MAIL.into()),
+            ("openid_configuration_url", issuer.openid_configuration_url()),
+        ],
+        keys_dir: None,
+    })
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {

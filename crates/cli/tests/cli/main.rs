@@ -587,6 +587,29 @@ fn dovecot_validates_tokens_itself_with_the_printed_configuration() {
         keys.to_str().unwrap(),
     ]);
     assert!(!refused.status.success(), "a resource with at+jwt tokens is refused");
+    // The same settings in Dovecot 2.4's syntax (Debian 12 has no 2.4 to run them against).
+    let printed = letterlock(&[
+        "dovecot-config",
+        "--config",
+        config.to_str().unwrap(),
+        "--resource",
+        "imaps://mail.example.com",
+        "--keys-dir",
+        keys.to_str().unwrap(),
+        "--dovecot",
+        "2.4",
+    ]);
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let conf_2_4 = String::from_utf8(printed.stdout).unwrap();
+    for line in [
+        "oauth2_introspection_mode = local",
+        "oauth2_client_id = imaps://mail.example.com",
+        "oauth2_username_attribute = sub",
+        &format!("      prefix = {}/", keys.display()),
+    ] {
+        assert!(conf_2_4.lines().any(|printed| printed == line), "{line} in {conf_2_4}");
+    }
+    assert!(!conf_2_4.contains("passdb {"), "2.4 needs no passdb: {conf_2_4}");
     let oauth2_conf = dovecot_dir.path().join("dovecot-oauth2.conf.ext");
     std::fs::write(&oauth2_conf, &conf).unwrap();
     Command::new("chmod").arg("-R").arg("a+rX").arg(dovecot_dir.path()).status().unwrap();
