@@ -189,26 +189,27 @@ impl Authority {
         Ok(())
     }
 
-    /// Checks an access token for `resource` and `scope` at `now` (seconds since the epoch).
+    /// Checks an access token for `resource` and one of the scopes `any_of` at `now` (seconds
+    /// since the epoch).
     pub async fn check(
         &self,
         token: &str,
         resource: &str,
-        scope: &str,
+        any_of: &[&str],
         now: i64,
     ) -> Result<AccessTokenClaims, Refusal> {
         let digest = token_digest(resource, token);
         let remembered = self.verified.lock().ok().and_then(|cache| cache.get(&digest).cloned());
         let claims = match remembered {
             Some(claims) => {
-                claims.permits(scope, now)?;
+                claims.permits(any_of, now)?;
                 claims
             }
             None => {
-                let claims = match self.verify(token, resource, scope, now) {
+                let claims = match self.verify(token, resource, any_of, now) {
                     Err(TokenError::UnknownKey(_)) => {
                         self.refetch_keys().await;
-                        self.verify(token, resource, scope, now)?
+                        self.verify(token, resource, any_of, now)?
                     }
                     other => other?,
                 };
@@ -226,12 +227,12 @@ impl Authority {
         &self,
         token: &str,
         resource: &str,
-        scope: &str,
+        any_of: &[&str],
         now: i64,
     ) -> Result<AccessTokenClaims, TokenError> {
         let keys = self.keys.read().map_err(|_| TokenError::Signature)?;
         let verifier = keys.verifiers.get(resource).ok_or(TokenError::Audience)?;
-        verifier.verify(token, scope, now)
+        verifier.verify(token, any_of, now)
     }
 
     /// Refetches the JWKS, at most once per [`JWKS_REFETCH_INTERVAL`] however many unknown

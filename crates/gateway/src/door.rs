@@ -280,7 +280,7 @@ impl Door {
         };
         let claims = match shared
             .authority
-            .check(token.declassify(), &self.config.resource, &self.config.scope, now)
+            .check(token.declassify(), &self.config.resource, &[&self.config.scope], now)
             .await
         {
             Ok(claims) => claims,

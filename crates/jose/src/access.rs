@@ -79,14 +79,14 @@ pub struct AccessTokenClaims {
 
 impl AccessTokenClaims {
     /// Checks what can change after verification: the token has not expired at `now` (with
-    /// [`SKEW_SECONDS`]) and carries `scope`. A front door that remembers verified claims calls
-    /// this on every use.
-    pub fn permits(&self, scope: &str, now: i64) -> Result<(), TokenError> {
+    /// [`SKEW_SECONDS`]) and carries at least one of the scopes `any_of`. A front door that
+    /// remembers verified claims calls this on every use.
+    pub fn permits(&self, any_of: &[&str], now: i64) -> Result<(), TokenError> {
         if self.expires_at + SKEW_SECONDS <= now {
             return Err(TokenError::Lifetime);
         }
-        if !self.scopes.iter().any(|granted| granted == scope) {
-            return Err(TokenError::InsufficientScope(scope.to_owned()));
+        if !self.scopes.iter().any(|granted| any_of.contains(&granted.as_str())) {
+            return Err(TokenError::InsufficientScope(any_of.join(" ")));
         }
         Ok(())
     }
@@ -135,11 +135,11 @@ impl AccessTokenVerifier {
         self.keys.len()
     }
 
-    /// Checks a token at time `now`, requiring `scope`.
+    /// Checks a token at time `now`, requiring one of the scopes `any_of`.
     pub fn verify(
         &self,
         token: &str,
-        scope: &str,
+        any_of: &[&str],
         now: i64,
     ) -> Result<AccessTokenClaims, TokenError> {
         let jws = UnverifiedJws::parse(token)
@@ -161,7 +161,7 @@ impl AccessTokenVerifier {
             .find(|key| key.kid() == Some(kid.as_str()))
             .ok_or(TokenError::UnknownKey(kid))?;
         let claims = jws.verify(std::slice::from_ref(key)).map_err(|_| TokenError::Signature)?;
-        check_claims(&claims, &self.issuer, &self.audience, scope, now)
+        check_claims(&claims, &self.issuer, &self.audience, any_of, now)
     }
 }
 
@@ -169,7 +169,7 @@ fn check_claims(
     claims: &Map<String, Value>,
     issuer: &str,
     audience: &str,
-    scope: &str,
+    any_of: &[&str],
     now: i64,
 ) -> Result<AccessTokenClaims, TokenError> {
     let text = |name: &'static str| {
@@ -221,7 +221,7 @@ fn check_claims(
             .and_then(Value::as_str)
             .map(str::to_owned),
     };
-    claims.permits(scope, now)?;
+    claims.permits(any_of, now)?;
     Ok(claims)
 }
 
@@ -268,7 +268,7 @@ mod tests {
         let verifier = AccessTokenVerifier::new(ISSUER, IMAP, &ring.jwks(NOW));
         assert_eq!(verifier.key_count(), 1);
         let claims = verifier
-            .verify(&token(&ring, json!({"cnf": {"jkt": "thumb"}})), MAIL, NOW + 10)
+            .verify(&token(&ring, json!({"cnf": {"jkt": "thumb"}})), &[MAIL], NOW + 10)
             .unwrap();
         assert_eq!(claims.subject, "alice@example.com");
         assert_eq!(claims.grant_id, "g1");
@@ -294,7 +294,7 @@ mod tests {
         ];
         for (changes, error) in cases {
             assert_eq!(
-                verifier.verify(&token(&ring, changes.clone()), MAIL, NOW),
+                verifier.verify(&token(&ring, changes.clone()), &[MAIL], NOW),
                 Err(error),
                 "{changes}"
             );
@@ -309,19 +309,19 @@ mod tests {
         let verifier = AccessTokenVerifier::new(ISSUER, IMAP, &ring.jwks(NOW));
         let rotated = self::ring("k2");
         assert_eq!(
-            verifier.verify(&token(&rotated, json!({})), MAIL, NOW),
+            verifier.verify(&token(&rotated, json!({})), &[MAIL], NOW),
             Err(TokenError::UnknownKey("k2".into()))
         );
         let impostor = self::ring("k1");
         assert_eq!(
-            verifier.verify(&token(&impostor, json!({})), MAIL, NOW),
+            verifier.verify(&token(&impostor, json!({})), &[MAIL], NOW),
             Err(TokenError::Signature)
         );
         let claims = json!({"iss": ISSUER, "aud": IMAP, "scope": MAIL, "exp": NOW + 60});
         let id_token =
             ring.sign("JWT", claims.as_object().unwrap(), NOW, &SystemRandom::new()).unwrap();
-        assert!(matches!(verifier.verify(&id_token, MAIL, NOW), Err(TokenError::Malformed(_))));
-        assert!(matches!(verifier.verify("garbage", MAIL, NOW), Err(TokenError::Malformed(_))));
+        assert!(matches!(verifier.verify(&id_token, &[MAIL], NOW), Err(TokenError::Malformed(_))));
+        assert!(matches!(verifier.verify("garbage", &[MAIL], NOW), Err(TokenError::Malformed(_))));
         let empty = AccessTokenVerifier::new(
             ISSUER,
             IMAP,

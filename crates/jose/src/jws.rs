@@ -99,11 +99,22 @@ pub fn sign(
     random: &dyn SecureRandom,
 ) -> Result<String, Error> {
     let mut header = Map::new();
-    header.insert("alg".into(), key.algorithm().as_str().into());
     header.insert("typ".into(), typ.into());
     if let Some(kid) = kid {
         header.insert("kid".into(), kid.into());
     }
+    sign_with_header(key, header, claims, random)
+}
+
+/// Signs claims with the given header members (a DPoP proof's `jwk`, for example); `alg` is
+/// set from the key, whatever the header says.
+pub fn sign_with_header(
+    key: &PrivateKey,
+    mut header: Map<String, Value>,
+    claims: &Map<String, Value>,
+    random: &dyn SecureRandom,
+) -> Result<String, Error> {
+    header.insert("alg".into(), key.algorithm().as_str().into());
     let header = serde_json::to_vec(&header).map_err(|_| Error::Signing)?;
     let claims = serde_json::to_vec(claims).map_err(|_| Error::Signing)?;
     let signing_input = format!("{}.{}", base64url::encode(header), base64url::encode(claims));

@@ -2,6 +2,7 @@
 //!
 //! - [`key`]: ES256 and EdDSA private keys, parsed public keys, RFC 7638 thumbprints;
 //! - [`access`]: checking RFC 9068 access tokens at a resource, from the issuer's JWKS;
+//! - [`dpop`]: DPoP proofs (RFC 9449), checked at the token endpoint and at resources;
 //! - [`jws`]: compact JWS with the algorithm allow-list checked before anything else;
 //! - [`keyring`]: the server's signing keys, published before they sign and after they retire;
 //! - [`sealing`]: stateless client ids, the registration sealed with AES-256-GCM;
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod dpop;
 pub mod jws;
 pub mod key;
 pub mod keyring;

@@ -5,18 +5,13 @@
 //! lives in that node's memory, which spares the single SQLite writer a transaction on every
 //! token request.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
+use letterlock_jose::dpop::SeenOnce;
 use letterlock_store::{Backend, Store};
-
-/// How many entries the in-memory cache holds before it sweeps out the expired ones.
-const SWEEP_AT: usize = 100_000;
 
 /// One-time values, remembered until they expire.
 pub enum ReplayCache {
     /// In this node's memory (SQLite deployments).
-    Memory(Mutex<HashMap<String, i64>>),
+    Memory(SeenOnce),
     /// In the shared database (PostgreSQL deployments).
     Shared(Store),
 }
@@ -25,7 +20,7 @@ impl ReplayCache {
     /// The right cache for the store's back end.
     pub fn for_store(store: &Store) -> Self {
         match store.backend() {
-            Backend::Sqlite => Self::Memory(Mutex::new(HashMap::new())),
+            Backend::Sqlite => Self::Memory(SeenOnce::default()),
             Backend::Postgres => Self::Shared(store.clone()),
         }
     }
@@ -39,19 +34,7 @@ impl ReplayCache {
     ) -> Result<bool, letterlock_store::Error> {
         match self {
             Self::Shared(store) => store.remember_once(key, expires_at).await,
-            Self::Memory(entries) => {
-                let mut entries = entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if entries.len() >= SWEEP_AT {
-                    entries.retain(|_, expiry| *expiry > now);
-                }
-                match entries.get(key) {
-                    Some(expiry) if *expiry > now => Ok(false),
-                    _ => {
-                        entries.insert(key.to_owned(), expires_at);
-                        Ok(true)
-                    }
-                }
-            }
+            Self::Memory(seen) => Ok(seen.first_use(key, expires_at, now)),
         }
     }
 }
