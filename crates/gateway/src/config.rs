@@ -1,5 +1,5 @@
-//! The front doors' part of the configuration file: `[gateway]`, `[[imap]]`, `[[smtp]]` and
-//! `[[pop3]]`. The authorization server's `Config` embeds these, so one file describes a whole
+//! The front doors' part of the configuration file: `[gateway]`, `[[imap]]`, `[[smtp]]`,
+//! `[[pop3]]` and `[[dav]]`. The authorization server's `Config` embeds these, so one file describes a whole
 //! installation; `letterlock gateway` reads the same file and uses only these sections and
 //! `issuer`. Every key is documented in `docs/CONFIGURATION.md`.
 
@@ -181,29 +181,8 @@ impl DoorConfig {
     /// a usable user template and back-end credentials.
     pub fn validate(&self, section: &str) -> Result<(), DoorConfigError> {
         let key = |name: &str| format!("{section}.{name}");
-        match self.tls {
-            TlsMode::None if !self.listen.ip().is_loopback() => {
-                return Err(DoorConfigError::new(
-                    key("tls"),
-                    "plain text is allowed only on loopback addresses; use starttls or implicit",
-                ));
-            }
-            TlsMode::Starttls | TlsMode::Implicit
-                if self.certificate.is_none() || self.private_key.is_none() =>
-            {
-                return Err(DoorConfigError::new(
-                    key("certificate"),
-                    "TLS needs certificate and private_key",
-                ));
-            }
-            _ => {}
-        }
-        if !self.user.contains('{') {
-            return Err(DoorConfigError::new(
-                key("user"),
-                "the template must use {sub}, {local} or {domain}",
-            ));
-        }
+        validate_listener(section, &self.listen, self.tls, &self.certificate, &self.private_key)?;
+        validate_user_template(section, &self.user)?;
         let backend = &self.backend;
         if backend.login == LoginMode::Master
             && (backend.master_user.is_none()
@@ -229,8 +208,175 @@ impl DoorConfig {
 
     /// The back-end user name for a token subject.
     pub fn backend_user(&self, subject: &str) -> String {
-        let (local, domain) = subject.rsplit_once('@').unwrap_or((subject, ""));
-        self.user.replace("{sub}", subject).replace("{local}", local).replace("{domain}", domain)
+        user_from_template(&self.user, subject)
+    }
+}
+
+/// Plain text only on loopback; TLS needs a certificate and a key.
+fn validate_listener(
+    section: &str,
+    listen: &SocketAddr,
+    tls: TlsMode,
+    certificate: &Option<PathBuf>,
+    private_key: &Option<PathBuf>,
+) -> Result<(), DoorConfigError> {
+    match tls {
+        TlsMode::None if !listen.ip().is_loopback() => Err(DoorConfigError::new(
+            format!("{section}.tls"),
+            "plain text is allowed only on loopback addresses; use starttls or implicit",
+        )),
+        TlsMode::Starttls | TlsMode::Implicit if certificate.is_none() || private_key.is_none() => {
+            Err(DoorConfigError::new(
+                format!("{section}.certificate"),
+                "TLS needs certificate and private_key",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn validate_user_template(section: &str, template: &str) -> Result<(), DoorConfigError> {
+    if template.contains('{') {
+        Ok(())
+    } else {
+        Err(DoorConfigError::new(
+            format!("{section}.user"),
+            "the template must use {sub}, {local} or {domain}",
+        ))
+    }
+}
+
+/// `{sub}`, `{local}` and `{domain}` (the parts around the last `@`) of a token subject.
+fn user_from_template(template: &str, subject: &str) -> String {
+    let (local, domain) = subject.rsplit_once('@').unwrap_or((subject, ""));
+    template.replace("{sub}", subject).replace("{local}", local).replace("{domain}", domain)
+}
+
+/// `[[dav]]`: an HTTP front door (RFC 9728, RFC 6750, RFC 9449) in front of a CardDAV and
+/// CalDAV server, or of any HTTP mail API (JMAP) with other scopes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DavConfig {
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// TLS towards clients: `implicit` (HTTPS) or `none` (loopback only).
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// The certificate chain (PEM), for `implicit`.
+    pub certificate: Option<PathBuf>,
+    /// The private key (PEM), for `implicit`.
+    pub private_key: Option<PathBuf>,
+    /// The resource identifier (RFC 8707, RFC 9728 `resource`): the https URL clients use, for
+    /// example `https://dav.example.com`. DPoP proofs name URLs under it (`htu`).
+    pub resource: String,
+    /// Tokens must carry one of these scopes for any path that [`DavConfig::paths`] does not
+    /// name; they are also the metadata's `scopes_supported`.
+    #[serde(default = "dav_scopes")]
+    pub scopes: Vec<String>,
+    /// Paths that need one scope: the first rule whose prefix matches wins.
+    #[serde(default)]
+    pub paths: Vec<PathScope>,
+    /// The back-end user name made from the token's `sub` (as for the mail doors).
+    #[serde(default = "sub_template")]
+    pub user: String,
+    /// The server behind the door: `http://host:port`, reachable only by the door (it trusts
+    /// the user header).
+    pub backend: String,
+    /// The header that tells the back end the user (Radicale's `http_x_remote_user` reads
+    /// `X-Remote-User`). A client's own copy of it is removed.
+    #[serde(default = "remote_user_header")]
+    pub user_header: String,
+    /// The largest request body passed on, in bytes.
+    #[serde(default = "max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// The largest request head (request line and headers), in bytes.
+    #[serde(default = "max_header_bytes")]
+    pub max_header_bytes: usize,
+}
+
+/// `[[dav.paths]]`: one path rule. `*` in `prefix` stands for one whole path segment, so
+/// `/*/calendar/` matches `/ann%40example.com/calendar/event.ics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathScope {
+    /// The path prefix, segment by segment (after percent-decoding).
+    pub prefix: String,
+    /// The scope requests under it need.
+    pub scope: String,
+}
+
+fn dav_scopes() -> Vec<String> {
+    vec![
+        "urn:ietf:params:oauth:scope:contacts".to_owned(),
+        "urn:ietf:params:oauth:scope:calendars".to_owned(),
+    ]
+}
+
+fn remote_user_header() -> String {
+    "X-Remote-User".to_owned()
+}
+
+fn max_body_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+fn max_header_bytes() -> usize {
+    16 * 1024
+}
+
+impl DavConfig {
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), DoorConfigError> {
+        let key = |name: &str| format!("dav.{name}");
+        validate_listener("dav", &self.listen, self.tls, &self.certificate, &self.private_key)?;
+        if self.tls == TlsMode::Starttls {
+            return Err(DoorConfigError::new(key("tls"), "HTTP has no STARTTLS: use implicit"));
+        }
+        validate_user_template("dav", &self.user)?;
+        let resource = url::Url::parse(&self.resource).ok();
+        if !resource
+            .as_ref()
+            .is_some_and(|url| matches!(url.scheme(), "https" | "http") && url.host_str().is_some())
+            || self.resource.contains(['?', '#'])
+        {
+            return Err(DoorConfigError::new(
+                key("resource"),
+                "must be an https URL without query or fragment",
+            ));
+        }
+        if !self.backend.starts_with("http://")
+            || url::Url::parse(&self.backend)
+                .ok()
+                .and_then(|url| url.host_str().map(str::len))
+                .is_none()
+        {
+            return Err(DoorConfigError::new(key("backend"), "must be an http://host:port URL"));
+        }
+        let header = self.user_header.to_ascii_lowercase();
+        if header.is_empty()
+            || !header.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
+            || ["authorization", "dpop", "host", "cookie"].contains(&header.as_str())
+        {
+            return Err(DoorConfigError::new(key("user_header"), "must be a plain header name"));
+        }
+        if self.scopes.is_empty() {
+            return Err(DoorConfigError::new(key("scopes"), "name at least one scope"));
+        }
+        if let Some(rule) = self.paths.iter().find(|rule| !rule.prefix.starts_with('/')) {
+            return Err(DoorConfigError::new(
+                key("paths"),
+                format!("prefix '{}' must start with /", rule.prefix),
+            ));
+        }
+        if self.max_header_bytes < 8192 {
+            return Err(DoorConfigError::new(key("max_header_bytes"), "must be at least 8192"));
+        }
+        Ok(())
+    }
+
+    /// The back-end user name for a token subject.
+    pub fn backend_user(&self, subject: &str) -> String {
+        user_from_template(&self.user, subject)
     }
 }
 

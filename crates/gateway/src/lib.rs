@@ -1,6 +1,7 @@
 //! Letterlock's front doors: IMAP, SMTP and POP3 listeners that take SASL OAUTHBEARER and
 //! XOAUTH2 (RFC 7628) in front of the mail server a provider already runs, log in to it as the
-//! token's user, and relay the session.
+//! token's user, and relay the session; and an HTTP door for CardDAV and CalDAV (RFC 9728,
+//! RFC 6750, RFC 9449) in front of a DAV server.
 //!
 //! - [`authority`]: the issuer's keys (JWKS, cached and refetched on an unknown `kid`), the
 //!   revocation feed, and the live sessions of each grant, closed when it is revoked;
@@ -8,7 +9,9 @@
 //! - [`imap`], [`smtp`], [`pop3`]: the protocols before login, and each one's back-end login;
 //! - [`relay`]: bytes both ways after login, ended at a response boundary with the protocol's
 //!   farewell;
-//! - [`config`]: `[gateway]`, `[[imap]]`, `[[smtp]]`, `[[pop3]]`.
+//! - [`dav`]: the HTTP door: resource metadata, bearer and DPoP checks, path scopes, the
+//!   reverse proxy with the user in a trusted header;
+//! - [`config`]: `[gateway]`, `[[imap]]`, `[[smtp]]`, `[[pop3]]`, `[[dav]]`.
 //!
 //! A [`Gateway`] runs inside `letterlock serve` next to the authorization server, or alone as
 //! `letterlock gateway`; either way it talks to the issuer over HTTP(S) only: metadata, JWKS and
@@ -17,6 +20,7 @@
 
 pub mod authority;
 pub mod config;
+pub mod dav;
 pub mod door;
 pub mod imap;
 pub mod limits;
@@ -36,7 +40,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::authority::{Audience, Authority, IssuerError};
-use crate::config::{DoorConfig, DoorConfigError, GatewayConfig};
+use crate::config::{DavConfig, DoorConfig, DoorConfigError, GatewayConfig};
+use crate::dav::DavDoor;
 use crate::door::{Door, Protocol, Shared};
 use crate::limits::{ConnectionCounter, FailureCounter};
 
@@ -81,12 +86,14 @@ pub struct FrontDoors {
     pub smtp: Vec<DoorConfig>,
     /// `[[pop3]]`.
     pub pop3: Vec<DoorConfig>,
+    /// `[[dav]]`.
+    pub dav: Vec<DavConfig>,
 }
 
 impl FrontDoors {
     /// True when no front door is configured.
     pub fn is_empty(&self) -> bool {
-        self.imap.is_empty() && self.smtp.is_empty() && self.pop3.is_empty()
+        self.imap.is_empty() && self.smtp.is_empty() && self.pop3.is_empty() && self.dav.is_empty()
     }
 
     /// Every door with its protocol.
@@ -99,12 +106,22 @@ impl FrontDoors {
 
     /// The resources the doors serve.
     pub fn resources(&self) -> Vec<String> {
-        let mut resources: Vec<String> =
-            self.doors().map(|(_, door)| door.resource.clone()).collect();
+        let mut resources: Vec<String> = self
+            .doors()
+            .map(|(_, door)| door.resource.clone())
+            .chain(self.dav.iter().map(|door| door.resource.clone()))
+            .collect();
         resources.sort();
         resources.dedup();
         resources
     }
+}
+
+async fn bind(address: SocketAddr) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(address).await.map_err(|source| GatewayError::Io {
+        context: format!("cannot listen on {address}"),
+        source,
+    })
 }
 
 fn system_clock() -> i64 {
@@ -117,6 +134,7 @@ fn system_clock() -> i64 {
 #[derive(Debug)]
 pub struct Gateway {
     doors: Vec<(Arc<Door>, TcpListener)>,
+    dav_doors: Vec<(Arc<DavDoor>, TcpListener)>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<u8>,
 }
@@ -144,13 +162,18 @@ impl Gateway {
         }
         let http =
             http.build().map_err(|error| GatewayError::Config(format!("HTTP client: {error}")))?;
-        let audiences = config
-            .doors()
-            .map(|(_, door)| Audience {
-                resource: door.resource.clone(),
-                accept_jwt_typ: door.accept_jwt_typ,
-            })
-            .collect();
+        let audiences =
+            config
+                .doors()
+                .map(|(_, door)| Audience {
+                    resource: door.resource.clone(),
+                    accept_jwt_typ: door.accept_jwt_typ,
+                })
+                .chain(config.dav.iter().map(|door| Audience {
+                    resource: door.resource.clone(),
+                    accept_jwt_typ: false,
+                }))
+                .collect();
         let credentials = settings.client_id.clone().zip(settings.secret.clone());
         let authority = Authority::connect(issuer, http, audiences, credentials).await?;
         let (shutdown, shutdown_rx) = watch::channel(0);
@@ -165,14 +188,16 @@ impl Gateway {
         let mut doors = Vec::new();
         for (protocol, door_config) in config.doors() {
             let door = Door::new(protocol, door_config.clone(), shared.clone())?;
-            let listener =
-                TcpListener::bind(door_config.listen).await.map_err(|source| GatewayError::Io {
-                    context: format!("cannot listen on {}", door_config.listen),
-                    source,
-                })?;
+            let listener = bind(door_config.listen).await?;
             doors.push((Arc::new(door), listener));
         }
-        Ok(Self { doors, shared, shutdown })
+        let mut dav_doors = Vec::new();
+        for dav_config in &config.dav {
+            let door = DavDoor::new(dav_config.clone(), shared.clone())?;
+            let listener = bind(dav_config.listen).await?;
+            dav_doors.push((Arc::new(door), listener));
+        }
+        Ok(Self { doors, dav_doors, shared, shutdown })
     }
 
     /// The listeners' addresses (useful with port 0).
@@ -201,6 +226,15 @@ impl Gateway {
                 Protocol::Pop3 => tokio::spawn(door.serve(listener, pop3::session)),
             };
             tasks.push(task);
+        }
+        for (door, listener) in self.dav_doors {
+            tracing::info!(
+                address = %listener.local_addr().map_or(door.config().listen, |address| address),
+                resource = door.config().resource,
+                backend = door.config().backend,
+                "DAV front door listening"
+            );
+            tasks.push(tokio::spawn(door.serve(listener)));
         }
         shutdown.await;
         let _ = self.shutdown.send(DRAINING);

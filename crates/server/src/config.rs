@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use letterlock_gateway::FrontDoors;
-use letterlock_gateway::config::{DoorConfig, GatewayConfig};
+use letterlock_gateway::config::{DavConfig, DoorConfig, GatewayConfig};
 use serde::Deserialize;
 
 /// The address `letterlock serve` listens on by default.
@@ -100,7 +100,7 @@ pub struct Config {
     /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
-    /// What the IMAP, SMTP and POP3 front doors share.
+    /// What the front doors share.
     #[serde(default)]
     pub gateway: GatewayConfig,
     /// IMAP front doors.
@@ -112,6 +112,9 @@ pub struct Config {
     /// POP3 front doors.
     #[serde(default)]
     pub pop3: Vec<DoorConfig>,
+    /// HTTP front doors for CardDAV and CalDAV (or another HTTP service).
+    #[serde(default)]
+    pub dav: Vec<DavConfig>,
 }
 
 /// `[sign_in]`.
@@ -423,6 +426,7 @@ impl Config {
             imap: self.imap.clone(),
             smtp: self.smtp.clone(),
             pop3: self.pop3.clone(),
+            dav: self.dav.clone(),
         }
     }
 

@@ -4,18 +4,28 @@ discovery, dynamic registration, the code flow with PKCE, a per-service token by
 The browser step (sign in, approve) is done with `requests`, as a person's browser would; the
 OAuth protocol work (authorization URL, PKCE, token requests) is Authlib's.
 
-Usage: authlib_flow.py BASE_URL ADDRESS PASSWORD
+Usage: authlib_flow.py BASE_URL ADDRESS PASSWORD [RESOURCE]
 Prints one JSON object with what it saw; exits non-zero on any failure.
+
+Environment: LETTERLOCK_TEST_SCOPE replaces the scope asked for; LETTERLOCK_TEST_DPOP=1 registers
+with dpop_bound_access_tokens and sends DPoP proofs (RFC 9449) with a new P-256 key, which is
+printed as "dpop_key" (a private JWK) for the caller's own proofs.
 """
 
 import html.parser
 import json
+import os
 import secrets
 import sys
+import time
 import urllib.parse
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
+import warnings
+
+warnings.simplefilter("ignore")
+from authlib.jose import JsonWebKey, jwt  # noqa: E402
 
 
 class Fields(html.parser.HTMLParser):
@@ -37,7 +47,23 @@ def fields(page):
     return parser.values
 
 
+def dpop_proof(key, method, url, access_token=None, nonce=None):
+    """A DPoP proof (RFC 9449 §4.2) signed with `key`."""
+    import base64
+    import hashlib
+
+    claims = {"htm": method, "htu": url, "iat": int(time.time()), "jti": secrets.token_urlsafe(16)}
+    if nonce:
+        claims["nonce"] = nonce
+    if access_token:
+        digest = hashlib.sha256(access_token.encode()).digest()
+        claims["ath"] = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    header = {"alg": "ES256", "typ": "dpop+jwt", "jwk": key.as_dict(is_private=False)}
+    return jwt.encode(header, claims, key).decode()
+
+
 def main(base, address, password, smtp_resource="smtps://mail.example.com"):
+    dpop_key = JsonWebKey.generate_key("EC", "P-256", is_private=True) if os.environ.get("LETTERLOCK_TEST_DPOP") else None
     # Discovery (RFC 8414): the issuer in the document must be the one we asked.
     metadata = requests.get(f"{base}/.well-known/oauth-authorization-server", timeout=10).json()
     assert metadata["issuer"] == base, metadata
@@ -52,6 +78,7 @@ def main(base, address, password, smtp_resource="smtps://mail.example.com"):
             "client_name": "Authlib test client",
             "token_endpoint_auth_method": "none",
             "grant_types": ["authorization_code", "refresh_token"],
+            **({"dpop_bound_access_tokens": True} if dpop_key else {}),
         },
         timeout=10,
     )
@@ -59,7 +86,7 @@ def main(base, address, password, smtp_resource="smtps://mail.example.com"):
     client_id = registration.json()["client_id"]
 
     # Authorization request, built by Authlib with PKCE S256.
-    scope = "urn:ietf:params:oauth:scope:mail offline_access"
+    scope = os.environ.get("LETTERLOCK_TEST_SCOPE", "urn:ietf:params:oauth:scope:mail offline_access")
     client = OAuth2Session(
         client_id,
         redirect_uri=redirect_uri,
@@ -103,10 +130,22 @@ def main(base, address, password, smtp_resource="smtps://mail.example.com"):
     assert parameters["state"] == state, parameters
 
     # Token request by Authlib, with the PKCE verifier.
+    nonce = None
+    if dpop_key:
+        # The server's nonce (RFC 9449 §8): the first proof without one is refused with it.
+        first = requests.post(
+            metadata["token_endpoint"],
+            data={"grant_type": "refresh_token", "refresh_token": "x", "client_id": client_id},
+            headers={"DPoP": dpop_proof(dpop_key, "POST", metadata["token_endpoint"])},
+            timeout=10,
+        )
+        nonce = first.headers.get("DPoP-Nonce")
+    proof = lambda: {"DPoP": dpop_proof(dpop_key, "POST", metadata["token_endpoint"], nonce=nonce)} if dpop_key else {}
     token = client.fetch_token(
-        metadata["token_endpoint"], authorization_response=location, code_verifier=verifier
+        metadata["token_endpoint"], authorization_response=location, code_verifier=verifier,
+        headers=proof(),
     )
-    assert token["token_type"].lower() == "bearer", token
+    assert token["token_type"].lower() == ("dpop" if dpop_key else "bearer"), token
     assert "refresh_token" in token, token
 
     # A token for SMTP by refresh, narrowed with `resource` (RFC 8707).
@@ -114,6 +153,7 @@ def main(base, address, password, smtp_resource="smtps://mail.example.com"):
         metadata["token_endpoint"],
         refresh_token=token["refresh_token"],
         resource=smtp_resource,
+        headers=proof(),
     )
     print(
         json.dumps(
@@ -123,6 +163,7 @@ def main(base, address, password, smtp_resource="smtps://mail.example.com"):
                 "smtp_access_token": refreshed["access_token"],
                 "rotated": refreshed["refresh_token"] != token["refresh_token"],
                 "refresh_token": refreshed["refresh_token"],
+                "dpop_key": dpop_key.as_dict(is_private=True) if dpop_key else None,
             }
         )
     )

@@ -497,7 +497,7 @@ fn a_separate_gateway_with_tls_on_both_sides() {
 }
 
 /// A user's refresh token, for per-service access tokens.
-struct Tokens {
+pub(super) struct Tokens {
     port: u16,
     client_id: String,
     refresh_token: String,
@@ -505,7 +505,7 @@ struct Tokens {
 
 impl Tokens {
     /// The registration and refresh token an Authlib flow ended with.
-    fn from_flow(port: u16, flow: &Value) -> Self {
+    pub(super) fn from_flow(port: u16, flow: &Value) -> Self {
         Self {
             port,
             client_id: flow["client_id"].as_str().unwrap().to_owned(),
@@ -514,20 +514,36 @@ impl Tokens {
     }
 
     /// An access token for one front door, by refresh with `resource` (RFC 8707).
-    fn token(&mut self, resource: &str) -> String {
-        let answer = curl(&[
-            &format!("http://127.0.0.1:{}/token", self.port),
-            "-d",
-            "grant_type=refresh_token",
-            "--data-urlencode",
-            &format!("refresh_token={}", self.refresh_token),
-            "--data-urlencode",
-            &format!("client_id={}", self.client_id),
-            "--data-urlencode",
-            &format!("resource={resource}"),
-        ]);
-        self.refresh_token = answer["refresh_token"].as_str().unwrap().to_owned();
+    pub(super) fn token(&mut self, resource: &str) -> String {
+        self.narrowed(resource, None)
+    }
+
+    /// An access token for `resource`, narrowed to `scope` when given.
+    pub(super) fn narrowed(&mut self, resource: &str, scope: Option<&str>) -> String {
+        let mut arguments = vec![
+            format!("http://127.0.0.1:{}/token", self.port),
+            "-d".into(),
+            "grant_type=refresh_token".into(),
+        ];
+        for (name, value) in [
+            ("refresh_token", Some(self.refresh_token.as_str())),
+            ("client_id", Some(self.client_id.as_str())),
+            ("resource", Some(resource)),
+            ("scope", scope),
+        ] {
+            if let Some(value) = value {
+                arguments.extend(["--data-urlencode".into(), format!("{name}={value}")]);
+            }
+        }
+        let answer = curl(&arguments.iter().map(String::as_str).collect::<Vec<_>>());
+        let rotated = answer["refresh_token"].as_str();
+        self.refresh_token = rotated.unwrap_or_else(|| panic!("{answer}")).to_owned();
         answer["access_token"].as_str().unwrap_or_else(|| panic!("{answer}")).to_owned()
+    }
+
+    /// The current refresh token (for revocation).
+    pub(super) fn refresh_token(&self) -> &str {
+        &self.refresh_token
     }
 }
 

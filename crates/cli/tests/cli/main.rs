@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod dav;
 mod gateway;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_letterlock");

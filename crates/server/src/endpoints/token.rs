@@ -359,7 +359,10 @@ fn narrow(
     Ok((scope, audience))
 }
 
-/// Issues an access token for one service and, with `offline_access`, a new refresh token.
+/// Issues an access token for one service and, with `offline_access` or in exchange for a
+/// refresh token, a new refresh token. A refresh narrowed to one service's scope (without
+/// `offline_access`) still rotates into a new refresh token: the narrowing is the access
+/// token's, and the grant must not be lost by asking for less.
 async fn issue(
     state: &AppState,
     client: &Client,
@@ -405,7 +408,7 @@ async fn issue(
         "scope": scope.to_string(),
     });
     let mut issued = None;
-    if scope.contains(letterlock_protocol::scope::OFFLINE_ACCESS) {
+    if scope.contains(letterlock_protocol::scope::OFFLINE_ACCESS) || subject.rotated.is_some() {
         let refresh = random_token(32);
         // The refresh token is bound to the DPoP key the client proved, if it sent a proof:
         // a thief without the installation's key cannot use it (RFC 9449 §5).

@@ -334,6 +334,22 @@ async fn the_whole_code_flow_with_one_consent_and_per_service_tokens() {
     assert_eq!(access["scope"], "urn:ietf:params:oauth:scope:calendars");
     let rotated = reply.body["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(rotated, refresh);
+    // Narrowed to the service's scope alone (no offline_access), the refresh still rotates into
+    // a new refresh token: asking for less must not lose the grant.
+    let reply = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rotated),
+            ("client_id", &client_id),
+            ("resource", "https://dav.example.com/caldav/"),
+            ("scope", "urn:ietf:params:oauth:scope:calendars"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let rotated = reply.body["refresh_token"].as_str().unwrap().to_owned();
 
     // Introspection: active for its own audience only.
     let seen = introspect(&server, CALDAV, &caldav_token).await;
