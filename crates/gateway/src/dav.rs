@@ -332,29 +332,7 @@ impl DavDoor {
 
     /// The scopes a path needs (any one of them), or `None` for a path not passed on.
     fn scopes_for(&self, path: &str) -> Option<Vec<&str>> {
-        let decoded = percent_decode(path)?;
-        if !decoded.starts_with('/') || decoded.contains(['\\', '\0']) {
-            return None;
-        }
-        let parts: Vec<&str> = decoded[1..].split('/').collect();
-        // Only the last segment may be empty (a trailing slash).
-        let (_, inner) = parts.split_last()?;
-        if inner.iter().any(|part| part.is_empty())
-            || parts.iter().any(|part| *part == "." || *part == "..")
-        {
-            return None;
-        }
-        for (prefix, scope) in &self.rules {
-            let matches = prefix.len() <= parts.len()
-                && prefix
-                    .iter()
-                    .zip(&parts)
-                    .all(|(wanted, part)| (wanted == "*" && !part.is_empty()) || wanted == part);
-            if matches {
-                return Some(vec![scope.as_str()]);
-            }
-        }
-        Some(self.config.scopes.iter().map(String::as_str).collect())
+        path_scopes(&self.rules, &self.config.scopes, path)
     }
 
     /// Passes the request on as `user` and streams the answer back.
@@ -561,6 +539,39 @@ fn caused_by_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// The scopes `path` needs under `rules` (prefix segments, `*` for any one segment), any one of
+/// `default` when no rule matches; `None` for a path that must not be passed on (a broken
+/// escape, `.` or `..` or empty segments after decoding, a backslash or NUL).
+fn path_scopes<'a>(
+    rules: &'a [(Vec<String>, String)],
+    default: &'a [String],
+    path: &str,
+) -> Option<Vec<&'a str>> {
+    let decoded = percent_decode(path)?;
+    if !decoded.starts_with('/') || decoded.contains(['\\', '\0']) {
+        return None;
+    }
+    let parts: Vec<&str> = decoded[1..].split('/').collect();
+    // Only the last segment may be empty (a trailing slash).
+    let (_, inner) = parts.split_last()?;
+    if inner.iter().any(|part| part.is_empty())
+        || parts.iter().any(|part| *part == "." || *part == "..")
+    {
+        return None;
+    }
+    for (prefix, scope) in rules {
+        let matches = prefix.len() <= parts.len()
+            && prefix
+                .iter()
+                .zip(&parts)
+                .all(|(wanted, part)| (wanted == "*" && !part.is_empty()) || wanted == part);
+        if matches {
+            return Some(vec![scope.as_str()]);
+        }
+    }
+    Some(default.iter().map(String::as_str).collect())
+}
+
 /// A configured prefix's segments.
 fn segments(prefix: &str) -> Vec<String> {
     let decoded = percent_decode(prefix).unwrap_or_else(|| prefix.to_owned());
@@ -585,4 +596,75 @@ fn percent_decode(path: &str) -> Option<String> {
         }
     }
     String::from_utf8(decoded).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn rules() -> Vec<(Vec<String>, String)> {
+        vec![
+            (segments("/*/contacts/"), "contacts".into()),
+            (segments("/*/calendar"), "calendars".into()),
+        ]
+    }
+
+    #[test]
+    fn paths_pick_their_scope_or_are_refused() {
+        let (rules, default) = (rules(), vec!["contacts".to_owned(), "calendars".to_owned()]);
+        let scopes = |path: &str| path_scopes(&rules, &default, path);
+        assert_eq!(scopes("/ann%40example.com/contacts/bob.vcf"), Some(vec!["contacts"]));
+        assert_eq!(scopes("/ann/calendar"), Some(vec!["calendars"]));
+        assert_eq!(scopes("/ann/calendar/x.ics"), Some(vec!["calendars"]));
+        assert_eq!(scopes("/ann/calendars/"), Some(vec!["contacts", "calendars"]));
+        assert_eq!(scopes("/"), Some(vec!["contacts", "calendars"]));
+        assert_eq!(scopes("/ann/"), Some(vec!["contacts", "calendars"]));
+        for refused in [
+            "/ann/contacts/..%2Fcalendar/",
+            "/ann/contacts/%2e%2e/calendar/",
+            "/ann/./calendar/",
+            "/ann//calendar/",
+            "//calendar/",
+            "/ann/%ZZ",
+            "/ann/%",
+            "/ann/%FF",
+            "/ann/a%5Cb",
+            "/ann/a%00b",
+            "relative",
+        ] {
+            assert_eq!(scopes(refused), None, "{refused}");
+        }
+    }
+
+    #[test]
+    fn bearer_credentials_are_token68() {
+        assert!(is_token68("eyJ.a-b_c~d+e/f=="));
+        for bad in ["", "=", "a b", "a\"b", "a,b", "é"] {
+            assert!(!is_token68(bad), "{bad}");
+        }
+    }
+
+    proptest! {
+        /// Whatever the path, the decision never panics, and a path whose decoded form has a
+        /// dot segment never gets through (it could be normalised into another collection).
+        #[test]
+        fn no_path_escapes_its_rule(path in "(/|[a-z]|%2[eEfF]|%[0-9a-fA-F]{2}|\\.|%){0,40}") {
+            let (rules, default) = (rules(), vec!["contacts".to_owned()]);
+            let decision = path_scopes(&rules, &default, &path);
+            if let Some(decoded) = percent_decode(&path) {
+                if decoded.split('/').any(|part| part == "." || part == "..") {
+                    prop_assert!(decision.is_none());
+                }
+            } else {
+                prop_assert!(decision.is_none());
+            }
+        }
+
+        #[test]
+        fn token68_never_panics(text in ".{0,64}") {
+            let _ = is_token68(&text);
+        }
+    }
 }

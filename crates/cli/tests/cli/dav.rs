@@ -101,8 +101,7 @@ fn http(url: &str, token: Option<&str>, args: &[&str]) -> (u16, String) {
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let status = text
         .lines()
-        .filter(|line| line.starts_with("HTTP/"))
-        .last()
+        .rfind(|line| line.starts_with("HTTP/"))
         .and_then(|line| line.split(' ').nth(1))
         .and_then(|code| code.parse().ok())
         .unwrap_or(0);

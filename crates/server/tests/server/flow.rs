@@ -287,7 +287,7 @@ async fn the_whole_code_flow_with_one_consent_and_per_service_tokens() {
     let checked = front_door
         .verify(
             reply.body["access_token"].as_str().unwrap(),
-            "urn:ietf:params:oauth:scope:mail",
+            &["urn:ietf:params:oauth:scope:mail"],
             NOW,
         )
         .unwrap();
@@ -301,7 +301,7 @@ async fn the_whole_code_flow_with_one_consent_and_per_service_tokens() {
         smtp_door
             .verify(
                 reply.body["access_token"].as_str().unwrap(),
-                "urn:ietf:params:oauth:scope:mail",
+                &["urn:ietf:params:oauth:scope:mail"],
                 NOW
             )
             .is_err(),
