@@ -484,6 +484,9 @@ mod tests {
         for (protocol, door) in doors.doors() {
             door.validate(protocol.section()).unwrap();
         }
+        assert_eq!(doors.dav.len(), 1);
+        doors.dav[0].validate().unwrap();
+        assert_eq!(doors.dav[0].paths.len(), 2);
     }
 
     #[test]
