@@ -36,9 +36,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the authorization server, and the IMAP, SMTP and POP3 front doors configured with it.
+    /// Run the authorization server, and the IMAP, SMTP, POP3 and DAV front doors configured
+    /// with it.
     Serve(ServerOptions),
-    /// Run only the front doors (`[[imap]]`, `[[smtp]]`, `[[pop3]]`), for a remote issuer: its
+    /// Run only the front doors (`[[imap]]`, `[[smtp]]`, `[[pop3]]`, `[[dav]]`), for a remote issuer: its
     /// metadata, keys and revocation feed are read over HTTPS (`[gateway]` has the feed's
     /// credentials).
     Gateway(ServerOptions),
