@@ -112,8 +112,7 @@ impl DavDoor {
         let resource = url::Url::parse(&config.resource)
             .map_err(|error| GatewayError::Config(format!("dav.resource: {error}")))?;
         let origin = resource.origin().ascii_serialization();
-        let resource_path = resource.path().trim_end_matches('/');
-        let metadata_path = format!("/.well-known/oauth-protected-resource{resource_path}");
+        let metadata_path = metadata_path(&resource);
         let metadata_url = format!("{origin}{metadata_path}");
         let authority = &shared.authority;
         let metadata = json!({
@@ -475,6 +474,11 @@ impl DavDoor {
     }
 }
 
+/// RFC 9728 §3.1: the well-known path, with the resource's own path (if any) appended.
+fn metadata_path(resource: &url::Url) -> String {
+    format!("/.well-known/oauth-protected-resource{}", resource.path().trim_end_matches('/'))
+}
+
 fn full(bytes: Bytes) -> Body {
     Full::new(bytes).map_err(|never: Infallible| match never {}).boxed()
 }
@@ -636,6 +640,15 @@ mod tests {
         ] {
             assert_eq!(scopes(refused), None, "{refused}");
         }
+    }
+
+    #[test]
+    fn metadata_path_inserts_the_resource_path() {
+        let path = |resource: &str| metadata_path(&url::Url::parse(resource).unwrap());
+        assert_eq!(path("https://dav.example.com"), "/.well-known/oauth-protected-resource");
+        assert_eq!(path("https://dav.example.com/"), "/.well-known/oauth-protected-resource");
+        assert_eq!(path("https://example.com/dav/"), "/.well-known/oauth-protected-resource/dav");
+        assert_eq!(path("https://example.com/a/b"), "/.well-known/oauth-protected-resource/a/b");
     }
 
     #[test]

@@ -114,16 +114,27 @@ fn http(url: &str, token: Option<&str>, args: &[&str]) -> (u16, String) {
 fn dav_door_in_front_of_radicale() {
     let dir = tempfile::tempdir().unwrap();
     let radicale = Radicale::start(dir.path());
-    let dav = free_port();
+    let (dav, dav_tls) = (free_port(), free_port());
     let resource = format!("http://127.0.0.1:{dav}");
+    let tls_resource = format!("https://127.0.0.1:{dav_tls}/dav");
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (certificate, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&certificate, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
     let (config, port) = loopback_config(
         dir.path(),
         &format!(
             "[[resources]]\nuri = \"{resource}\"\n[[resources]]\nuri = \"imap://127.0.0.1\"\n\
+             [[resources]]\nuri = \"{tls_resource}\"\n\
+             [[dav]]\nlisten = \"127.0.0.1:{dav_tls}\"\ntls = \"implicit\"\nresource = \"{tls_resource}\"\n\
+             certificate = \"{}\"\nprivate_key = \"{}\"\nbackend = \"http://127.0.0.1:{}\"\n\
              [[dav]]\nlisten = \"127.0.0.1:{dav}\"\nresource = \"{resource}\"\n\
              backend = \"http://127.0.0.1:{}\"\nmax_body_bytes = 1048576\n\
              [[dav.paths]]\nprefix = \"/*/contacts/\"\nscope = \"{CONTACTS}\"\n\
              [[dav.paths]]\nprefix = \"/*/calendar/\"\nscope = \"{CALENDARS}\"\n",
+            certificate.display(),
+            key.display(),
+            radicale.port,
             radicale.port
         ),
     );
@@ -177,9 +188,45 @@ fn dav_door_in_front_of_radicale() {
     assert_eq!(status, 201, "{text}");
     let (status, text) = http(&card_url, Some(&token), &[]);
     assert!(status == 200 && text.contains("FN:Bob Example"), "{text}");
+    // MOVE and DELETE pass too (Radicale has no COPY: its 405 would come back as it is).
+    let moved = format!("{contacts}robert.vcf");
+    for (from, to) in [(&card_url, &moved), (&moved, &card_url)] {
+        let destination = format!("Destination: {to}");
+        let (status, text) = http(from, Some(&token), &["-X", "MOVE", "-H", &destination]);
+        assert_eq!(status, 201, "{text}");
+    }
+    let carol = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:carol-1\r\nFN:Carol\r\nEND:VCARD\r\n";
+    let put_carol = ["-X", "PUT", "-H", "Content-Type: text/vcard", "--data-binary", carol];
+    let (status, text) = http(&moved, Some(&token), &put_carol);
+    assert_eq!(status, 201, "{text}");
+    let (status, text) = http(&moved, Some(&token), &["-X", "DELETE"]);
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = http(&moved, Some(&token), &[]);
+    assert_eq!(status, 404, "{text}");
     // The well-known redirect comes back as Radicale wrote it.
     let (status, text) = http(&format!("{resource}/.well-known/carddav"), Some(&token), &[]);
     assert!(status == 301 && text.to_lowercase().contains("location: /"), "{text}");
+
+    // The TLS door (rustls; curl picks HTTP/2 by ALPN), whose resource has a path: its metadata
+    // is at the well-known path with that path appended (RFC 9728 §3.1).
+    let tls_token = tokens.token(&tls_resource);
+    let ca = ["--cacert", certificate.to_str().unwrap()];
+    let tls_metadata =
+        format!("https://127.0.0.1:{dav_tls}/.well-known/oauth-protected-resource/dav");
+    let (status, text) = http(&format!("https://127.0.0.1:{dav_tls}/{USER}/"), None, &ca);
+    assert_eq!(status, 401, "{text}");
+    assert!(text.starts_with("HTTP/2 401"), "{text}");
+    assert!(text.contains(&format!("resource_metadata=\"{tls_metadata}\"")), "{text}");
+    let (status, text) = http(&tls_metadata, None, &ca);
+    assert!(status == 200 && text.contains(&format!("\"resource\":\"{tls_resource}\"")), "{text}");
+    let (status, text) = http(
+        &format!("https://127.0.0.1:{dav_tls}/{USER}/contacts/bob.vcf"),
+        Some(&tls_token),
+        &ca,
+    );
+    assert!(status == 200 && text.contains("FN:Bob Example"), "{text}");
+    let (status, text) = http(&card_url, Some(&tls_token), &[]);
+    assert_eq!(status, 401, "a token for the TLS door is not one for the other: {text}");
 
     // Path scopes: a contacts-only token reads cards, not the calendar.
     let contacts_only = tokens.narrowed(&resource, Some(CONTACTS));
