@@ -6,10 +6,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use letterlock_protocol::scope;
 use serde::Deserialize;
 
 /// The scope every mail front door requires unless configured otherwise.
-pub const MAIL_SCOPE: &str = "urn:ietf:params:oauth:scope:mail";
+pub const MAIL_SCOPE: &str = scope::MAIL;
 
 /// `[gateway]`: what all front doors share.
 #[derive(Debug, Clone, Deserialize)]
@@ -306,10 +307,7 @@ pub struct PathScope {
 }
 
 fn dav_scopes() -> Vec<String> {
-    vec![
-        "urn:ietf:params:oauth:scope:contacts".to_owned(),
-        "urn:ietf:params:oauth:scope:calendars".to_owned(),
-    ]
+    vec![scope::CONTACTS.to_owned(), scope::CALENDARS.to_owned()]
 }
 
 fn remote_user_header() -> String {

@@ -60,6 +60,8 @@ pub struct DavDoor {
     backend: String,
     /// The scheme, host and port of the resource: DPoP proofs name URLs under it.
     origin: String,
+    /// The resource's host (and port), for requests that name none (HTTP/2).
+    host: Option<HeaderValue>,
     metadata_path: String,
     metadata_url: String,
     metadata: Bytes,
@@ -112,6 +114,10 @@ impl DavDoor {
         let resource = url::Url::parse(&config.resource)
             .map_err(|error| GatewayError::Config(format!("dav.resource: {error}")))?;
         let origin = resource.origin().ascii_serialization();
+        let host = resource.host_str().and_then(|host| {
+            let host = resource.port().map_or(host.to_owned(), |port| format!("{host}:{port}"));
+            HeaderValue::from_str(&host).ok()
+        });
         let metadata_path = metadata_path(&resource);
         let metadata_url = format!("{origin}{metadata_path}");
         let authority = &shared.authority;
@@ -140,6 +146,7 @@ impl DavDoor {
             client,
             backend,
             origin,
+            host,
             metadata_path,
             metadata_url,
             metadata: Bytes::from(metadata.to_string()),
@@ -156,44 +163,13 @@ impl DavDoor {
 
     /// Accepts connections until shutdown; open connections finish their requests.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        let mut shutdown = std::pin::pin!(self.shared.shutting_down());
-        loop {
-            let (tcp, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::warn!(%error, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => return,
-            };
-            let Some(slot) = self
-                .shared
-                .connections
-                .open(peer.ip(), self.shared.settings.connections_per_address)
-            else {
-                tracing::info!(%peer, "too many connections from one address");
-                continue;
-            };
-            let _ = tcp.set_nodelay(true);
-            let door = self.clone();
-            tokio::spawn(async move {
-                let _slot = slot;
-                let stream = match &door.acceptor {
-                    Some(acceptor) => match tls::accept(acceptor, tcp).await {
-                        Ok(stream) => stream,
-                        Err(error) => {
-                            tracing::debug!(%peer, %error, "TLS handshake failed");
-                            return;
-                        }
-                    },
-                    None => Stream::Plain(tcp),
-                };
-                door.connection(stream, peer).await;
-            });
-        }
+        let door = self.clone();
+        let shared = self.shared.clone();
+        shared
+            .serve(listener, self.acceptor.clone(), move |stream, peer| {
+                door.clone().connection(stream, peer)
+            })
+            .await;
     }
 
     async fn connection(self: Arc<Self>, stream: Stream, peer: SocketAddr) {
@@ -360,13 +336,9 @@ impl DavDoor {
         };
         parts.headers.insert(self.user_header.clone(), user);
         if !parts.headers.contains_key(header::HOST)
-            && let Some(host) = url::Url::parse(&self.origin).ok().and_then(|url| {
-                let host = url.host_str()?.to_owned();
-                Some(url.port().map_or(host.clone(), |port| format!("{host}:{port}")))
-            })
-            && let Ok(host) = HeaderValue::from_str(&host)
+            && let Some(host) = &self.host
         {
-            parts.headers.insert(header::HOST, host);
+            parts.headers.insert(header::HOST, host.clone());
         }
         let limit = usize::try_from(self.config.max_body_bytes).unwrap_or(usize::MAX);
         let body = if declared.is_some() || hyper::body::Body::is_end_stream(&body) {

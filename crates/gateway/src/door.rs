@@ -64,6 +64,58 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The accept loop of every front door: until shutdown, takes a connection slot for the
+    /// peer's address (over the limit: closed at once), makes the TLS handshake when `implicit`
+    /// is given, and hands the stream to `session` in its own task.
+    pub async fn serve<F, Fut>(
+        self: Arc<Self>,
+        listener: TcpListener,
+        implicit: Option<TlsAcceptor>,
+        session: F,
+    ) where
+        F: Fn(Stream, SocketAddr) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let session = Arc::new(session);
+        let mut shutdown = std::pin::pin!(self.shutting_down());
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => return,
+            };
+            let Some(slot) =
+                self.connections.open(peer.ip(), self.settings.connections_per_address)
+            else {
+                tracing::info!(%peer, "too many connections from one address");
+                drop(tcp);
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let (implicit, session) = (implicit.clone(), session.clone());
+            tokio::spawn(async move {
+                let _slot = slot;
+                let stream = match &implicit {
+                    Some(acceptor) => match tls::accept(acceptor, tcp).await {
+                        Ok(stream) => stream,
+                        Err(error) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                    },
+                    None => Stream::Plain(tcp),
+                };
+                session(stream, peer).await;
+            });
+        }
+    }
+
     /// The line timeout before login.
     pub fn login_timeout(&self) -> Duration {
         Duration::from_secs(self.settings.login_timeout_seconds.max(1))
@@ -467,47 +519,13 @@ impl Door {
         F: Fn(Arc<Self>, Stream, SocketAddr) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let session = Arc::new(session);
-        let mut shutdown = std::pin::pin!(self.shared.shutting_down());
-        loop {
-            let (tcp, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::warn!(%error, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => return,
-            };
-            let Some(slot) = self
-                .shared
-                .connections
-                .open(peer.ip(), self.shared.settings.connections_per_address)
-            else {
-                tracing::info!(%peer, "too many connections from one address");
-                drop(tcp);
-                continue;
-            };
-            let _ = tcp.set_nodelay(true);
-            let door = self.clone();
-            let session = session.clone();
-            tokio::spawn(async move {
-                let _slot = slot;
-                let stream = match (&door.acceptor, door.config.tls) {
-                    (Some(acceptor), TlsMode::Implicit) => match tls::accept(acceptor, tcp).await {
-                        Ok(stream) => stream,
-                        Err(error) => {
-                            tracing::debug!(%peer, %error, "TLS handshake failed");
-                            return;
-                        }
-                    },
-                    _ => Stream::Plain(tcp),
-                };
-                session(door, stream, peer).await;
-            });
-        }
+        // The acceptor also serves STARTTLS; the handshake on connect is for implicit TLS only.
+        let implicit = self.acceptor.clone().filter(|_| self.config.tls == TlsMode::Implicit);
+        let door = self.clone();
+        let shared = self.shared.clone();
+        shared
+            .serve(listener, implicit, move |stream, peer| session(door.clone(), stream, peer))
+            .await;
     }
 
     /// Reads the next line before login. `None` once the connection is over: the client left,
