@@ -5,15 +5,11 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use letterlock_protocol::scope::{CALENDARS, CONTACTS};
 use serde_json::{Value, json};
 
-use super::gateway::Tokens;
-use super::{Server, curl, free_port, loopback_config, user_command, wait_for};
-
-const USER: &str = "fay@example.com";
-const PASSWORD: &str = "fay's long password";
-const CONTACTS: &str = "urn:ietf:params:oauth:scope:contacts";
-const CALENDARS: &str = "urn:ietf:params:oauth:scope:calendars";
+use super::gateway::{PASSWORD, Tokens, USER, authlib_flow_for_resource};
+use super::{Server, curl, free_port, loopback_config, python_json, user_command, wait_for};
 
 /// A private Radicale on a loopback port: users named by `X-Remote-User`, each owning only
 /// their own collections.
@@ -59,35 +55,15 @@ impl Drop for Radicale {
 
 /// Authlib's flow for the DAV resource with the given scope, optionally with DPoP.
 fn flow(port: u16, resource: &str, scope: &str, dpop: bool) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/authlib_flow.py");
-    let mut command = Command::new("python3");
-    command
-        .arg(&script)
-        .args([&format!("http://127.0.0.1:{port}"), USER, PASSWORD, resource])
-        .env("LETTERLOCK_TEST_SCOPE", scope);
+    let mut env = vec![("LETTERLOCK_TEST_SCOPE", scope)];
     if dpop {
-        command.env("LETTERLOCK_TEST_DPOP", "1");
+        env.push(("LETTERLOCK_TEST_DPOP", "1"));
     }
-    let output = command.output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
+    authlib_flow_for_resource(port, resource, &env)
 }
 
 fn dav_client(scenario: &str, parameters: Value) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/dav_client.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .arg(scenario)
-        .arg(parameters.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{scenario}: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    python_json("dav_client.py", &[scenario, &parameters.to_string()], &[])
 }
 
 /// curl's status line, headers and body for one request (`-i`), with extra arguments.

@@ -7,10 +7,12 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-use super::{Dovecot, Server, curl, free_port, loopback_config, user_command, wait_for};
+use super::{
+    Dovecot, Server, curl, free_port, loopback_config, python_json, user_command, wait_for,
+};
 
-const USER: &str = "fay@example.com";
-const PASSWORD: &str = "fay's long password";
+pub(super) const USER: &str = "fay@example.com";
+pub(super) const PASSWORD: &str = "fay's long password";
 const MASTER: &str = "letterlock";
 const MASTER_PASSWORD: &str = "master secret 5f0c";
 
@@ -100,7 +102,7 @@ impl Stack {
                 std::net::TcpStream::connect(("127.0.0.1", door)).is_ok()
             });
         }
-        let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1");
+        let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1", &[]);
         let tokens = Tokens::from_flow(port, &flow);
         Self {
             _dir: dir,
@@ -148,32 +150,13 @@ impl Stack {
 
 /// Runs a scenario of `front_doors.py` (Python's imaplib, smtplib and poplib), which answers in JSON.
 fn front_doors(scenario: &str, parameters: Value) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/front_doors.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .arg(scenario)
-        .arg(parameters.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{scenario} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    python_json("front_doors.py", &[scenario, &parameters.to_string()], &[])
 }
 
 /// The Authlib flow (`authlib_flow.py`), whose per-service refresh asks for `resource`.
-fn authlib_flow_for_resource(port: u16, resource: &str) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/authlib_flow.py");
-    let output = Command::new("python3")
-        .arg(&script)
-        .args([&format!("http://127.0.0.1:{port}"), USER, PASSWORD, resource])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
+pub(super) fn authlib_flow_for_resource(port: u16, resource: &str, env: &[(&str, &str)]) -> Value {
+    let base = format!("http://127.0.0.1:{port}");
+    python_json("authlib_flow.py", &[&base, USER, PASSWORD, resource], env)
 }
 
 /// curl logging in as the test user with a bearer token (`--oauth2-bearer`).
@@ -182,6 +165,15 @@ fn curl_as_user(token: &str, args: &[&str]) -> (bool, String) {
     let mut all = args.to_vec();
     all.extend(["-u", &user, "--oauth2-bearer", token]);
     curl_text(&all)
+}
+
+/// curl sending `message` from the test user to bob through the SMTP door on `port`.
+fn curl_send(token: &str, port: u16, message: &Path, extra: &[&str]) -> (bool, String) {
+    let url = format!("smtp://127.0.0.1:{port}");
+    let mut args = vec![url.as_str(), "--mail-from", USER, "--mail-rcpt", "bob@example.com"];
+    args.extend(["--upload-file", message.to_str().unwrap()]);
+    args.extend(extra);
+    curl_as_user(token, &args)
 }
 
 fn curl_text(args: &[&str]) -> (bool, String) {
@@ -261,18 +253,7 @@ fn front_doors_in_front_of_dovecot() {
     let message = stack._dir.path().join("message.txt");
     std::fs::write(&message, "From: fay@example.com\r\nSubject: by curl\r\n\r\nHello.\r\n")
         .unwrap();
-    let (ok, text) = curl_as_user(
-        &smtp_token,
-        &[
-            &format!("smtp://127.0.0.1:{}", stack.smtp),
-            "--mail-from",
-            USER,
-            "--mail-rcpt",
-            "bob@example.com",
-            "--upload-file",
-            message.to_str().unwrap(),
-        ],
-    );
+    let (ok, text) = curl_send(&smtp_token, stack.smtp, &message, &[]);
     assert!(ok, "curl SMTP: {text}");
     let seen = front_doors(
         "smtp",
@@ -426,7 +407,7 @@ fn a_separate_gateway_with_tls_on_both_sides() {
         std::net::TcpStream::connect(("127.0.0.1", submission)).is_ok()
     });
 
-    let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1");
+    let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1", &[]);
     let mut stack_tokens = Tokens::from_flow(port, &flow);
     let imap_token = stack_tokens.token("imaps://127.0.0.1");
     let smtp_token = flow["smtp_access_token"].as_str().unwrap().to_owned();
@@ -438,39 +419,13 @@ fn a_separate_gateway_with_tls_on_both_sides() {
     let message = dir.path().join("message.txt");
     std::fs::write(&message, "From: fay@example.com\r\nSubject: over STARTTLS\r\n\r\nHi.\r\n")
         .unwrap();
-    let send = |token: &str| {
-        curl_as_user(
-            token,
-            &[
-                &format!("smtp://127.0.0.1:{submission}"),
-                "--ssl-reqd",
-                "--cacert",
-                cacert,
-                "--mail-from",
-                USER,
-                "--mail-rcpt",
-                "bob@example.com",
-                "--upload-file",
-                message.to_str().unwrap(),
-            ],
-        )
-    };
+    let send =
+        |token: &str| curl_send(token, submission, &message, &["--ssl-reqd", "--cacert", cacert]);
     let (ok, text) = send(&smtp_token);
     assert!(ok, "curl SMTP with STARTTLS through the gateway: {text}");
     wait_for("the message at the relay", || sink.received().contains("Subject: over STARTTLS"));
     // Without STARTTLS, AUTH is refused.
-    let (ok, _) = curl_as_user(
-        &smtp_token,
-        &[
-            &format!("smtp://127.0.0.1:{submission}"),
-            "--mail-from",
-            USER,
-            "--mail-rcpt",
-            "bob@example.com",
-            "--upload-file",
-            message.to_str().unwrap(),
-        ],
-    );
+    let (ok, _) = curl_send(&smtp_token, submission, &message, &[]);
     assert!(!ok, "AUTH before STARTTLS is refused");
 
     // Revoke the grant at the issuer (RFC 7009, with the refresh token): the gateway learns it
@@ -618,7 +573,7 @@ fn token_pass_through_to_a_dovecot_that_checks_tokens_itself() {
     let server = Server::start(&config, port);
     wait_for("the front door", || std::net::TcpStream::connect(("127.0.0.1", door)).is_ok());
 
-    let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1");
+    let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1", &[]);
     let mut tokens = Tokens::from_flow(port, &flow);
     let imap_token = tokens.token("imap://127.0.0.1");
     let (ok, listing) = curl_as_user(&imap_token, &[&format!("imap://127.0.0.1:{door}/")]);
@@ -760,7 +715,7 @@ fn smtp_door_logs_in_to_postfix_by_xclient() {
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     let server = Server::start(&config, port);
     wait_for("the SMTP door", || std::net::TcpStream::connect(("127.0.0.1", door)).is_ok());
-    let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1");
+    let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1", &[]);
     let token = flow["smtp_access_token"].as_str().unwrap().to_owned();
 
     let seen = front_doors(

@@ -61,21 +61,29 @@ fn loopback_config(dir: &Path, extra: &str) -> (std::path::PathBuf, u16) {
     (config, port)
 }
 
-/// Runs the Authlib flow (`authlib_flow.py`) against the server on `port` and returns what it saw.
-fn authlib_flow(port: u16, address: &str, password: &str) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/authlib_flow.py");
+/// Runs one of the Python scripts beside these tests (`tests/cli/<script>`) with `args` and
+/// extra environment, and returns the JSON it prints; a failure shows its output.
+fn python_json(script: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli").join(script);
     let output = Command::new("python3")
-        .arg(&script)
-        .args([&format!("http://127.0.0.1:{port}"), address, password])
+        .arg(&path)
+        .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("python3");
     assert!(
         output.status.success(),
-        "Authlib flow failed:\n{}\n{}",
+        "{script} {}:\n{}\n{}",
+        args.first().unwrap_or(&""),
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Runs the Authlib flow (`authlib_flow.py`) against the server on `port` and returns what it saw.
+fn authlib_flow(port: u16, address: &str, password: &str) -> Value {
+    python_json("authlib_flow.py", &[&format!("http://127.0.0.1:{port}"), address, password], &[])
 }
 
 struct Server(Child);
@@ -566,40 +574,19 @@ fn dovecot_validates_tokens_itself_with_the_printed_configuration() {
     // The configuration and the keys.
     let dovecot_dir = tempfile::tempdir().unwrap();
     let keys = dovecot_dir.path().join("keys");
-    let printed = letterlock(&[
-        "dovecot-config",
-        "--config",
-        config.to_str().unwrap(),
-        "--resource",
-        "imaps://mail.example.com",
-        "--keys-dir",
-        keys.to_str().unwrap(),
-    ]);
+    let dovecot_config = |resource: &str, extra: &[&str]| {
+        let mut args = vec!["dovecot-config", "--config", config.to_str().unwrap()];
+        args.extend(["--resource", resource, "--keys-dir", keys.to_str().unwrap()]);
+        letterlock(&[&args, extra].concat())
+    };
+    let printed = dovecot_config("imaps://mail.example.com", &[]);
     assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
     let conf = String::from_utf8(printed.stdout).unwrap();
     assert!(conf.contains("client_id = imaps://mail.example.com"), "{conf}");
-    let refused = letterlock(&[
-        "dovecot-config",
-        "--config",
-        config.to_str().unwrap(),
-        "--resource",
-        "smtps://mail.example.com",
-        "--keys-dir",
-        keys.to_str().unwrap(),
-    ]);
+    let refused = dovecot_config("smtps://mail.example.com", &[]);
     assert!(!refused.status.success(), "a resource with at+jwt tokens is refused");
     // The same settings in Dovecot 2.4's syntax (Debian 12 has no 2.4 to run them against).
-    let printed = letterlock(&[
-        "dovecot-config",
-        "--config",
-        config.to_str().unwrap(),
-        "--resource",
-        "imaps://mail.example.com",
-        "--keys-dir",
-        keys.to_str().unwrap(),
-        "--dovecot",
-        "2.4",
-    ]);
+    let printed = dovecot_config("imaps://mail.example.com", &["--dovecot", "2.4"]);
     assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
     let conf_2_4 = String::from_utf8(printed.stdout).unwrap();
     for line in [
