@@ -19,11 +19,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aws_lc_rs::digest;
+use aws_lc_rs::rand::SecureRandom;
 use letterlock_protocol::{PublicJwk, base64url};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::VerifyingKey;
 use crate::jws::UnverifiedJws;
+use crate::key::PrivateKey;
 use crate::key::thumbprint;
 
 /// How old a proof's `iat` may be, in seconds. With server nonces the real window is the
@@ -107,6 +109,38 @@ pub fn verify_proof(
     })
 }
 
+/// Makes a DPoP proof (RFC 9449 §4.2) with `key` for a request with `method` to `url` (without
+/// query or fragment) at `now`: the client's side of [`verify_proof`]. `nonce` is the server's
+/// latest `DPoP-Nonce`; `access_token` the token the request carries, for `ath`.
+pub fn make_proof(
+    key: &PrivateKey,
+    method: &str,
+    url: &str,
+    nonce: Option<&str>,
+    access_token: Option<&str>,
+    now: i64,
+    random: &dyn SecureRandom,
+) -> Result<String, crate::Error> {
+    let mut header = Map::new();
+    header.insert("typ".into(), "dpop+jwt".into());
+    header.insert("jwk".into(), key.public_jwk(None).to_json());
+    let mut jti = [0u8; 16];
+    random.fill(&mut jti).map_err(|_| crate::Error::Signing)?;
+    let mut claims = Map::new();
+    claims.insert("htm".into(), method.into());
+    claims.insert("htu".into(), url.into());
+    claims.insert("iat".into(), now.into());
+    claims.insert("jti".into(), base64url::encode(jti).into());
+    if let Some(nonce) = nonce {
+        claims.insert("nonce".into(), nonce.into());
+    }
+    if let Some(access_token) = access_token {
+        let ath = base64url::encode(digest::digest(&digest::SHA256, access_token.as_bytes()));
+        claims.insert("ath".into(), ath.into());
+    }
+    crate::jws::sign_with_header(key, header, &claims, random)
+}
+
 /// How many entries [`SeenOnce`] holds before it sweeps out the expired ones.
 const SWEEP_AT: usize = 100_000;
 
@@ -158,6 +192,20 @@ mod tests {
         let header = full_header.as_object().unwrap().clone();
         let claims = full_claims.as_object().unwrap();
         crate::jws::sign_with_header(key, header, claims, &SystemRandom::new()).unwrap()
+    }
+
+    #[test]
+    fn made_proofs_verify() {
+        let random = SystemRandom::new();
+        let key = PrivateKey::generate(Algorithm::Es256, &random).unwrap();
+        let made = make_proof(&key, "POST", URL, Some("n1"), Some("token"), NOW, &random).unwrap();
+        let verified = verify_proof(&made, "POST", URL, Some("token"), NOW).unwrap();
+        assert_eq!(verified.jkt, thumbprint(&key.public_jwk(None)));
+        assert_eq!(verified.nonce.as_deref(), Some("n1"));
+        let again = make_proof(&key, "POST", URL, None, None, NOW, &random).unwrap();
+        let again = verify_proof(&again, "POST", URL, None, NOW).unwrap();
+        assert_ne!(again.jti, verified.jti, "every proof has a new jti");
+        assert_eq!(again.nonce, None);
     }
 
     #[test]

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod assertion;
 pub mod dpop;
 pub mod jws;
 pub mod key;

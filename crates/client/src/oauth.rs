@@ -1,0 +1,442 @@
+//! The OAuth exchanges with one issuer: registration (RFC 7591), token requests authenticated
+//! with the installation's key (RFC 7523 `private_key_jwt`) and carrying DPoP proofs (RFC 9449),
+//! the code flow through the loopback listener (RFC 8252, RFC 7636, RFC 9207), the device grant
+//! (RFC 8628), and revocation (RFC 7009).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use letterlock_jose::{Algorithm, PrivateKey, assertion, dpop};
+use letterlock_protocol::base64url;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::Error;
+use crate::browser::{Browser, PrintUrl};
+use crate::discover::Metadata;
+use crate::loopback;
+use crate::net::{Answer, Http};
+
+/// The loopback redirect URI registered; the port is chosen per authorization (RFC 8252 §7.3).
+pub const REDIRECT_URI: &str = "http://127.0.0.1/callback";
+/// The device grant's `grant_type` (RFC 8628 §3.4).
+pub const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// How the installation presents itself when it registers.
+#[derive(Debug, Clone)]
+pub struct Software {
+    /// `client_name`, shown on the consent page.
+    pub client_name: String,
+    /// `software_id`: the same for every installation of this program.
+    pub software_id: String,
+    /// `software_version`.
+    pub software_version: String,
+    /// A statement signed by the vendor (RFC 7591 §2.3), if the program was given one.
+    pub software_statement: Option<String>,
+}
+
+/// A registration at one issuer, kept with the installation's private key. Stored as a secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Registration {
+    /// The issuer.
+    pub issuer: String,
+    /// The client id the issuer returned (a sealed, stateless one for Letterlock).
+    pub client_id: String,
+    /// `private_key_jwt` or `none`, as granted.
+    pub auth_method: String,
+    /// The installation's P-256 key (PKCS #8 PEM): client assertions and DPoP proofs.
+    pub key_pem: String,
+    /// Endpoints from the issuer's metadata, so that a token request needs no discovery.
+    pub token_endpoint: String,
+    /// RFC 7009, if offered.
+    pub revocation_endpoint: Option<String>,
+    /// Whether the issuer takes DPoP proofs (refresh tokens are then bound to the key).
+    pub dpop: bool,
+    /// RFC 7592, for a stored registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_access_token: Option<String>,
+}
+
+impl Registration {
+    fn key(&self) -> Result<PrivateKey, Error> {
+        PrivateKey::from_pem(&self.key_pem)
+            .map_err(|error| Error::storage("installation key", error))
+    }
+}
+
+/// A token endpoint answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: String,
+    /// `Bearer` (or `DPoP` for a DPoP-bound token).
+    pub token_type: String,
+    /// Seconds until it expires.
+    #[serde(default)]
+    pub expires_in: Option<i64>,
+    /// A new refresh token, if any.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// The scope granted.
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+/// What the authorization asks for.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The scopes, space-separated.
+    pub scope: String,
+    /// Every service's resource indicator: one consent for all (RFC 8707).
+    pub resources: Vec<String>,
+    /// `login_hint`: the address.
+    pub login_hint: &'a str,
+}
+
+/// The exchanges with one issuer.
+pub struct Issuer<'a> {
+    pub(crate) http: &'a Http,
+    pub(crate) metadata: &'a Metadata,
+    pub(crate) random: &'a SystemRandom,
+    pub(crate) nonces: &'a Mutex<HashMap<String, String>>,
+}
+
+impl Issuer<'_> {
+    /// Registers this installation (RFC 7591): a new P-256 key, `private_key_jwt` when offered
+    /// (else `none`), the loopback redirect, and the software statement if there is one.
+    pub async fn register(&self, software: &Software) -> Result<Registration, Error> {
+        let metadata = self.metadata;
+        let key = PrivateKey::generate(Algorithm::Es256, self.random)
+            .map_err(|error| Error::storage("making the installation key", error))?;
+        let offered = |method: &str| {
+            metadata.token_endpoint_auth_methods_supported.iter().any(|m| m == method)
+        };
+        let method = if offered("private_key_jwt") {
+            "private_key_jwt"
+        } else if offered("none") {
+            "none"
+        } else {
+            return Err(Error::Discovery(format!(
+                "{} offers neither private_key_jwt nor none for a native client",
+                metadata.issuer
+            )));
+        };
+        let mut grant_types = vec!["authorization_code", "refresh_token"];
+        if metadata.device_authorization_endpoint.is_some()
+            && metadata.grant_types_supported.iter().any(|grant| grant == DEVICE_CODE)
+        {
+            grant_types.push(DEVICE_CODE);
+        }
+        let mut request = json!({
+            "client_name": software.client_name,
+            "application_type": "native",
+            "redirect_uris": [REDIRECT_URI],
+            "grant_types": grant_types,
+            "response_types": ["code"],
+            "token_endpoint_auth_method": method,
+            "software_id": software.software_id,
+            "software_version": software.software_version,
+        });
+        if method == "private_key_jwt" {
+            let kid = letterlock_jose::key::thumbprint(&key.public_jwk(None));
+            request["jwks"] = json!({ "keys": [key.public_jwk(Some(kid)).to_json()] });
+        }
+        if let Some(statement) = &software.software_statement {
+            request["software_statement"] = statement.as_str().into();
+        }
+        let answer = self.http.post_json(&metadata.registration_endpoint, &request).await?;
+        if answer.status != 201 && answer.status != 200 {
+            return Err(server_error(&answer, "registration"));
+        }
+        let body = answer.json_object("the registration response")?;
+        let client_id =
+            body.get("client_id").and_then(Value::as_str).filter(|id| !id.is_empty()).ok_or_else(
+                || Error::Network("the registration response has no client_id".into()),
+            )?;
+        // RFC 7591 §3.2.1: the server may change what was asked; use what it granted.
+        let granted =
+            body.get("token_endpoint_auth_method").and_then(Value::as_str).unwrap_or(method);
+        if granted != "private_key_jwt" && granted != "none" {
+            return Err(Error::Refused(format!(
+                "{} registered this installation with {granted}, which a native client cannot use",
+                metadata.issuer
+            )));
+        }
+        Ok(Registration {
+            issuer: metadata.issuer.as_str().to_owned(),
+            client_id: client_id.to_owned(),
+            auth_method: granted.to_owned(),
+            key_pem: key.to_pem(),
+            token_endpoint: metadata.token_endpoint.clone(),
+            revocation_endpoint: metadata.revocation_endpoint.clone(),
+            dpop: metadata.dpop_signing_alg_values_supported.iter().any(|alg| alg == "ES256"),
+            registration_access_token: body
+                .get("registration_access_token")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+
+    /// Whether the issuer still knows this registration: a token request with a made-up
+    /// refresh token answers `invalid_client` if the client is gone, `invalid_grant` if not.
+    pub async fn still_registered(&self, registration: &Registration) -> Result<bool, Error> {
+        let form =
+            [("grant_type", "refresh_token"), ("refresh_token", "letterlock-registration-check")];
+        match self.token_request(registration, &form).await {
+            Err(Error::Server { error, .. }) if error == "invalid_client" => Ok(false),
+            Err(Error::Server { .. }) | Ok(_) => Ok(true),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The code flow: the browser, the loopback listener, and the code exchange.
+    pub async fn authorize_in_browser(
+        &self,
+        registration: &Registration,
+        request: &Request<'_>,
+        browser: &dyn Browser,
+        progress: &dyn Fn(&str),
+    ) -> Result<TokenResponse, Error> {
+        let metadata = self.metadata;
+        let listener = loopback::Listener::bind().await?;
+        let redirect_uri = listener.redirect_uri();
+        let verifier = base64url::encode(self.random_bytes::<32>()?);
+        let challenge = base64url::encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
+        let state = base64url::encode(self.random_bytes::<16>()?);
+        let mut url = url::Url::parse(&metadata.authorization_endpoint)
+            .map_err(|error| Error::Network(format!("authorization_endpoint: {error}")))?;
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", &registration.client_id)
+                .append_pair("redirect_uri", &redirect_uri)
+                .append_pair("scope", &request.scope)
+                .append_pair("state", &state)
+                .append_pair("code_challenge", &challenge)
+                .append_pair("code_challenge_method", "S256")
+                .append_pair("login_hint", request.login_hint);
+            for resource in &request.resources {
+                query.append_pair("resource", resource);
+            }
+            if registration.dpop {
+                let key = registration.key()?;
+                query.append_pair(
+                    "dpop_jkt",
+                    &letterlock_jose::key::thumbprint(&key.public_jwk(None)),
+                );
+            }
+        }
+        if let Err(error) = browser.open(url.as_str()) {
+            progress(&format!("{error}"));
+            PrintUrl.open(url.as_str())?;
+        }
+        let host = url.host_str().unwrap_or("the issuer");
+        progress(&format!("Waiting for you to sign in and approve at {host} (Ctrl-C to stop)…"));
+        let answer = listener.wait(Duration::from_secs(600)).await?;
+        if answer.get("state").map(String::as_str) != Some(state.as_str()) {
+            return Err(Error::Refused("the authorization response's state does not match".into()));
+        }
+        // RFC 9207 §2.4: the response names its issuer; a mix-up is refused before the code is
+        // used.
+        match answer.get("iss") {
+            Some(iss) if iss != metadata.issuer.as_str() => {
+                return Err(Error::Refused(format!(
+                    "the authorization response comes from {iss}, not {}",
+                    metadata.issuer
+                )));
+            }
+            None if metadata.iss_parameter_supported => {
+                return Err(Error::Refused("the authorization response lacks iss".into()));
+            }
+            _ => {}
+        }
+        if let Some(error) = answer.get("error") {
+            let description =
+                answer.get("error_description").map(|text| format!(": {text}")).unwrap_or_default();
+            return Err(Error::Authorization(format!("{error}{description}")));
+        }
+        let code = answer
+            .get("code")
+            .ok_or_else(|| Error::Authorization("the response carries no code".into()))?;
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect_uri.as_str()),
+            ("code_verifier", verifier.as_str()),
+        ];
+        self.token_request(registration, &form).await
+    }
+
+    /// The device grant (RFC 8628), for a machine without a browser.
+    pub async fn authorize_on_another_device(
+        &self,
+        registration: &Registration,
+        request: &Request<'_>,
+        progress: &dyn Fn(&str),
+    ) -> Result<TokenResponse, Error> {
+        let endpoint = self.metadata.device_authorization_endpoint.as_deref().ok_or_else(|| {
+            Error::Discovery(format!("{} offers no device grant", self.metadata.issuer))
+        })?;
+        let mut form: Vec<(&str, &str)> = vec![("scope", request.scope.as_str())];
+        form.extend(request.resources.iter().map(|resource| ("resource", resource.as_str())));
+        let answer = self.authenticated_post(registration, endpoint, &form, false).await?;
+        if answer.status != 200 {
+            return Err(server_error(&answer, "device authorization"));
+        }
+        let body = answer.json_object("the device authorization response")?;
+        let text = |name: &str| body.get(name).and_then(Value::as_str);
+        let (Some(device_code), Some(user_code), Some(uri)) =
+            (text("device_code"), text("user_code"), text("verification_uri"))
+        else {
+            return Err(Error::Network("the device authorization response is incomplete".into()));
+        };
+        let mut interval = body.get("interval").and_then(Value::as_u64).unwrap_or(5).clamp(1, 60);
+        let expires_in = body.get("expires_in").and_then(Value::as_u64).unwrap_or(600).min(3600);
+        match text("verification_uri_complete") {
+            Some(complete) => progress(&format!(
+                "On any device, open {complete}\n(or open {uri} and enter the code {user_code})"
+            )),
+            None => progress(&format!("On any device, open {uri} and enter the code {user_code}")),
+        }
+        progress("Waiting for you to approve…");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(expires_in);
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(interval)).await;
+            let form = [("grant_type", DEVICE_CODE), ("device_code", device_code)];
+            match self.token_request(registration, &form).await {
+                Err(Error::Server { error, .. }) if error == "authorization_pending" => {}
+                Err(Error::Server { error, .. }) if error == "slow_down" => interval += 5,
+                Err(Error::Server { error, description }) if error == "access_denied" => {
+                    return Err(Error::Authorization(description.unwrap_or(error)));
+                }
+                other => return other,
+            }
+        }
+        Err(Error::Authorization("the code expired before it was approved".into()))
+    }
+
+    /// A token request authenticated as the installation, with a DPoP proof when the issuer
+    /// takes them; one retry with the server's nonce on `use_dpop_nonce` (RFC 9449 §8).
+    pub async fn token_request(
+        &self,
+        registration: &Registration,
+        form: &[(&str, &str)],
+    ) -> Result<TokenResponse, Error> {
+        let endpoint = registration.token_endpoint.clone();
+        let answer =
+            self.authenticated_post(registration, &endpoint, form, registration.dpop).await?;
+        if answer.status == 200 {
+            let response: TokenResponse = serde_json::from_slice(&answer.body)
+                .map_err(|error| Error::Network(format!("the token response: {error}")))?;
+            return Ok(response);
+        }
+        Err(server_error(&answer, "the token endpoint"))
+    }
+
+    /// RFC 7009: revokes a refresh token (and with it the grant).
+    pub async fn revoke(
+        &self,
+        registration: &Registration,
+        refresh_token: &str,
+    ) -> Result<(), Error> {
+        let Some(endpoint) = registration.revocation_endpoint.clone() else {
+            return Err(Error::Discovery(format!("{} offers no revocation", registration.issuer)));
+        };
+        let form = [("token", refresh_token), ("token_type_hint", "refresh_token")];
+        let answer = self.authenticated_post(registration, &endpoint, &form, false).await?;
+        if answer.status == 200 { Ok(()) } else { Err(server_error(&answer, "revocation")) }
+    }
+
+    /// POSTs a form with client authentication; with `dpop`, a proof, retried once with a
+    /// fresh nonce if the server asks for one.
+    async fn authenticated_post(
+        &self,
+        registration: &Registration,
+        url: &str,
+        form: &[(&str, &str)],
+        dpop: bool,
+    ) -> Result<Answer, Error> {
+        let mut retried = false;
+        loop {
+            let key = registration.key()?;
+            let now = now();
+            let mut full: Vec<(&str, String)> =
+                form.iter().map(|(name, value)| (*name, (*value).to_owned())).collect();
+            full.push(("client_id", registration.client_id.clone()));
+            if registration.auth_method == "private_key_jwt" {
+                let jwt = assertion::sign(
+                    &key,
+                    &registration.client_id,
+                    &registration.issuer,
+                    now,
+                    self.random,
+                )
+                .map_err(|error| Error::storage("signing the client assertion", error))?;
+                full.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+                full.push(("client_assertion", jwt));
+            }
+            let mut headers = Vec::new();
+            if dpop {
+                let nonce = self.nonce(&registration.issuer);
+                let proof =
+                    dpop::make_proof(&key, "POST", url, nonce.as_deref(), None, now, self.random)
+                        .map_err(|error| Error::storage("signing the DPoP proof", error))?;
+                headers.push(("dpop", proof));
+            }
+            let borrowed: Vec<(&str, &str)> =
+                full.iter().map(|(name, value)| (*name, value.as_str())).collect();
+            let answer = self.http.post_form(url, &borrowed, &headers).await?;
+            if let Some(nonce) = answer.header("dpop-nonce") {
+                self.nonces
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(registration.issuer.clone(), nonce.to_owned());
+            }
+            let wants_nonce = dpop
+                && !retried
+                && (answer.status == 400 || answer.status == 401)
+                && answer.json_object("").ok().and_then(|body| body.get("error").cloned())
+                    == Some(Value::from("use_dpop_nonce"));
+            if !wants_nonce {
+                return Ok(answer);
+            }
+            retried = true;
+        }
+    }
+
+    fn nonce(&self, issuer: &str) -> Option<String> {
+        self.nonces.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(issuer).cloned()
+    }
+
+    fn random_bytes<const N: usize>(&self) -> Result<[u8; N], Error> {
+        let mut bytes = [0u8; N];
+        self.random.fill(&mut bytes).map_err(|_| Error::Storage("no randomness".into()))?;
+        Ok(bytes)
+    }
+}
+
+/// The OAuth error of a failed answer, or a network error if it has none.
+fn server_error(answer: &Answer, what: &str) -> Error {
+    let body: Map<String, Value> = answer.json_object(what).unwrap_or_default();
+    match body.get("error").and_then(Value::as_str) {
+        Some(error) => Error::Server {
+            error: error.to_owned(),
+            description: body.get("error_description").and_then(Value::as_str).map(str::to_owned),
+        },
+        None => Error::Network(format!("{what} answered {}", answer.status)),
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+}
