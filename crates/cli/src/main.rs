@@ -4,8 +4,11 @@
 //!   doors its configuration names;
 //! - `letterlock gateway`: run only the IMAP, SMTP and POP3 front doors, for a remote issuer;
 //! - `letterlock keys list|rotate|retire`: the server's signing and sealing keys;
-//! - `letterlock vendor keygen|sign`: for client vendors, a key pair and software statements.
+//! - `letterlock vendor keygen|sign`: for client vendors, a key pair and software statements;
+//! - `letterlock login|token|accounts|logout`: the client, for mail programs (see `client`).
 #![forbid(unsafe_code)]
+
+mod client;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -36,6 +39,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Server(ServerCommand),
+    #[command(flatten)]
+    Client(client::ClientCommand),
+}
+
+/// The provider's commands: the server, the front doors and their tools.
+#[derive(Subcommand)]
+enum ServerCommand {
     /// Run the authorization server, and the IMAP, SMTP, POP3 and DAV front doors configured
     /// with it.
     Serve(ServerOptions),
@@ -240,7 +252,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    let command = match cli.command {
+        Command::Client(command) => return runtime.block_on(client::run(command)),
+        Command::Server(command) => command,
+    };
+    match runtime.block_on(dispatch(command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("letterlock: {error:#}");
@@ -249,14 +265,14 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> anyhow::Result<()> {
+async fn dispatch(command: ServerCommand) -> anyhow::Result<()> {
     match command {
-        Command::Serve(options) => {
+        ServerCommand::Serve(options) => {
             let config = options.load()?;
             letterlock_server::run(config, letterlock_server::listen::shutdown_signal()).await?;
             Ok(())
         }
-        Command::Gateway(options) => {
+        ServerCommand::Gateway(options) => {
             let config = options.load()?;
             let doors = config.front_doors();
             if doors.is_empty() {
@@ -268,10 +284,10 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             gateway.run(letterlock_server::listen::shutdown_signal()).await;
             Ok(())
         }
-        Command::Keys { command } => keys(command).await,
-        Command::Vendor { command } => vendor(command),
-        Command::User { command } => user(command).await,
-        Command::DovecotConfig { server, resource, keys_dir, introspection, dovecot } => {
+        ServerCommand::Keys { command } => keys(command).await,
+        ServerCommand::Vendor { command } => vendor(command),
+        ServerCommand::User { command } => user(command).await,
+        ServerCommand::DovecotConfig { server, resource, keys_dir, introspection, dovecot } => {
             let settings = if introspection {
                 dovecot_introspection_config(server, &resource)?
             } else {

@@ -12,7 +12,6 @@ with dpop_bound_access_tokens and sends DPoP proofs (RFC 9449) with a new P-256 
 printed as "dpop_key" (a private JWK) for the caller's own proofs.
 """
 
-import html.parser
 import json
 import os
 import secrets
@@ -21,30 +20,12 @@ import time
 import urllib.parse
 
 import requests
+from browser import sign_in_and_decide
 from authlib.integrations.requests_client import OAuth2Session
 import warnings
 
 warnings.simplefilter("ignore")
 from authlib.jose import JsonWebKey, jwt  # noqa: E402
-
-
-class Fields(html.parser.HTMLParser):
-    """Collects the name/value pairs of <input> elements."""
-
-    def __init__(self):
-        super().__init__()
-        self.values = {}
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "input" and "name" in attrs:
-            self.values[attrs["name"]] = attrs.get("value", "")
-
-
-def fields(page):
-    parser = Fields()
-    parser.feed(page)
-    return parser.values
 
 
 def dpop_proof(key, method, url, access_token=None, nonce=None):
@@ -100,30 +81,7 @@ def main(base, address, password, smtp_resource="smtps://mail.example.com"):
     )
 
     # The browser: sign in, approve, and catch the redirect to the loopback listener.
-    browser = requests.Session()
-    page = browser.get(url, timeout=10)
-    assert page.status_code == 200, page.text
-    request_id = fields(page.text)["request"]
-    page = browser.post(
-        f"{base}/login",
-        data={"request": request_id, "address": address, "password": password},
-        timeout=10,
-    )
-    assert "Allow access" in page.text, page.text
-    consent = fields(page.text)
-    answer = browser.post(
-        f"{base}/consent",
-        data={
-            "request": consent["request"],
-            "csrf": consent["csrf"],
-            "device_name": "Authlib",
-            "decision": "approve",
-        },
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert answer.status_code == 303, answer.text
-    location = answer.headers["Location"]
+    location = sign_in_and_decide(requests.Session(), url, address, password, device_name="Authlib")
     parameters = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
     # RFC 9207: the client checks iss before it uses the code (mix-up defence).
     assert parameters["iss"] == metadata["issuer"], parameters

@@ -17,27 +17,28 @@ const MASTER: &str = "letterlock";
 const MASTER_PASSWORD: &str = "master secret 5f0c";
 
 /// The relay behind Dovecot's submission service.
-struct Sink {
+pub(super) struct Sink {
     child: Child,
     file: std::path::PathBuf,
 }
 
 impl Sink {
-    fn start(dir: &Path) -> (Self, u16) {
-        let port = free_port();
+    /// Listens on `port`; with `lmtp`, also delivers to Dovecot's mailboxes.
+    fn start(dir: &Path, port: u16, lmtp: Option<u16>) -> Self {
         let file = dir.join("relayed.txt");
         let child = Command::new("python3")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/smtp_sink.py"))
             .arg(port.to_string())
             .arg(&file)
+            .args(lmtp.map(|port| port.to_string()))
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         wait_for("the SMTP sink", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-        (Self { child, file }, port)
+        Self { child, file }
     }
 
-    fn received(&self) -> String {
+    pub(super) fn received(&self) -> String {
         std::fs::read_to_string(&self.file).unwrap_or_default()
     }
 }
@@ -50,15 +51,15 @@ impl Drop for Sink {
 }
 
 /// The server with three front doors, Dovecot behind them, and a signed-in user's tokens.
-struct Stack {
+pub(super) struct Stack {
     _dir: tempfile::TempDir,
     server: Option<Server>,
-    port: u16,
-    imap: u16,
-    smtp: u16,
+    pub(super) port: u16,
+    pub(super) imap: u16,
+    pub(super) smtp: u16,
     pop3: u16,
     tokens: Tokens,
-    sink: Sink,
+    pub(super) sink: Sink,
     _dovecot: Dovecot,
 }
 
@@ -68,10 +69,11 @@ impl Stack {
     }
 
     /// With extra `[gateway]` keys and extra sections.
-    fn start_with(gateway_extra: &str, sections: &str) -> Self {
+    pub(super) fn start_with(gateway_extra: &str, sections: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (sink, relay) = Sink::start(dir.path());
+        let relay = free_port();
         let dovecot = Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay, None);
+        let sink = Sink::start(dir.path(), relay, Some(dovecot.lmtp));
         let (imap, smtp, pop3) = (free_port(), free_port(), free_port());
         let door = |section: &str, port: u16, scheme: &str, backend: u16| {
             format!(
@@ -141,7 +143,7 @@ impl Stack {
         child
     }
 
-    fn stop(&mut self) -> String {
+    pub(super) fn stop(&mut self) -> String {
         let (status, log) = self.server.take().unwrap().terminate();
         assert!(status.success(), "{log}");
         log
@@ -352,7 +354,8 @@ fn a_separate_gateway_with_tls_on_both_sides() {
     std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
     Command::new("chmod").arg("a+r").arg(&certificate).arg(&key).status().unwrap();
 
-    let (sink, relay) = Sink::start(dir.path());
+    let relay = free_port();
+    let sink = Sink::start(dir.path(), relay, None);
     let dovecot =
         Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay, Some((&certificate, &key)));
     let secret = "gateway feed secret 0123456789";
@@ -683,7 +686,8 @@ impl Drop for Postfix {
 #[test]
 fn smtp_door_logs_in_to_postfix_by_xclient() {
     let dir = tempfile::tempdir().unwrap();
-    let (sink, relay) = Sink::start(dir.path());
+    let relay = free_port();
+    let sink = Sink::start(dir.path(), relay, None);
     // Dovecot only answers Postfix's SASL questions here; it takes no logins of its own.
     let dovecot = Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay, None);
     let postfix = Postfix::start(relay, dovecot.auth);

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod client;
 mod dav;
 mod gateway;
 
@@ -420,6 +421,8 @@ struct Dovecot {
     submission: u16,
     /// Dovecot's authentication service (SASL for Postfix, `smtpd_sasl_type = dovecot`).
     auth: u16,
+    /// LMTP delivery into the mailboxes (with a relay only).
+    lmtp: u16,
 }
 
 impl Dovecot {
@@ -471,16 +474,17 @@ impl Dovecot {
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
-        let (port, pop3, submission, auth_port) =
-            (free_port(), free_port(), free_port(), free_port());
+        let (port, pop3, submission, auth_port, lmtp) =
+            (free_port(), free_port(), free_port(), free_port(), free_port());
         for folder in ["run", "mail"] {
             std::fs::create_dir_all(path.join(folder)).unwrap();
         }
         let (protocols, services) = match relay_port {
             Some(relay) => (
-                "imap pop3 submission",
+                "imap pop3 submission lmtp",
                 format!(
-                    "service pop3-login {{\n  inet_listener pop3 {{\n    port = {pop3}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
+                    "service lmtp {{\n  inet_listener lmtp {{\n    address = 127.0.0.1\n    port = {lmtp}\n  }}\n}}\n\
+                     service pop3-login {{\n  inet_listener pop3 {{\n    port = {pop3}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
                      service submission-login {{\n  inet_listener submission {{\n    port = {submission}\n  }}\n}}\n\
                      hostname = localhost\nsubmission_relay_host = 127.0.0.1\nsubmission_relay_port = {relay}\n\
                      submission_relay_trusted = yes\n"
@@ -524,7 +528,7 @@ impl Dovecot {
             std::fs::read_to_string(path.join("log")).unwrap_or_default()
         );
         wait_for("Dovecot to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-        Self { dir, port, pop3, submission, auth: auth_port }
+        Self { dir, port, pop3, submission, auth: auth_port, lmtp }
     }
 
     fn login(&self, user: &str, token: &str) -> String {

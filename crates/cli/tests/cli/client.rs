@@ -1,0 +1,243 @@
+//! Issue 6: the client commands (`letterlock login`, `token`, `accounts`, `logout`) against
+//! Letterlock's server and front doors with Dovecot behind them. The browser is `browser.py` as
+//! `$BROWSER` (it signs in and approves, as a person would); the mail programs are Debian's msmtp
+//! (sending through the SMTP door with `passwordeval "letterlock token …"`) and curl (reading the
+//! message back through the IMAP door).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use super::gateway::{PASSWORD, Stack, USER};
+use super::{free_port, jwt_claims};
+
+/// A person's computer: the client's data folder and the test browser.
+struct Computer {
+    dir: tempfile::TempDir,
+}
+
+impl Computer {
+    fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn client_dir(&self) -> PathBuf {
+        self.dir.path().join("client")
+    }
+
+    fn browser_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("browser.log")).unwrap_or_default()
+    }
+
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/browser.py");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_letterlock"));
+        command
+            .args(args)
+            .env("LETTERLOCK_CLIENT_DIR", self.client_dir())
+            .env("BROWSER", format!("python3 {}", browser.display()))
+            .env("LETTERLOCK_TEST_USER", USER)
+            .env("LETTERLOCK_TEST_PASSWORD", PASSWORD)
+            .env("LETTERLOCK_TEST_BROWSER_LOG", self.dir.path().join("browser.log"))
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .env("LETTERLOCK_LOG", "warn");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args, &[]).output().unwrap()
+    }
+
+    fn token(&self, service: &str) -> String {
+        let output = self.run(&["token", USER, "--service", service]);
+        assert!(output.status.success(), "token {service}: {}", text(&output.stderr));
+        let token = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(token.lines().count(), 1, "stdout is the token and nothing else: {token}");
+        token.trim().to_owned()
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The whole journey from the client's side: discovery by the front doors' SASL challenge and
+/// the DAV door's RFC 9728 metadata, registration, one consent, per-service tokens, msmtp and
+/// curl with those tokens, two programs refreshing at once, and logout.
+#[test]
+fn the_client_signs_in_and_mail_programs_use_its_tokens() {
+    let dav = free_port();
+    let dav_resource = format!("http://127.0.0.1:{dav}");
+    let mut stack = Stack::start_with(
+        "",
+        &format!(
+            "[[resources]]\nuri = \"{dav_resource}\"\n\
+             [[dav]]\nlisten = \"127.0.0.1:{dav}\"\nresource = \"{dav_resource}\"\n\
+             backend = \"http://127.0.0.1:9\"\n"
+        ),
+    );
+    let computer = Computer::new();
+    let (imap, smtp) =
+        (format!("imap://127.0.0.1:{}", stack.imap), format!("smtp://127.0.0.1:{}", stack.smtp));
+    let carddav = format!("{dav_resource}/fay/contacts/");
+
+    // login: the doors say where to sign in; the browser signs in and approves once.
+    let output =
+        computer.run(&["login", USER, "--imap", &imap, "--smtp", &smtp, "--carddav", &carddav]);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "login: {stderr}");
+    assert!(output.stdout.is_empty(), "login prints nothing on stdout");
+    assert!(stderr.contains(&format!("found by the SASL challenge of {imap}")), "{stderr}");
+    assert!(stderr.contains("Registering this installation"), "{stderr}");
+    let opened = computer.browser_log();
+    assert_eq!(opened.lines().count(), 1, "one consent for every service: {opened}");
+    let page = url::Url::parse(opened.trim()).unwrap();
+    let query: Vec<(String, String)> = page.query_pairs().into_owned().collect();
+    let values = |name: &str| -> Vec<&str> {
+        query.iter().filter(|(key, _)| key == name).map(|(_, value)| value.as_str()).collect()
+    };
+    assert_eq!(values("code_challenge_method"), ["S256"]);
+    assert_eq!(values("login_hint"), [USER]);
+    assert_eq!(values("resource"), ["imap://127.0.0.1", "smtp://127.0.0.1", dav_resource.as_str()]);
+    assert_eq!(
+        values("scope"),
+        ["urn:ietf:params:oauth:scope:mail urn:ietf:params:oauth:scope:contacts offline_access"]
+    );
+    assert!(values("redirect_uri")[0].starts_with("http://127.0.0.1:"));
+    assert_eq!(values("state").len(), 1);
+
+    // The records are the user's alone.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(computer.client_dir()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+
+    // accounts: one line per issuer.
+    let listed = computer.run(&["accounts"]);
+    let listing = text(&listed.stdout);
+    let issuer = format!("http://127.0.0.1:{}", stack.port);
+    assert!(listing.starts_with(&format!("{USER}\t{issuer}\timap={imap}")), "{listing}");
+
+    // token: one per service, audience by service, cached until shortly before expiry.
+    let imap_token = computer.token("imap");
+    assert_eq!(computer.token("imap"), imap_token, "cached");
+    let claims = jwt_claims(&imap_token);
+    assert_eq!(claims["aud"], "imap://127.0.0.1");
+    assert_eq!(claims["sub"], USER);
+    assert_eq!(claims["scope"], "urn:ietf:params:oauth:scope:mail");
+    assert_eq!(jwt_claims(&computer.token("smtp"))["aud"], "smtp://127.0.0.1");
+    let contacts = jwt_claims(&computer.token("carddav"));
+    assert_eq!(
+        (contacts["aud"].as_str(), contacts["scope"].as_str()),
+        (Some(dav_resource.as_str()), Some("urn:ietf:params:oauth:scope:contacts"))
+    );
+    let missing = computer.run(&["token", USER, "--service", "caldav"]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing.stderr));
+    assert!(missing.stdout.is_empty());
+
+    // msmtp sends through the SMTP door with a token from `letterlock token`.
+    let msmtprc = computer.dir.path().join("msmtprc");
+    std::fs::write(
+        &msmtprc,
+        format!(
+            "account fay\nhost 127.0.0.1\nport {}\ntls off\nauth oauthbearer\nuser {USER}\nfrom {USER}\n\
+             passwordeval \"{} token {USER} --service smtp\"\naccount default : fay\n",
+            stack.smtp,
+            env!("CARGO_BIN_EXE_letterlock")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&msmtprc, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let subject = format!("Sent by msmtp {}", free_port());
+    let mut sending = Command::new("msmtp")
+        .args(["-C", msmtprc.to_str().unwrap(), USER])
+        .env("LETTERLOCK_CLIENT_DIR", computer.client_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("msmtp is installed (scripts/test installs it)");
+    std::io::Write::write_all(
+        sending.stdin.as_mut().unwrap(),
+        format!(
+            "From: {USER}\r\nTo: {USER}\r\nSubject: {subject}\r\n\r\nHello through the doors.\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let sent = sending.wait_with_output().unwrap();
+    assert!(sent.status.success(), "msmtp: {}{}", text(&sent.stdout), text(&sent.stderr));
+    super::wait_for("the message to be relayed", || stack.sink.received().contains(&subject));
+
+    // curl reads it back through the IMAP door.
+    let token = computer.token("imap");
+    let found = retry(|| {
+        let search = curl(
+            &[&format!("{imap}/INBOX"), "-X", &format!("SEARCH SUBJECT \"{subject}\"")],
+            &token,
+        );
+        let uid =
+            search.split_whitespace().last().filter(|word| word.parse::<u32>().is_ok())?.to_owned();
+        Some(curl(&[&format!("{imap}/INBOX;MAILINDEX={uid}")], &token))
+    });
+    assert!(found.contains(&subject) && found.contains("Hello through the doors."), "{found}");
+
+    // Two programs refreshing at the same moment: the lock keeps one refresh token in use; the
+    // grant survives (a reused refresh token would revoke it, RFC 9700 §4.14.2).
+    std::fs::remove_dir_all(computer.client_dir().join("access-tokens")).unwrap();
+    let racers: Vec<_> = ["imap", "smtp", "carddav", "imap", "smtp", "carddav"]
+        .iter()
+        .map(|service| {
+            computer
+                .command(&["token", USER, "--service", service], &[])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for racer in racers {
+        let output = racer.wait_with_output().unwrap();
+        assert!(output.status.success(), "a concurrent token call: {}", text(&output.stderr));
+    }
+    std::fs::remove_dir_all(computer.client_dir().join("access-tokens")).unwrap();
+    let after = computer.run(&["token", USER, "--service", "imap"]);
+    assert!(after.status.success(), "the grant survived the race: {}", text(&after.stderr));
+
+    // logout revokes at the issuer: the refresh token is dead and the account forgotten.
+    let refresh = std::fs::read_dir(computer.client_dir().join("refresh-tokens")).unwrap().count();
+    assert_eq!(refresh, 1);
+    let logout = computer.run(&["logout", USER]);
+    assert!(logout.status.success(), "logout: {}", text(&logout.stderr));
+    assert!(text(&logout.stderr).contains(&format!("Revoked {USER}'s access at {issuer}")));
+    let gone = computer.run(&["token", USER, "--service", "imap"]);
+    assert_eq!(gone.status.code(), Some(3), "{}", text(&gone.stderr));
+    assert!(text(&gone.stderr).contains("letterlock login"));
+    let _ = stack.stop();
+}
+
+/// Tries `attempt` for up to 20 seconds until it gives an answer.
+fn retry(mut attempt: impl FnMut() -> Option<String>) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(answer) = attempt() {
+            return answer;
+        }
+        assert!(std::time::Instant::now() < deadline, "no answer in time");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// curl with a bearer token as the test user; its stdout.
+fn curl(args: &[&str], token: &str) -> String {
+    let user = format!("{USER}:");
+    let output = Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .args(["-u", &user, "--oauth2-bearer", token])
+        .output()
+        .unwrap();
+    text(&output.stdout)
+}
