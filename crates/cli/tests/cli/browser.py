@@ -3,8 +3,9 @@ given, signs in, approves, and follows the redirect back to the client's loopbac
 Also handles the device grant's verification page (`/device?user_code=…`).
 
 Usage: browser.py URL. The person is LETTERLOCK_TEST_USER with LETTERLOCK_TEST_PASSWORD; with
-LETTERLOCK_TEST_DECISION=deny it declines. Each page it opened is appended to
-LETTERLOCK_TEST_BROWSER_LOG, if set, so a test can see what the client asked for.
+LETTERLOCK_TEST_DECISION=deny it declines. Each page it opened ("open URL") and how
+the consent page named the application ("consent verified" or "consent unverified") are appended
+to LETTERLOCK_TEST_BROWSER_LOG, if set, so a test can see what the client asked for.
 """
 
 import html.parser
@@ -34,6 +35,13 @@ def fields(page):
     return parser.values
 
 
+def log(line):
+    path = os.environ.get("LETTERLOCK_TEST_BROWSER_LOG")
+    if path:
+        with open(path, "a") as file:
+            file.write(line + "\n")
+
+
 def sign_in_and_decide(session, url, address, password, decision="approve", device_name="Test browser"):
     """Opens `url` (an authorization or device verification URL), signs in and decides. Returns
     the redirect location for the code flow, or None for the device grant."""
@@ -48,6 +56,7 @@ def sign_in_and_decide(session, url, address, password, decision="approve", devi
             form[name] = hidden[name]
     page = session.post(f"{base}/login", data=form, timeout=10)
     assert "Allow access" in page.text, page.text
+    log("consent verified" if '<p class="verified">' in page.text else "consent unverified")
     consent = fields(page.text)
     device = "user_code" in hidden
     answer = session.post(
@@ -69,10 +78,7 @@ def sign_in_and_decide(session, url, address, password, decision="approve", devi
 
 
 def main(url):
-    log = os.environ.get("LETTERLOCK_TEST_BROWSER_LOG")
-    if log:
-        with open(log, "a") as file:
-            file.write(url + "\n")
+    log(f"open {url}")
     session = requests.Session()
     location = sign_in_and_decide(
         session,

@@ -92,9 +92,11 @@ fn the_client_signs_in_and_mail_programs_use_its_tokens() {
     assert!(output.stdout.is_empty(), "login prints nothing on stdout");
     assert!(stderr.contains(&format!("found by the SASL challenge of {imap}")), "{stderr}");
     assert!(stderr.contains("Registering this installation"), "{stderr}");
-    let opened = computer.browser_log();
-    assert_eq!(opened.lines().count(), 1, "one consent for every service: {opened}");
-    let page = url::Url::parse(opened.trim()).unwrap();
+    let log = computer.browser_log();
+    let opened: Vec<&str> = log.lines().filter_map(|line| line.strip_prefix("open ")).collect();
+    assert_eq!(opened.len(), 1, "one consent for every service: {log}");
+    assert!(log.contains("consent unverified"), "no software statement: {log}");
+    let page = url::Url::parse(opened[0]).unwrap();
     let query: Vec<(String, String)> = page.query_pairs().into_owned().collect();
     let values = |name: &str| -> Vec<&str> {
         query.iter().filter(|(key, _)| key == name).map(|(_, value)| value.as_str()).collect()
@@ -240,4 +242,127 @@ fn curl(args: &[&str], token: &str) -> String {
         .output()
         .unwrap();
     text(&output.stdout)
+}
+
+/// Runs `letterlock login` with `args`, waits on its stderr for the line `url_in` finds a URL
+/// in, opens that URL with the test browser, and returns login's whole stderr once it is done.
+fn login_opening_the_printed_url(
+    computer: &Computer,
+    args: &[&str],
+    url_in: impl Fn(&str) -> Option<String>,
+) -> String {
+    use std::io::BufRead as _;
+    let mut login = computer
+        .command(args, &[("BROWSER", "false")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(login.stderr.take().unwrap());
+    let mut seen = String::new();
+    let url = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "login ended early: {seen}");
+        seen.push_str(&line);
+        if let Some(url) = url_in(&line) {
+            break url;
+        }
+    };
+    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/browser.py");
+    let opened = Command::new("python3")
+        .arg(browser)
+        .arg(&url)
+        .env("LETTERLOCK_TEST_USER", USER)
+        .env("LETTERLOCK_TEST_PASSWORD", PASSWORD)
+        .env("LETTERLOCK_TEST_BROWSER_LOG", computer.dir.path().join("browser.log"))
+        .output()
+        .unwrap();
+    assert!(opened.status.success(), "browser: {}", text(&opened.stderr));
+    std::io::Read::read_to_string(&mut stderr, &mut seen).unwrap();
+    let status = login.wait().unwrap();
+    assert!(status.success(), "login: {seen}");
+    seen
+}
+
+/// Without a browser on this machine: the device grant (RFC 8628), and `--no-browser` printing
+/// the URL. With a software statement from a vendor the server trusts, the consent page says
+/// the application is verified. A registration the server no longer knows is made again.
+#[test]
+fn the_client_signs_in_without_a_browser_and_with_a_vendor_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("vendor.pem");
+    let keygen = super::letterlock(&["vendor", "keygen", "--out", key.to_str().unwrap()]);
+    assert!(keygen.status.success(), "{}", text(&keygen.stderr));
+    let jwks = dir.path().join("vendor.jwks.json");
+    std::fs::write(&jwks, &keygen.stdout).unwrap();
+    let signed = super::letterlock(&[
+        "vendor",
+        "sign",
+        "--key",
+        key.to_str().unwrap(),
+        "--issuer",
+        "https://vendor.example",
+        "--software-id",
+        "org.letterlock.cli",
+        "--client-name",
+        "Letterlock",
+    ]);
+    assert!(signed.status.success(), "{}", text(&signed.stderr));
+    let statement = dir.path().join("statement.jwt");
+    std::fs::write(&statement, &signed.stdout).unwrap();
+    let mut stack = Stack::start_with(
+        "",
+        &format!(
+            "[[vendors]]\nissuer = \"https://vendor.example\"\nname = \"Example Vendor\"\njwks_file = \"{}\"\n",
+            jwks.display()
+        ),
+    );
+    let computer = Computer::new();
+    let imap = format!("imap://127.0.0.1:{}", stack.imap);
+
+    // The device grant: the code is shown on stderr; the person approves elsewhere.
+    let seen = login_opening_the_printed_url(
+        &computer,
+        &[
+            "login",
+            USER,
+            "--imap",
+            &imap,
+            "--device",
+            "--software-statement",
+            statement.to_str().unwrap(),
+        ],
+        |line| line.strip_prefix("On any device, open ").map(|url| url.trim().to_owned()),
+    );
+    assert!(seen.contains("enter the code"), "{seen}");
+    assert!(computer.browser_log().contains("consent verified"), "{}", computer.browser_log());
+    assert_eq!(jwt_claims(&computer.token("imap"))["aud"], "imap://127.0.0.1");
+
+    // The server forgets the registration (here: its client id is spoiled); the next login
+    // registers again, and --no-browser prints the URL for the person to open.
+    let registrations = computer.client_dir().join("registrations");
+    let file = std::fs::read_dir(&registrations).unwrap().next().unwrap().unwrap().path();
+    let mut registration: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    registration["client_id"] = "ll1.not-a-client-of-this-server".into();
+    std::fs::write(&file, registration.to_string()).unwrap();
+    let seen = login_opening_the_printed_url(
+        &computer,
+        &["login", USER, "--imap", &imap, "--no-browser"],
+        |line| line.strip_prefix("  http://").map(|rest| format!("http://{}", rest.trim())),
+    );
+    assert!(seen.contains("no longer knows this installation; registering again"), "{seen}");
+    assert_eq!(jwt_claims(&computer.token("imap"))["sub"], USER);
+
+    // On another computer (a new installation, so the consent page is shown) the person
+    // declines: exit code 6, and no account is stored.
+    let other = Computer::new();
+    let declined = other
+        .command(&["login", USER, "--imap", &imap], &[("LETTERLOCK_TEST_DECISION", "deny")])
+        .output()
+        .unwrap();
+    assert_eq!(declined.status.code(), Some(6), "{}", text(&declined.stderr));
+    assert!(text(&declined.stderr).contains("access_denied"), "{}", text(&declined.stderr));
+    assert!(other.run(&["accounts"]).stdout.is_empty());
+    let _ = stack.stop();
 }
