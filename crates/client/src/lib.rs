@@ -235,25 +235,33 @@ impl Client {
         for endpoint in endpoints {
             let mut found = None;
             if login.issuer.is_none() {
-                if endpoint.service.is_sasl() {
-                    progress(&format!("Asking {} where to sign in…", endpoint.url));
-                    found = discover::from_sasl(&self.http, &endpoint, &self.options.net)
-                        .await?
-                        .map(|metadata| {
-                            (metadata, format!("the SASL challenge of {}", endpoint.url), None)
-                        });
-                } else {
-                    progress(&format!("Asking {} where to sign in…", endpoint.url));
-                    found = discover::from_protected_resource(&self.http, &endpoint).await?.map(
-                        |(metadata, resource)| {
-                            (
-                                metadata,
-                                format!("the resource metadata of {}", endpoint.url),
-                                Some(resource),
-                            )
+                progress(&format!("Asking {} where to sign in…", endpoint.url));
+                let asked = if endpoint.service.is_sasl() {
+                    discover::from_sasl(&self.http, &endpoint, &self.options.net).await.map(
+                        |found| {
+                            found.map(|metadata| {
+                                (metadata, format!("the SASL challenge of {}", endpoint.url), None)
+                            })
                         },
-                    );
-                }
+                    )
+                } else {
+                    discover::from_protected_resource(&self.http, &endpoint).await.map(|found| {
+                        found.map(|(metadata, resource)| {
+                            let via = format!("the resource metadata of {}", endpoint.url);
+                            (metadata, via, Some(resource))
+                        })
+                    })
+                };
+                found = match asked {
+                    Ok(found) => found,
+                    // A server that cannot be reached now may still be named by autoconfig or
+                    // the domain; a server that answered wrongly stops everything.
+                    Err(Error::Discovery(why) | Error::Network(why)) => {
+                        progress(&format!("{} did not say: {why}", endpoint.url));
+                        None
+                    }
+                    Err(error) => return Err(error),
+                };
             }
             let (metadata, via, resource) = match found {
                 Some(found) => found,
