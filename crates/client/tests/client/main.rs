@@ -4,6 +4,13 @@
 //! pointing to another domain; and autoconfig and well-known discovery over TLS with a private
 //! CA and `--resolve`. In every refusal nothing is registered and no browser is opened.
 //! (The journey against the real server, front doors and Dovecot is in the CLI's tests.)
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    reason = "a panic in a test is a failed test"
+)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
