@@ -206,8 +206,8 @@ impl Client {
         self.storage.as_ref()
     }
 
-    fn issuer_api<'a>(&'a self, metadata: &'a Metadata) -> oauth::Issuer<'a> {
-        oauth::Issuer { http: &self.http, metadata, random: &self.random, nonces: &self.nonces }
+    fn oauth(&self) -> oauth::Exchanges<'_> {
+        oauth::Exchanges { http: &self.http, random: &self.random, nonces: &self.nonces }
     }
 
     /// Finds the services of an address and the issuer of each, and checks that each service
@@ -215,11 +215,11 @@ impl Client {
     pub async fn discover(&self, login: &Login, progress: &dyn Fn(&str)) -> Result<Plan, Error> {
         let address = Address::parse(&login.address)?;
         let mut endpoints = login.endpoints.clone();
+        // Autoconfig is fetched only when it is needed: for the servers here, or later for the
+        // issuer of a service that does not name one.
         let mut autoconfig = None;
-        if endpoints.is_empty() || login.issuer.is_none() {
-            autoconfig = discover::autoconfig(&self.http, &address).await?;
-        }
         if endpoints.is_empty() {
+            autoconfig = discover::autoconfig(&self.http, &address).await?;
             endpoints =
                 autoconfig.as_ref().map(|found| found.endpoints.clone()).unwrap_or_default();
             if endpoints.is_empty() {
@@ -229,8 +229,8 @@ impl Client {
                 )));
             }
         }
-        let mut fallback: Option<(Metadata, String)> = None;
-        let mut fallback_tried = false;
+        // The issuer for services that name none, looked for once: `None` until then.
+        let mut fallback: Option<Option<(Metadata, String)>> = None;
         let mut groups: Vec<(Metadata, Vec<ServiceGrant>, String)> = Vec::new();
         for endpoint in endpoints {
             let mut found = None;
@@ -266,12 +266,12 @@ impl Client {
             let (metadata, via, resource) = match found {
                 Some(found) => found,
                 None => {
-                    if !fallback_tried {
-                        fallback_tried = true;
-                        fallback =
-                            self.fallback_issuer(login, &address, autoconfig.as_ref()).await?;
+                    if fallback.is_none() {
+                        let found =
+                            self.fallback_issuer(login, &address, autoconfig.take()).await?;
+                        fallback = Some(found);
                     }
-                    let (metadata, via) = fallback.clone().ok_or_else(|| {
+                    let (metadata, via) = fallback.clone().flatten().ok_or_else(|| {
                         Error::Discovery(format!(
                             "{} does not say where to sign in, and neither autoconfig nor \
                              {}'s well-known metadata names an issuer (try --issuer)",
@@ -294,13 +294,13 @@ impl Client {
         Ok(Plan { address, issuers: groups })
     }
 
-    /// The issuer for services that do not name one: `--issuer`, autoconfig's, or the domain's
-    /// own well-known metadata.
+    /// The issuer for services that do not name one: `--issuer`, autoconfig's (fetched now
+    /// unless `autoconfig` already holds it), or the domain's own well-known metadata.
     async fn fallback_issuer(
         &self,
         login: &Login,
         address: &Address,
-        autoconfig: Option<&discover::Autoconfig>,
+        autoconfig: Option<discover::Autoconfig>,
     ) -> Result<Option<(Metadata, String)>, Error> {
         let parse = |text: &str| {
             Issuer::parse(text).map_err(|error| Error::Refused(format!("issuer {text:?}: {error}")))
@@ -309,7 +309,11 @@ impl Client {
             let issuer = parse(issuer)?;
             return Ok(Some((discover::metadata(&self.http, &issuer).await?, "--issuer".into())));
         }
-        if let Some(issuer) = autoconfig.and_then(|found| found.issuer.as_deref()) {
+        let autoconfig = match autoconfig {
+            Some(found) => Some(found),
+            None => discover::autoconfig(&self.http, address).await?,
+        };
+        if let Some(issuer) = autoconfig.as_ref().and_then(|found| found.issuer.as_deref()) {
             let issuer = parse(issuer)?;
             return Ok(Some((discover::metadata(&self.http, &issuer).await?, "autoconfig".into())));
         }
@@ -335,7 +339,6 @@ impl Client {
                 names(services)
             ));
             let registration = self.registration(metadata, progress).await?;
-            let api = self.issuer_api(metadata);
             let mut scopes: Vec<&str> = Vec::new();
             for service in services {
                 let wanted = service.endpoint.service.scope();
@@ -361,9 +364,13 @@ impl Client {
                 login_hint: plan.address.as_str(),
             };
             let response = if login.device {
-                api.authorize_on_another_device(&registration, &request, progress).await?
+                self.oauth()
+                    .authorize_on_another_device(metadata, &registration, &request, progress)
+                    .await?
             } else {
-                api.authorize_in_browser(&registration, &request, self.browser.as_ref(), progress)
+                let browser = self.browser.as_ref();
+                self.oauth()
+                    .authorize_in_browser(metadata, &registration, &request, browser, progress)
                     .await?
             };
             check_token_type(&response)?;
@@ -397,15 +404,14 @@ impl Client {
     ) -> Result<Registration, Error> {
         let issuer = metadata.issuer.as_str();
         let _lock = self.lock(&format!("registration {issuer}")).await?;
-        let api = self.issuer_api(metadata);
         if let Some(stored) = self.read_registration(issuer)? {
-            if api.still_registered(&stored).await? {
+            if self.oauth().still_registered(&stored).await? {
                 return Ok(stored);
             }
             progress(&format!("{issuer} no longer knows this installation; registering again"));
         }
         progress(&format!("Registering this installation at {issuer}…"));
-        let registration = api.register(&self.options.software).await?;
+        let registration = self.oauth().register(metadata, &self.options.software).await?;
         let text = serde_json::to_string(&registration)
             .map_err(|error| Error::storage("registration", error))?;
         self.storage.write(Kind::Registration, issuer, &text)?;
@@ -478,14 +484,13 @@ impl Client {
         let registration = self
             .read_registration(&grant.issuer)?
             .ok_or_else(|| sign_in_again("this installation is not registered"))?;
-        let metadata = self.stored_metadata(&registration)?;
         let form = [
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh.as_str()),
             ("resource", item.resource.as_str()),
             ("scope", service.scope()),
         ];
-        let response = match self.issuer_api(&metadata).token_request(&registration, &form).await {
+        let response = match self.oauth().token_request(&registration, &form).await {
             Ok(response) => response,
             Err(Error::Server { error, description }) if error == "invalid_grant" => {
                 self.storage.remove(Kind::RefreshToken, &key)?;
@@ -548,8 +553,7 @@ impl Client {
             let registration = self.read_registration(&grant.issuer)?;
             let outcome = match (refresh, registration) {
                 (Some(refresh), Some(registration)) => {
-                    let metadata = self.stored_metadata(&registration)?;
-                    self.issuer_api(&metadata).revoke(&registration, &refresh).await
+                    self.oauth().revoke(&registration, &refresh).await
                 }
                 _ => Err(Error::Usage("no refresh token was stored".into())),
             };
@@ -562,24 +566,6 @@ impl Client {
         }
         self.storage.remove(Kind::Account, &account.address.to_ascii_lowercase())?;
         Ok(report)
-    }
-
-    fn stored_metadata(&self, registration: &Registration) -> Result<Metadata, Error> {
-        Ok(Metadata {
-            issuer: Issuer::parse(&registration.issuer)
-                .map_err(|error| Error::storage("issuer", error))?,
-            authorization_endpoint: String::new(),
-            token_endpoint: registration.token_endpoint.clone(),
-            registration_endpoint: String::new(),
-            revocation_endpoint: registration.revocation_endpoint.clone(),
-            device_authorization_endpoint: None,
-            scopes_supported: Vec::new(),
-            token_endpoint_auth_methods_supported: Vec::new(),
-            dpop_signing_alg_values_supported: Vec::new(),
-            protected_resources: None,
-            iss_parameter_supported: true,
-            grant_types_supported: Vec::new(),
-        })
     }
 
     /// Takes a storage lock without blocking the runtime.

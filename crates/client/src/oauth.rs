@@ -96,19 +96,23 @@ pub struct Request<'a> {
     pub login_hint: &'a str,
 }
 
-/// The exchanges with one issuer.
-pub struct Issuer<'a> {
+/// The exchanges with issuers: those before registration take the issuer's [`Metadata`]; those
+/// after take only the [`Registration`], which keeps the endpoints they need.
+pub struct Exchanges<'a> {
     pub(crate) http: &'a Http,
-    pub(crate) metadata: &'a Metadata,
     pub(crate) random: &'a SystemRandom,
+    /// The latest `DPoP-Nonce` of each issuer.
     pub(crate) nonces: &'a Mutex<HashMap<String, String>>,
 }
 
-impl Issuer<'_> {
+impl Exchanges<'_> {
     /// Registers this installation (RFC 7591): a new P-256 key, `private_key_jwt` when offered
     /// (else `none`), the loopback redirect, and the software statement if there is one.
-    pub async fn register(&self, software: &Software) -> Result<Registration, Error> {
-        let metadata = self.metadata;
+    pub async fn register(
+        &self,
+        metadata: &Metadata,
+        software: &Software,
+    ) -> Result<Registration, Error> {
         let key = PrivateKey::generate(Algorithm::Es256, self.random)
             .map_err(|error| Error::storage("making the installation key", error))?;
         let offered = |method: &str| {
@@ -195,12 +199,12 @@ impl Issuer<'_> {
     /// The code flow: the browser, the loopback listener, and the code exchange.
     pub async fn authorize_in_browser(
         &self,
+        metadata: &Metadata,
         registration: &Registration,
         request: &Request<'_>,
         browser: &dyn Browser,
         progress: &dyn Fn(&str),
     ) -> Result<TokenResponse, Error> {
-        let metadata = self.metadata;
         let listener = loopback::Listener::bind().await?;
         let redirect_uri = listener.redirect_uri();
         let verifier = base64url::encode(self.random_bytes::<32>()?);
@@ -274,12 +278,13 @@ impl Issuer<'_> {
     /// The device grant (RFC 8628), for a machine without a browser.
     pub async fn authorize_on_another_device(
         &self,
+        metadata: &Metadata,
         registration: &Registration,
         request: &Request<'_>,
         progress: &dyn Fn(&str),
     ) -> Result<TokenResponse, Error> {
-        let endpoint = self.metadata.device_authorization_endpoint.as_deref().ok_or_else(|| {
-            Error::Discovery(format!("{} offers no device grant", self.metadata.issuer))
+        let endpoint = metadata.device_authorization_endpoint.as_deref().ok_or_else(|| {
+            Error::Discovery(format!("{} offers no device grant", metadata.issuer))
         })?;
         let mut form: Vec<(&str, &str)> = vec![("scope", request.scope.as_str())];
         form.extend(request.resources.iter().map(|resource| ("resource", resource.as_str())));
@@ -360,9 +365,9 @@ impl Issuer<'_> {
         form: &[(&str, &str)],
         dpop: bool,
     ) -> Result<Answer, Error> {
+        let key = registration.key()?;
         let mut retried = false;
         loop {
-            let key = registration.key()?;
             let now = now();
             let mut full: Vec<(&str, String)> =
                 form.iter().map(|(name, value)| (*name, (*value).to_owned())).collect();
