@@ -274,12 +274,10 @@ async fn authenticate(
             door.backend_failed(peer, &authenticated.user, &error);
             Step::Reply(match error {
                 BackendError::Refused(_) => format!(
-                    "{tag} NO [AUTHENTICATIONFAILED] The mail server did not accept the login
-"
+                    "{tag} NO [AUTHENTICATIONFAILED] The mail server did not accept the login\r\n"
                 ),
                 BackendError::Unavailable(_) => format!(
-                    "{tag} NO [UNAVAILABLE] The mail server is unavailable; try again later
-"
+                    "{tag} NO [UNAVAILABLE] The mail server is unavailable; try again later\r\n"
                 ),
             })
         }
