@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use letterlock_client::{
-    Browser, Client, Endpoint, Error, FileStorage, Login, Options, PrintUrl, Service, SystemBrowser,
+    Browser, Client, Endpoint, Error, FileStorage, KeyringStorage, Login, Options, PrintUrl,
+    SecretService, Service, Storage, SystemBrowser,
 };
 
 /// Exit codes of the client commands, documented in `letterlock token --help` and
@@ -41,6 +42,25 @@ pub struct ClientOptions {
     /// like curl's --resolve; repeat or separate with commas.
     #[arg(long, env = "LETTERLOCK_RESOLVE", value_delimiter = ',', global = true)]
     resolve: Vec<String>,
+    /// Where registrations and refresh tokens are kept: `keyring` (the desktop's Secret
+    /// Service), `file` (user-only files in the client folder), or `auto`: the keyring when one
+    /// answers on the session bus, else files.
+    #[arg(long, env = "LETTERLOCK_SECRETS", value_enum, default_value_t = Secrets::Auto, global = true)]
+    secrets: Secrets,
+    /// Ask this DNS server (ADDRESS:PORT) for SRV records instead of the system's resolver.
+    #[arg(long, env = "LETTERLOCK_DNS_SERVER", global = true)]
+    dns_server: Option<std::net::SocketAddr>,
+}
+
+/// Where secrets are kept.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Secrets {
+    /// The keyring when there is one, else files.
+    Auto,
+    /// The Secret Service; an error when there is none.
+    Keyring,
+    /// Files readable only by the user.
+    File,
 }
 
 /// The client commands.
@@ -139,9 +159,20 @@ fn client(
     browser: Arc<dyn Browser>,
     statement: Option<String>,
 ) -> Result<Client, Error> {
-    let storage = match &options.client_dir {
+    let files = match &options.client_dir {
         Some(dir) => FileStorage::new(dir),
         None => FileStorage::for_user()?,
+    };
+    let storage: Arc<dyn Storage> = match options.secrets {
+        Secrets::File => Arc::new(files),
+        Secrets::Keyring => Arc::new(KeyringStorage::new(files, SecretService::connect()?)),
+        Secrets::Auto => match SecretService::connect() {
+            Ok(keyring) => Arc::new(KeyringStorage::new(files, keyring)),
+            Err(error) => {
+                tracing::debug!("no keyring, secrets go to files: {error}");
+                Arc::new(files)
+            }
+        },
     };
     let mut settings = Options::default();
     settings.software.software_statement = statement;
@@ -153,7 +184,8 @@ fn client(
     for entry in options.resolve.iter().filter(|entry| !entry.is_empty()) {
         settings.net.add_resolve(entry)?;
     }
-    Client::new(Arc::new(storage), browser, settings)
+    settings.net.dns_server = options.dns_server;
+    Client::new(storage, browser, settings)
 }
 
 fn progress(line: &str) {

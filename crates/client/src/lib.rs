@@ -21,22 +21,26 @@
 //! The steps, each in its own module:
 //! - [`discover`]: the issuer, from the mail server's SASL failure ([`probe`]), a DAV server's
 //!   RFC 9728 metadata, autoconfig, or the domain's well-known metadata; every answer checked
-//!   (exact issuer, no redirects, `https` except on loopback).
+//!   (exact issuer, no redirects, `https` except on loopback). Servers come from the person,
+//!   autoconfig, or DNS SRV records ([`srv`]).
 //! - [`service`]: which services may receive the issuer's tokens (`protected_resources`, else
 //!   the same registrable domain), under which resource indicator.
 //! - [`oauth`]: registration with a key per installation, the browser or device flow, token
 //!   requests with `private_key_jwt` and DPoP, revocation.
 //! - [`store`]: where it is all kept, with a lock so that two programs refreshing at once do
-//!   not both spend one rotating refresh token.
+//!   not both spend one rotating refresh token; [`keyring`] puts the secrets among them in the
+//!   desktop's keyring (the Secret Service) where there is one.
 
 pub mod browser;
 pub mod discover;
 mod error;
+pub mod keyring;
 pub mod loopback;
 pub mod net;
 pub mod oauth;
 pub mod probe;
 pub mod service;
+pub mod srv;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
@@ -49,6 +53,7 @@ use serde::{Deserialize, Serialize};
 pub use browser::{Browser, PrintUrl, SystemBrowser};
 pub use discover::{Address, Metadata};
 pub use error::Error;
+pub use keyring::{KeyringStorage, SecretService};
 pub use net::NetOptions;
 pub use oauth::{Registration, Software};
 pub use service::{Endpoint, Service};
@@ -223,8 +228,14 @@ impl Client {
             endpoints =
                 autoconfig.as_ref().map(|found| found.endpoints.clone()).unwrap_or_default();
             if endpoints.is_empty() {
+                progress(&format!("Asking DNS for {}'s mail servers (SRV)…", address.domain()));
+                let dns = srv::Dns::new(self.options.net.dns_server, self.options.net.timeout)?;
+                endpoints = dns.endpoints(&address, progress).await?;
+            }
+            if endpoints.is_empty() {
                 return Err(Error::Discovery(format!(
-                    "no mail servers found for {}: name them (--imap, --smtp, --carddav …)",
+                    "no mail servers found for {} (neither autoconfig nor SRV records): name \
+                     them (--imap, --smtp, --carddav …)",
                     address.domain()
                 )));
             }

@@ -27,11 +27,18 @@ pub struct NetOptions {
     pub resolve: Vec<(String, SocketAddr)>,
     /// The limit for connecting and for each exchange.
     pub timeout: Duration,
+    /// The DNS server asked for SRV records instead of the system's (like `dig @server`).
+    pub dns_server: Option<SocketAddr>,
 }
 
 impl Default for NetOptions {
     fn default() -> Self {
-        Self { extra_roots: Vec::new(), resolve: Vec::new(), timeout: Duration::from_secs(15) }
+        Self {
+            extra_roots: Vec::new(),
+            resolve: Vec::new(),
+            timeout: Duration::from_secs(15),
+            dns_server: None,
+        }
     }
 }
 

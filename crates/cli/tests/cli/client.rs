@@ -10,6 +10,19 @@ use std::process::{Command, Output, Stdio};
 use super::gateway::{PASSWORD, Stack, USER};
 use super::{free_port, jwt_claims};
 
+/// Starts GNOME Keyring with the login password on the session bus, waits until it owns the
+/// Secret Service's name (else the bus would start a second, locked daemon for the first
+/// caller), then runs the command.
+const KEYRING_SESSION: &str = r#"
+printf secret | gnome-keyring-daemon --unlock --components=secrets >/dev/null || exit 1
+tries=0
+until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+        org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets | grep -q true; do
+    tries=$((tries + 1)); [ "$tries" -lt 200 ] || exit 1; sleep 0.05
+done
+exec "$@"
+"#;
+
 /// A person's computer: the client's data folder and the test browser.
 struct Computer {
     dir: tempfile::TempDir,
@@ -40,11 +53,39 @@ impl Computer {
             .env("LETTERLOCK_TEST_BROWSER_LOG", self.dir.path().join("browser.log"))
             .env_remove("DISPLAY")
             .env_remove("WAYLAND_DISPLAY")
+            // Never the keyring of whoever runs the tests: files, unless `desktop` says.
+            .env("LETTERLOCK_SECRETS", "file")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .env("LETTERLOCK_LOG", "warn");
         for (name, value) in env {
             command.env(name, value);
         }
         command
+    }
+
+    /// `program args` on this computer's desktop: a D-Bus session bus of its own (as a
+    /// graphical login has), with GNOME Keyring unlocked by the login password. The keyring's
+    /// files are under the computer's home, so they outlive the session, as on a real desktop.
+    fn desktop(&self, program: &str, args: &[&str]) -> Output {
+        let mut command = self.command(&[], &[]);
+        let letterlock = env!("CARGO_BIN_EXE_letterlock");
+        let program = if program == "letterlock" { letterlock } else { program };
+        let home = self.dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        command
+            .env("LETTERLOCK_SECRETS", "auto")
+            .env("HOME", &home)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_RUNTIME_DIR");
+        let mut desktop = Command::new("dbus-run-session");
+        desktop.args(["--", "sh", "-c", KEYRING_SESSION, "sh", program]).args(args);
+        for (name, value) in command.get_envs() {
+            match value {
+                Some(value) => desktop.env(name, value),
+                None => desktop.env_remove(name),
+            };
+        }
+        desktop.output().expect("dbus-run-session and gnome-keyring are installed by scripts/test")
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -364,5 +405,64 @@ fn the_client_signs_in_without_a_browser_and_with_a_vendor_statement() {
     assert_eq!(declined.status.code(), Some(6), "{}", text(&declined.stderr));
     assert!(text(&declined.stderr).contains("access_denied"), "{}", text(&declined.stderr));
     assert!(other.run(&["accounts"]).stdout.is_empty());
+    let _ = stack.stop();
+}
+
+/// Issue 6 §5: on a desktop with a keyring (GNOME Keyring on the session bus), the
+/// installation's registration and the refresh token are kept there, not in files; libsecret's
+/// `secret-tool`, a reader we did not write, finds them. A refresh token kept in a file before
+/// the keyring was there still works, and moves into the keyring when it rotates. Logout takes
+/// it out again.
+#[test]
+fn the_client_keeps_its_secrets_in_the_desktop_keyring() {
+    let mut stack = Stack::start_with("", "");
+    let computer = Computer::new();
+    let imap = format!("imap://127.0.0.1:{}", stack.imap);
+    let files = |kind: &str| {
+        std::fs::read_dir(computer.client_dir().join(kind)).map_or(0, |entries| entries.count())
+    };
+    let lookup = |kind: &str| {
+        let found = computer
+            .desktop("secret-tool", &["lookup", "application", "org.letterlock", "kind", kind]);
+        found.status.success().then(|| text(&found.stdout))
+    };
+
+    // Signed in before there was a keyring: the secrets are files.
+    let output = computer.run(&["login", USER, "--imap", &imap]);
+    assert!(output.status.success(), "login: {}", text(&output.stderr));
+    assert_eq!((files("registrations"), files("refresh-tokens")), (1, 1));
+
+    // On the desktop, a refresh reads the file's refresh token and keeps the rotated one in
+    // the keyring only. (Login cached no access token, so this one comes by refresh.)
+    assert_eq!(files("access-tokens"), 0);
+    let token = computer.desktop("letterlock", &["token", USER, "--service", "imap"]);
+    assert!(token.status.success(), "token: {}", text(&token.stderr));
+    assert_eq!(jwt_claims(text(&token.stdout).trim())["aud"], "imap://127.0.0.1");
+    assert_eq!(files("refresh-tokens"), 0, "the rotated refresh token left the file");
+    let kept = lookup("refresh-token").expect("secret-tool finds the refresh token");
+    assert!(kept.len() > 20, "{kept}");
+
+    // A second refresh, in a new desktop session, uses the keyring's token.
+    std::fs::remove_dir_all(computer.client_dir().join("access-tokens")).unwrap();
+    let again = computer.desktop("letterlock", &["token", USER, "--service", "imap"]);
+    assert!(again.status.success(), "token: {}", text(&again.stderr));
+    assert_ne!(lookup("refresh-token").unwrap(), kept, "rotated again, in the keyring");
+
+    // A new installation signing in on the desktop writes no secret to a file at all.
+    let other = Computer::new();
+    let login = other.desktop("letterlock", &["login", USER, "--imap", &imap]);
+    assert!(login.status.success(), "login: {}", text(&login.stderr));
+    let other_files = |kind: &str| {
+        std::fs::read_dir(other.client_dir().join(kind)).map_or(0, |entries| entries.count())
+    };
+    assert_eq!((other_files("registrations"), other_files("refresh-tokens")), (0, 0));
+    assert!(other.desktop("secret-tool", &["lookup", "kind", "registration"]).status.success());
+    let token = other.desktop("letterlock", &["token", USER, "--service", "imap"]);
+    assert!(token.status.success(), "token: {}", text(&token.stderr));
+
+    // Logout revokes and forgets: the keyring no longer holds the refresh token.
+    let logout = computer.desktop("letterlock", &["logout", USER]);
+    assert!(logout.status.success(), "logout: {}", text(&logout.stderr));
+    assert_eq!(lookup("refresh-token"), None);
     let _ = stack.stop();
 }

@@ -2,7 +2,7 @@
 //! them to: an issuer whose metadata names someone else, redirects, plain http to another
 //! machine, services the issuer does not list, oversized and malformed JSON, a SASL challenge
 //! pointing to another domain; and autoconfig and well-known discovery over TLS with a private
-//! CA and `--resolve`. In every refusal nothing is registered and no browser is opened.
+//! CA and `--resolve`, and SRV records from Debian's dnsmasq. In every refusal nothing is registered and no browser is opened.
 //! (The journey against the real server, front doors and Dovecot is in the CLI's tests.)
 #![allow(
     clippy::unwrap_used,
@@ -402,6 +402,120 @@ async fn autoconfig_and_the_domains_metadata_are_found_over_tls() {
     let error = client.discover(&login, &quiet).await.unwrap_err();
     assert!(
         matches!(&error, Error::Refused(message) if message.contains("registrable domain")),
+        "{error}"
+    );
+}
+
+/// A name server we did not write: Debian's dnsmasq on a loopback port, answering `records`
+/// (its `--srv-host` syntax) and nothing else.
+struct Dnsmasq {
+    child: std::process::Child,
+    address: std::net::SocketAddr,
+}
+
+impl Dnsmasq {
+    fn start(records: &[&str]) -> Self {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut command = std::process::Command::new("dnsmasq");
+        command.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--pid-file=",
+            "--user=root",
+            // Authoritative for the test domains: other names get NXDOMAIN, not REFUSED.
+            "--local=/example.com/",
+            "--local=/example.org/",
+            &format!("--port={port}"),
+        ]);
+        for record in records {
+            command.arg(format!("--srv-host={record}"));
+        }
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dnsmasq is installed (scripts/test installs dnsmasq-base)");
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        // dnsmasq answers TCP on the same port once it is listening.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(address).is_err() {
+            assert!(std::time::Instant::now() < deadline, "dnsmasq did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self { child, address }
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// RFC 6186 and RFC 6764: with no autoconfig, the domain's SRV records name the servers;
+/// implicit TLS is preferred, the best priority and weight win, "." means not offered, and a
+/// target outside the domain is passed over.
+#[tokio::test]
+async fn srv_records_name_the_servers_when_autoconfig_does_not() {
+    let dns = Dnsmasq::start(&[
+        "_imaps._tcp.example.com,imap.example.com,9993,10,5",
+        "_imaps._tcp.example.com,backup.example.com,9994,20,100",
+        "_imap._tcp.example.com,plain.example.com,143",
+        "_submission._tcp.example.com,smtp.example.com,587",
+        "_pop3s._tcp.example.com",
+        "_carddavs._tcp.example.com,dav.example.net,443",
+        "_caldavs._tcp.example.com,dav.example.com,8443",
+    ]);
+    let issuer_fake = Fake::default();
+    let issuer = format!("http://127.0.0.1:{}", issuer_fake.start().await);
+    let mut document = metadata(&issuer);
+    document["protected_resources"] = serde_json::json!([
+        "imaps://imap.example.com",
+        "smtp://smtp.example.com",
+        "https://dav.example.com:8443"
+    ]);
+    issuer_fake.reply("/.well-known/oauth-authorization-server", json(200, document));
+    let mut net = NetOptions { dns_server: Some(dns.address), ..NetOptions::default() };
+    // Autoconfig is not there: both of its places refuse the connection.
+    net.add_resolve("autoconfig.example.com=127.0.0.1:9").unwrap();
+    net.add_resolve("example.com=127.0.0.1:9").unwrap();
+    net.add_resolve("autoconfig.example.org=127.0.0.1:9").unwrap();
+    net.add_resolve("example.org=127.0.0.1:9").unwrap();
+    let client = client(net);
+    let mut login = Login::new("fay@example.com");
+    login.issuer = Some(issuer.clone());
+    let said = Mutex::new(Vec::new());
+    let plan = client
+        .discover(&login, &|line: &str| said.lock().unwrap().push(line.to_owned()))
+        .await
+        .unwrap();
+    let found: Vec<String> = plan.issuers[0]
+        .1
+        .iter()
+        .map(|service| format!("{} {}", service.endpoint.service, service.endpoint.url))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "imap imaps://imap.example.com:9993",
+            "smtp smtp://smtp.example.com:587",
+            "caldav https://dav.example.com:8443/.well-known/caldav",
+        ]
+    );
+    let said = said.lock().unwrap().join("\n");
+    assert!(said.contains("Not using dav.example.net:443"), "{said}");
+
+    // A domain with no records at all: discovery says what to do.
+    let mut nowhere = Login::new("fay@example.org");
+    nowhere.issuer = Some(issuer);
+    let error = client.discover(&nowhere, &quiet).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Discovery(message) if message.contains("neither autoconfig nor SRV")),
         "{error}"
     );
 }
