@@ -80,16 +80,6 @@ impl SecretService {
     /// Connects to the Secret Service on the user's session bus (`DBUS_SESSION_BUS_ADDRESS`).
     /// Fails when there is no session bus, no Secret Service, or no default collection.
     pub fn connect() -> Result<Self, Error> {
-        Self::start(None)
-    }
-
-    /// Connects to the Secret Service on the bus at `address` (a D-Bus address such as
-    /// `unix:path=/run/user/1000/bus`).
-    pub fn connect_to(address: &str) -> Result<Self, Error> {
-        Self::start(Some(address.to_owned()))
-    }
-
-    fn start(address: Option<String>) -> Result<Self, Error> {
         let (ready, opened) = sync_channel(1);
         let (requests, mut incoming) = tokio::sync::mpsc::unbounded_channel::<Request>();
         std::thread::Builder::new()
@@ -104,20 +94,20 @@ impl SecretService {
                         }
                     };
                 runtime.block_on(async move {
-                    let session =
-                        match tokio::time::timeout(CONNECT_TIMEOUT, Session::open(address)).await {
-                            Ok(Ok(session)) => session,
-                            Ok(Err(error)) => {
-                                let _ = ready.send(Err(error));
-                                return;
-                            }
-                            Err(_) => {
-                                let _ = ready.send(Err(Error::Storage(
-                                    "the Secret Service did not answer in time".into(),
-                                )));
-                                return;
-                            }
-                        };
+                    let session = match tokio::time::timeout(CONNECT_TIMEOUT, Session::open()).await
+                    {
+                        Ok(Ok(session)) => session,
+                        Ok(Err(error)) => {
+                            let _ = ready.send(Err(error));
+                            return;
+                        }
+                        Err(_) => {
+                            let _ = ready.send(Err(Error::Storage(
+                                "the Secret Service did not answer in time".into(),
+                            )));
+                            return;
+                        }
+                    };
                     let _ = ready.send(Ok(()));
                     // Ends when the last sender (the SecretService) is dropped.
                     while let Some(request) = incoming.recv().await {
@@ -180,15 +170,9 @@ struct Session {
 }
 
 impl Session {
-    async fn open(address: Option<String>) -> Result<Self, Error> {
+    async fn open() -> Result<Self, Error> {
         let bus = |error: zbus::Error| keyring_error("the session bus", error);
-        let connection = match address {
-            Some(address) => {
-                zbus::connection::Builder::address(address.as_str()).map_err(bus)?.build().await
-            }
-            None => zbus::Connection::session().await,
-        }
-        .map_err(bus)?;
+        let connection = zbus::Connection::session().await.map_err(bus)?;
         let service =
             Proxy::new(&connection, SERVICE, SERVICE_PATH, "org.freedesktop.Secret.Service")
                 .await
