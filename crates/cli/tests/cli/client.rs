@@ -41,11 +41,15 @@ impl Computer {
         std::fs::read_to_string(self.dir.path().join("browser.log")).unwrap_or_default()
     }
 
-    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+    /// How many records of a kind (`registrations`, `refresh-tokens`, …) are files.
+    fn files(&self, kind: &str) -> usize {
+        std::fs::read_dir(self.client_dir().join(kind)).map_or(0, |entries| entries.count())
+    }
+
+    /// The environment of a program run on this computer.
+    fn environment(&self, command: &mut Command) {
         let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/browser.py");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_letterlock"));
         command
-            .args(args)
             .env("LETTERLOCK_CLIENT_DIR", self.client_dir())
             .env("BROWSER", format!("python3 {}", browser.display()))
             .env("LETTERLOCK_TEST_USER", USER)
@@ -57,6 +61,12 @@ impl Computer {
             .env("LETTERLOCK_SECRETS", "file")
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .env("LETTERLOCK_LOG", "warn");
+    }
+
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_letterlock"));
+        command.args(args);
+        self.environment(&mut command);
         for (name, value) in env {
             command.env(name, value);
         }
@@ -67,25 +77,20 @@ impl Computer {
     /// graphical login has), with GNOME Keyring unlocked by the login password. The keyring's
     /// files are under the computer's home, so they outlive the session, as on a real desktop.
     fn desktop(&self, program: &str, args: &[&str]) -> Output {
-        let mut command = self.command(&[], &[]);
         let letterlock = env!("CARGO_BIN_EXE_letterlock");
         let program = if program == "letterlock" { letterlock } else { program };
         let home = self.dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
-        command
+        let mut desktop = Command::new("dbus-run-session");
+        desktop.args(["--", "sh", "-c", KEYRING_SESSION, "sh", program]).args(args);
+        self.environment(&mut desktop);
+        desktop
             .env("LETTERLOCK_SECRETS", "auto")
             .env("HOME", &home)
             .env_remove("XDG_DATA_HOME")
-            .env_remove("XDG_RUNTIME_DIR");
-        let mut desktop = Command::new("dbus-run-session");
-        desktop.args(["--", "sh", "-c", KEYRING_SESSION, "sh", program]).args(args);
-        for (name, value) in command.get_envs() {
-            match value {
-                Some(value) => desktop.env(name, value),
-                None => desktop.env_remove(name),
-            };
-        }
-        desktop.output().expect("dbus-run-session and gnome-keyring are installed by scripts/test")
+            .env_remove("XDG_RUNTIME_DIR")
+            .output()
+            .expect("dbus-run-session and gnome-keyring are installed by scripts/test")
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -418,9 +423,6 @@ fn the_client_keeps_its_secrets_in_the_desktop_keyring() {
     let mut stack = Stack::start_with("", "");
     let computer = Computer::new();
     let imap = format!("imap://127.0.0.1:{}", stack.imap);
-    let files = |kind: &str| {
-        std::fs::read_dir(computer.client_dir().join(kind)).map_or(0, |entries| entries.count())
-    };
     let lookup = |kind: &str| {
         let found = computer
             .desktop("secret-tool", &["lookup", "application", "org.letterlock", "kind", kind]);
@@ -430,15 +432,15 @@ fn the_client_keeps_its_secrets_in_the_desktop_keyring() {
     // Signed in before there was a keyring: the secrets are files.
     let output = computer.run(&["login", USER, "--imap", &imap]);
     assert!(output.status.success(), "login: {}", text(&output.stderr));
-    assert_eq!((files("registrations"), files("refresh-tokens")), (1, 1));
+    assert_eq!((computer.files("registrations"), computer.files("refresh-tokens")), (1, 1));
 
     // On the desktop, a refresh reads the file's refresh token and keeps the rotated one in
     // the keyring only. (Login cached no access token, so this one comes by refresh.)
-    assert_eq!(files("access-tokens"), 0);
+    assert_eq!(computer.files("access-tokens"), 0);
     let token = computer.desktop("letterlock", &["token", USER, "--service", "imap"]);
     assert!(token.status.success(), "token: {}", text(&token.stderr));
     assert_eq!(jwt_claims(text(&token.stdout).trim())["aud"], "imap://127.0.0.1");
-    assert_eq!(files("refresh-tokens"), 0, "the rotated refresh token left the file");
+    assert_eq!(computer.files("refresh-tokens"), 0, "the rotated refresh token left the file");
     let kept = lookup("refresh-token").expect("secret-tool finds the refresh token");
     assert!(kept.len() > 20, "{kept}");
 
@@ -452,10 +454,7 @@ fn the_client_keeps_its_secrets_in_the_desktop_keyring() {
     let other = Computer::new();
     let login = other.desktop("letterlock", &["login", USER, "--imap", &imap]);
     assert!(login.status.success(), "login: {}", text(&login.stderr));
-    let other_files = |kind: &str| {
-        std::fs::read_dir(other.client_dir().join(kind)).map_or(0, |entries| entries.count())
-    };
-    assert_eq!((other_files("registrations"), other_files("refresh-tokens")), (0, 0));
+    assert_eq!((other.files("registrations"), other.files("refresh-tokens")), (0, 0));
     assert!(other.desktop("secret-tool", &["lookup", "kind", "registration"]).status.success());
     let token = other.desktop("letterlock", &["token", USER, "--service", "imap"]);
     assert!(token.status.success(), "token: {}", text(&token.stderr));
