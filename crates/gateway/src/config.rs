@@ -140,7 +140,8 @@ pub enum LoginMode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
-    /// `host:port` of the mail server.
+    /// `host:port` of the mail server, or `unix:` and the path of its UNIX socket (a back end on
+    /// the same machine, without TLS).
     pub address: String,
     /// TLS towards the mail server.
     #[serde(default)]
@@ -200,9 +201,29 @@ impl DoorConfig {
                 "xclient is for SMTP back ends only",
             ));
         }
-        if backend.address.rsplit_once(':').and_then(|(_, port)| port.parse::<u16>().ok()).is_none()
+        if let Some(path) = unix_socket(&backend.address) {
+            if !std::path::Path::new(path).is_absolute() {
+                return Err(DoorConfigError::new(
+                    key("backend.address"),
+                    "a UNIX socket needs an absolute path: unix:/path",
+                ));
+            }
+            if backend.tls != TlsMode::None {
+                return Err(DoorConfigError::new(
+                    key("backend.tls"),
+                    "a UNIX socket never leaves the machine: leave tls out",
+                ));
+            }
+        } else if backend
+            .address
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse::<u16>().ok())
+            .is_none()
         {
-            return Err(DoorConfigError::new(key("backend.address"), "must be host:port"));
+            return Err(DoorConfigError::new(
+                key("backend.address"),
+                "must be host:port or unix:/path",
+            ));
         }
         Ok(())
     }
@@ -211,6 +232,11 @@ impl DoorConfig {
     pub fn backend_user(&self, subject: &str) -> String {
         user_from_template(&self.user, subject)
     }
+}
+
+/// The path of a back end's UNIX socket, when `address` names one (`unix:/path`).
+pub fn unix_socket(address: &str) -> Option<&str> {
+    address.strip_prefix("unix:")
 }
 
 /// Plain text only on loopback; TLS needs a certificate and a key.
@@ -409,5 +435,24 @@ mod tests {
             "listen = \"127.0.0.1:143\"\nresource = \"imap://x\"\n[backend]\naddress = \"127.0.0.1:143\"\n",
         );
         assert_eq!(master.validate("imap").unwrap_err().key, "imap.backend.master_user");
+    }
+
+    #[test]
+    fn back_end_addresses() {
+        let with = |address: &str, tls: &str| {
+            door(&format!(
+                "listen = \"127.0.0.1:143\"\nresource = \"imap://x\"\n[backend]\naddress = \"{address}\"\ntls = \"{tls}\"\nlogin = \"token\"\n"
+            ))
+            .validate("imap")
+            .map_err(|error| error.key)
+        };
+        assert_eq!(with("127.0.0.1:143", "none"), Ok(()));
+        assert_eq!(with("[::1]:143", "implicit"), Ok(()));
+        assert_eq!(with("unix:/run/dovecot/imap-door", "none"), Ok(()));
+        assert_eq!(with("unix:run/imap", "none"), Err("imap.backend.address".into()));
+        assert_eq!(with("unix:/run/imap", "starttls"), Err("imap.backend.tls".into()));
+        assert_eq!(with("mail.example.com", "none"), Err("imap.backend.address".into()));
+        assert_eq!(unix_socket("unix:/run/imap"), Some("/run/imap"));
+        assert_eq!(unix_socket("127.0.0.1:143"), None);
     }
 }

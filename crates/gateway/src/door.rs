@@ -9,7 +9,7 @@ use letterlock_jose::access::AccessTokenClaims;
 use letterlock_sasl::{
     BearerCredentials, ErrorChallenge, Mechanism, Received, ResponseLine, ServerExchange,
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -447,20 +447,27 @@ impl Door {
         self.shared.failures.fail(&peer.ip().to_string(), (self.shared.clock)());
     }
 
-    /// Opens the connection to the back end, with implicit TLS if configured.
+    /// Opens the connection to the back end: its UNIX socket, or TCP with implicit TLS if
+    /// configured.
     pub async fn connect_backend(&self) -> std::io::Result<LineStream> {
-        let address = &self.config.backend.address;
-        let tcp = tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, TcpStream::connect(address))
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting"))??;
-        let _ = tcp.set_nodelay(true);
-        let stream = match (self.config.backend.tls, &self.connector) {
-            (TlsMode::Implicit, Some(connector)) => {
-                tls::connect(connector, &self.backend_name(), tcp).await?
+        let connecting = async {
+            let address = &self.config.backend.address;
+            if let Some(path) = crate::config::unix_socket(address) {
+                return Ok(Stream::Local(UnixStream::connect(path).await?));
             }
-            _ => Stream::Plain(tcp),
+            let tcp = TcpStream::connect(address).await?;
+            let _ = tcp.set_nodelay(true);
+            match (self.config.backend.tls, &self.connector) {
+                (TlsMode::Implicit, Some(connector)) => {
+                    tls::connect(connector, &self.backend_name(), tcp).await
+                }
+                _ => Ok(Stream::Plain(tcp)),
+            }
         };
-        Ok(LineStream::new(stream))
+        tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting"))?
+            .map(LineStream::new)
     }
 
     /// Upgrades a back-end connection after its STARTTLS command succeeded.

@@ -1,5 +1,5 @@
-//! Connections as the front doors see them: plain TCP or TLS on either side, read line by line
-//! before login and as bytes after it.
+//! Connections as the front doors see them: plain TCP or TLS on either side, or a UNIX socket to
+//! a back end on the same machine; read line by line before login and as bytes after it.
 
 use std::io;
 use std::pin::Pin;
@@ -7,14 +7,16 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 /// A TCP connection, plain or wrapped in TLS as a server (towards clients) or as a client
-/// (towards the back end).
+/// (towards the back end), or a UNIX socket to the back end.
 #[derive(Debug)]
 pub enum Stream {
     /// Plain text.
     Plain(TcpStream),
+    /// A back end's UNIX socket (plain text that never leaves the machine).
+    Local(UnixStream),
     /// TLS accepted from a client.
     Server(Box<tokio_rustls::server::TlsStream<TcpStream>>),
     /// TLS opened to a back end.
@@ -24,7 +26,7 @@ pub enum Stream {
 impl Stream {
     /// True once TLS protects the connection.
     pub fn is_tls(&self) -> bool {
-        !matches!(self, Self::Plain(_))
+        !matches!(self, Self::Plain(_) | Self::Local(_))
     }
 }
 
@@ -36,6 +38,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_read(context, buffer),
+            Self::Local(stream) => Pin::new(stream).poll_read(context, buffer),
             Self::Server(stream) => Pin::new(stream).poll_read(context, buffer),
             Self::Client(stream) => Pin::new(stream).poll_read(context, buffer),
         }
@@ -50,6 +53,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_write(context, data),
+            Self::Local(stream) => Pin::new(stream).poll_write(context, data),
             Self::Server(stream) => Pin::new(stream).poll_write(context, data),
             Self::Client(stream) => Pin::new(stream).poll_write(context, data),
         }
@@ -58,6 +62,7 @@ impl AsyncWrite for Stream {
     fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_flush(context),
+            Self::Local(stream) => Pin::new(stream).poll_flush(context),
             Self::Server(stream) => Pin::new(stream).poll_flush(context),
             Self::Client(stream) => Pin::new(stream).poll_flush(context),
         }
@@ -66,6 +71,7 @@ impl AsyncWrite for Stream {
     fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Self::Plain(stream) => Pin::new(stream).poll_shutdown(context),
+            Self::Local(stream) => Pin::new(stream).poll_shutdown(context),
             Self::Server(stream) => Pin::new(stream).poll_shutdown(context),
             Self::Client(stream) => Pin::new(stream).poll_shutdown(context),
         }

@@ -75,14 +75,15 @@ impl Stack {
         let dovecot = Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay, None);
         let sink = Sink::start(dir.path(), relay, Some(dovecot.lmtp));
         let (imap, smtp, pop3) = (free_port(), free_port(), free_port());
-        let door = |section: &str, port: u16, scheme: &str, backend: u16| {
+        let door = |section: &str, port: u16, scheme: &str, backend: &str| {
             format!(
                 "[[{section}]]\nlisten = \"127.0.0.1:{port}\"\nresource = \"{scheme}://127.0.0.1\"\n\
                  host_names = [\"127.0.0.1\", \"localhost\"]\n\
-                 [{section}.backend]\naddress = \"127.0.0.1:{backend}\"\nlogin = \"master\"\n\
+                 [{section}.backend]\naddress = \"{backend}\"\nlogin = \"master\"\n\
                  master_user = \"{MASTER}\"\nmaster_password = \"{MASTER_PASSWORD}\"\n"
             )
         };
+        let tcp = |port: u16| format!("127.0.0.1:{port}");
         let (config, port) = loopback_config(
             dir.path(),
             &format!(
@@ -91,9 +92,10 @@ impl Stack {
                  [gateway]\nlogin_timeout_seconds = 2\nconnections_per_address = 40\n\
                  failures_per_minute_per_address = 1000\nfailures_per_minute_per_user = 1000\n\
                  {gateway_extra}\n{sections}\n{}{}{}",
-                door("imap", imap, "imap", dovecot.port),
-                door("smtp", smtp, "smtp", dovecot.submission),
-                door("pop3", pop3, "pop3", dovecot.pop3),
+                // IMAP through Dovecot's UNIX socket, as a door on the mail server's machine would.
+                door("imap", imap, "imap", &format!("unix:{}", dovecot.imap_socket().display())),
+                door("smtp", smtp, "smtp", &tcp(dovecot.submission)),
+                door("pop3", pop3, "pop3", &tcp(dovecot.pop3)),
             ),
         );
         let added = user_command(&config, &["add", USER, "--password-stdin"], PASSWORD);

@@ -413,6 +413,9 @@ fn a_person_in_chromium_signs_in_consents_and_revokes_the_device() {
     assert!(status.success(), "{log}");
 }
 
+/// The name of Dovecot's IMAP UNIX socket in its run folder.
+const IMAP_SOCKET: &str = "imap-door";
+
 /// A private Dovecot from Debian's packages, on a free loopback port, stopped when dropped.
 struct Dovecot {
     dir: tempfile::TempDir,
@@ -505,7 +508,8 @@ impl Dovecot {
             "base_dir = {dir}/run\nstate_dir = {dir}/run\nlog_path = {dir}/log\nprotocols = {protocols}\nlisten = 127.0.0.1\n\
              {ssl}disable_plaintext_auth = no\n{auth}\
              mail_location = maildir:{dir}/mail/%u\n\
-             service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n  \
+             unix_listener {IMAP_SOCKET} {{\n    mode = 0600\n  }}\n}}\n\
              {services}\
              service auth {{\n  inet_listener {{\n    address = 127.0.0.1\n    port = {auth_port}\n  }}\n}}\n\
              userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={dir}/mail/%u\n}}\n",
@@ -529,6 +533,11 @@ impl Dovecot {
         );
         wait_for("Dovecot to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
         Self { dir, port, pop3, submission, auth: auth_port, lmtp }
+    }
+
+    /// IMAP on a UNIX socket, for a front door on the same machine.
+    fn imap_socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("run").join(IMAP_SOCKET)
     }
 
     fn login(&self, user: &str, token: &str) -> String {
