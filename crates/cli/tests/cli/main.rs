@@ -431,10 +431,15 @@ struct Dovecot {
 impl Dovecot {
     /// Dovecot validating tokens itself with an oauth2 passdb (`args` file).
     fn start(oauth2_conf: &Path) -> Self {
+        Self::with_oauth2(oauth2_conf, "")
+    }
+
+    /// The same, with `extra` settings.
+    fn with_oauth2(oauth2_conf: &Path, extra: &str) -> Self {
         Self::launch(
             |_| {
                 format!(
-                    "auth_mechanisms = oauthbearer xoauth2\n\
+                    "auth_mechanisms = oauthbearer xoauth2\n{extra}\n\
                      passdb {{\n  driver = oauth2\n  mechanisms = oauthbearer xoauth2\n  args = {}\n}}\n",
                     oauth2_conf.display()
                 )
@@ -669,6 +674,80 @@ fn dovecot_validates_tokens_itself_with_the_printed_configuration() {
     );
     drop(asking);
     drop(dovecot);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A JWT's `exp`, read without checking the signature.
+fn token_expiry(token: &str) -> u64 {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap(),
+    )
+    .unwrap();
+    claims["exp"].as_u64().unwrap()
+}
+
+/// Why the printed configuration says to keep Dovecot's auth cache off: with it, Debian's
+/// Dovecot 2.3 accepts a token after it has expired; without it, Dovecot refuses it.
+#[test]
+fn dovecot_with_its_auth_cache_accepts_expired_tokens() {
+    const LIFETIME: u64 = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, port) = loopback_config(
+        dir.path(),
+        &format!(
+            "[lifetimes]\naccess_token_seconds = {LIFETIME}\n\
+             [[resources]]\nuri = \"imaps://mail.example.com\"\ntoken_typ = \"JWT\"\n\
+             [[resources]]\nuri = \"smtps://mail.example.com\"\n"
+        ),
+    );
+    let added =
+        user_command(&config, &["add", "gil@example.com", "--password-stdin"], "gil's password 88");
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let server = Server::start(&config, port);
+    let dovecot_dir = tempfile::tempdir().unwrap();
+    let keys = dovecot_dir.path().join("keys");
+    let printed = letterlock(&[
+        "dovecot-config",
+        "--config",
+        config.to_str().unwrap(),
+        "--resource",
+        "imaps://mail.example.com",
+        "--keys-dir",
+        keys.to_str().unwrap(),
+    ]);
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let conf = String::from_utf8(printed.stdout).unwrap();
+    assert!(conf.contains("# Keep auth_cache_size = 0"), "{conf}");
+    let oauth2_conf = dovecot_dir.path().join("dovecot-oauth2.conf.ext");
+    std::fs::write(&oauth2_conf, &conf).unwrap();
+    Command::new("chmod").arg("-R").arg("a+rX").arg(dovecot_dir.path()).status().unwrap();
+    let caching = Dovecot::with_oauth2(&oauth2_conf, "auth_cache_size = 1M");
+    let plain = Dovecot::start(&oauth2_conf);
+
+    let tokens = authlib_flow(port, "gil@example.com", "gil's password 88");
+    let token = tokens["access_token"].as_str().unwrap();
+    assert_eq!(caching.login("gil@example.com", token), "OK 0 messages");
+    assert_eq!(plain.login("gil@example.com", token), "OK 0 messages");
+    let expires = token_expiry(token);
+    assert!(unix_now() < expires, "the first logins must happen while the token is valid");
+    while unix_now() <= expires + 1 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let refused = plain.login("gil@example.com", token);
+    assert!(refused.starts_with("NO"), "without the cache: {refused}");
+    assert_eq!(
+        caching.login("gil@example.com", token),
+        "OK 0 messages",
+        "with the cache, the expired token still opens the mailbox"
+    );
+    drop((caching, plain));
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }
