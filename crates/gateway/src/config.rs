@@ -41,6 +41,9 @@ pub struct GatewayConfig {
     pub failures_per_minute_per_user: u32,
     /// How long open sessions get to finish when the gateway shuts down.
     pub shutdown_grace_seconds: u64,
+    /// Threads serving the IMAP, SMTP and POP3 doors, each with its own event loop and its own
+    /// listening socket on every door (`SO_REUSEPORT`); 0 means one per CPU.
+    pub threads: usize,
 }
 
 impl Default for GatewayConfig {
@@ -57,6 +60,7 @@ impl Default for GatewayConfig {
             failures_per_minute_per_address: 20,
             failures_per_minute_per_user: 10,
             shutdown_grace_seconds: 10,
+            threads: 0,
         }
     }
 }

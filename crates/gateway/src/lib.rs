@@ -124,6 +124,34 @@ async fn bind(address: SocketAddr) -> Result<TcpListener, GatewayError> {
     })
 }
 
+/// `count` listening sockets on one address, sharing it with `SO_REUSEPORT` so the kernel
+/// spreads new connections over them. A plain bind first makes sure nothing else listens there
+/// (sockets with `SO_REUSEPORT` would otherwise quietly share the port with another instance)
+/// and fixes the port when `address` has port 0.
+fn bind_shared(
+    address: SocketAddr,
+    count: usize,
+) -> Result<Vec<std::net::TcpListener>, GatewayError> {
+    let failed =
+        |source| GatewayError::Io { context: format!("cannot listen on {address}"), source };
+    let address = std::net::TcpListener::bind(address)
+        .and_then(|probe| probe.local_addr())
+        .map_err(failed)?;
+    (0..count)
+        .map(|_| {
+            let socket = match address {
+                SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+                SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+            }?;
+            socket.set_reuseaddr(true)?;
+            socket.set_reuseport(true)?;
+            socket.bind(address)?;
+            socket.listen(1024)?.into_std()
+        })
+        .collect::<std::io::Result<_>>()
+        .map_err(failed)
+}
+
 fn system_clock() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -133,15 +161,18 @@ fn system_clock() -> i64 {
 /// Running front doors.
 #[derive(Debug)]
 pub struct Gateway {
-    doors: Vec<(Arc<Door>, TcpListener)>,
+    /// The mail doors, each with a listening socket per door thread.
+    doors: Vec<(Arc<Door>, Vec<std::net::TcpListener>)>,
     dav_doors: Vec<(Arc<DavDoor>, TcpListener)>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<u8>,
 }
 
-/// Shutdown stages: 0 running, 1 draining (no new connections or logins), 2 closing sessions.
+/// Shutdown stages: 0 running, 1 draining (no new connections or logins), 2 closing sessions,
+/// 3 stopped (the door threads end).
 pub(crate) const DRAINING: u8 = 1;
 pub(crate) const CLOSING: u8 = 2;
+const STOPPED: u8 = 3;
 
 impl Gateway {
     /// Connects to the issuer (metadata and keys) and opens every listener.
@@ -185,11 +216,14 @@ impl Gateway {
             clock: system_clock,
             shutdown: shutdown_rx,
         });
+        let threads = match shared.settings.threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            threads => threads,
+        };
         let mut doors = Vec::new();
         for (protocol, door_config) in config.doors() {
             let door = Door::new(protocol, door_config.clone(), shared.clone())?;
-            let listener = bind(door_config.listen).await?;
-            doors.push((Arc::new(door), listener));
+            doors.push((Arc::new(door), bind_shared(door_config.listen, threads)?));
         }
         let mut dav_doors = Vec::new();
         for dav_config in &config.dav {
@@ -204,29 +238,32 @@ impl Gateway {
     pub fn local_addresses(&self) -> Vec<(Protocol, SocketAddr)> {
         self.doors
             .iter()
-            .filter_map(|(door, listener)| Some((door.protocol, listener.local_addr().ok()?)))
+            .filter_map(|(door, listeners)| {
+                Some((door.protocol, listeners.first()?.local_addr().ok()?))
+            })
             .collect()
     }
 
     /// Serves until `shutdown` completes; then stops accepting, gives open sessions the grace
     /// period to end, and closes the rest with the protocol's farewell.
+    ///
+    /// The mail doors run on their own threads, each a single-threaded event loop with its own
+    /// listening socket on every door: a session's two connections stay on one thread, with no
+    /// hand-offs between threads. The DAV doors and the revocation feed run on the caller's
+    /// runtime.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let feed = tokio::spawn(self.shared.authority.clone().follow_revocations(system_clock));
-        let mut tasks = Vec::new();
-        for (door, listener) in self.doors {
+        for (door, listeners) in &self.doors {
             tracing::info!(
                 protocol = door.protocol.section(),
-                address = %listener.local_addr().map_or(door.config.listen, |address| address),
+                address = %listeners.first().and_then(|listener| listener.local_addr().ok()).map_or(door.config.listen, |address| address),
                 resource = door.config.resource,
+                threads = listeners.len(),
                 "front door listening"
             );
-            let task = match door.protocol {
-                Protocol::Imap => tokio::spawn(door.serve(listener, imap::session)),
-                Protocol::Smtp => tokio::spawn(door.serve(listener, smtp::session)),
-                Protocol::Pop3 => tokio::spawn(door.serve(listener, pop3::session)),
-            };
-            tasks.push(task);
         }
+        let threads = Self::spawn_door_threads(self.doors, &self.shutdown);
+        let mut tasks = Vec::new();
         for (door, listener) in self.dav_doors {
             tracing::info!(
                 address = %listener.local_addr().map_or(door.config().listen, |address| address),
@@ -248,9 +285,88 @@ impl Gateway {
         while self.shared.connections.total() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let _ = self.shutdown.send(STOPPED);
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
         feed.abort();
         for task in tasks {
             task.abort();
         }
+    }
+
+    /// Starts one thread per listening socket of the mail doors; each serves its share of every
+    /// door until the gateway stops.
+    fn spawn_door_threads(
+        doors: Vec<(Arc<Door>, Vec<std::net::TcpListener>)>,
+        shutdown: &watch::Sender<u8>,
+    ) -> Vec<std::thread::JoinHandle<()>> {
+        let count = doors.first().map_or(0, |(_, listeners)| listeners.len());
+        let mut shares: Vec<Vec<(Arc<Door>, std::net::TcpListener)>> =
+            (0..count).map(|_| Vec::new()).collect();
+        for (door, listeners) in doors {
+            for (share, listener) in shares.iter_mut().zip(listeners) {
+                share.push((door.clone(), listener));
+            }
+        }
+        let mut threads = Vec::with_capacity(count);
+        for (index, doors) in shares.into_iter().enumerate() {
+            let mut stop = shutdown.subscribe();
+            let spawned = std::thread::Builder::new()
+                .name(format!("letterlock-doors-{index}"))
+                .spawn(move || {
+                    let runtime =
+                        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                            Ok(runtime) => runtime,
+                            Err(error) => {
+                                tracing::error!(%error, "cannot start a front-door thread");
+                                return;
+                            }
+                        };
+                    runtime.block_on(async move {
+                        for (door, listener) in doors {
+                            let listener = match TcpListener::from_std(listener) {
+                                Ok(listener) => listener,
+                                Err(error) => {
+                                    tracing::error!(%error, "cannot use a listening socket");
+                                    continue;
+                                }
+                            };
+                            match door.protocol {
+                                Protocol::Imap => tokio::spawn(door.serve(listener, imap::session)),
+                                Protocol::Smtp => tokio::spawn(door.serve(listener, smtp::session)),
+                                Protocol::Pop3 => tokio::spawn(door.serve(listener, pop3::session)),
+                            };
+                        }
+                        let _ = stop.wait_for(|stage| *stage >= STOPPED).await;
+                    });
+                });
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(error) => tracing::error!(%error, "cannot start a front-door thread"),
+            }
+        }
+        threads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn door_threads_share_one_port_that_nothing_else_can_take() {
+        let listeners = bind_shared("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        let addresses: Vec<SocketAddr> =
+            listeners.iter().map(|listener| listener.local_addr().unwrap()).collect();
+        assert_ne!(addresses[0].port(), 0);
+        assert!(addresses.iter().all(|address| *address == addresses[0]), "{addresses:?}");
+        // Another gateway (or anything else) on the same port is refused, not let in to share it.
+        let taken = bind_shared(addresses[0], 2).unwrap_err();
+        assert!(taken.to_string().contains("cannot listen"), "{taken}");
+        assert!(std::net::TcpListener::bind(addresses[0]).is_err());
     }
 }
