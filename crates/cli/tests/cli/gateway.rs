@@ -559,20 +559,7 @@ fn token_pass_through_to_a_dovecot_that_checks_tokens_itself() {
     std::fs::write(&config, &without_door).unwrap();
     let (status, _) = Server::start(&config, port).terminate();
     assert!(status.success());
-    let keys = dir.path().join("keys");
-    let printed = super::letterlock(&[
-        "dovecot-config",
-        "--config",
-        config.to_str().unwrap(),
-        "--resource",
-        "imap://127.0.0.1",
-        "--keys-dir",
-        keys.to_str().unwrap(),
-    ]);
-    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
-    let oauth2 = dir.path().join("oauth2.conf.ext");
-    std::fs::write(&oauth2, printed.stdout).unwrap();
-    Command::new("chmod").arg("-R").arg("a+rX").arg(dir.path()).status().unwrap();
+    let (oauth2, _) = super::printed_dovecot_config(&config, "imap://127.0.0.1", dir.path());
     let dovecot = Dovecot::start(&oauth2);
     std::fs::write(&config, text.replace("{BACKEND}", &dovecot.port.to_string())).unwrap();
     let server = Server::start(&config, port);

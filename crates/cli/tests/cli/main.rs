@@ -678,6 +678,32 @@ fn dovecot_validates_tokens_itself_with_the_printed_configuration() {
     assert!(status.success(), "{log}");
 }
 
+/// Runs `letterlock dovecot-config` for `resource` with its keys in `dir`/keys, writes the
+/// output to `dir`/dovecot-oauth2.conf.ext for Dovecot's processes to read, and returns the
+/// file and its text.
+fn printed_dovecot_config(
+    config: &Path,
+    resource: &str,
+    dir: &Path,
+) -> (std::path::PathBuf, String) {
+    let keys = dir.join("keys");
+    let printed = letterlock(&[
+        "dovecot-config",
+        "--config",
+        config.to_str().unwrap(),
+        "--resource",
+        resource,
+        "--keys-dir",
+        keys.to_str().unwrap(),
+    ]);
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let text = String::from_utf8(printed.stdout).unwrap();
+    let file = dir.join("dovecot-oauth2.conf.ext");
+    std::fs::write(&file, &text).unwrap();
+    Command::new("chmod").arg("-R").arg("a+rX").arg(dir).status().unwrap();
+    (file, text)
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
@@ -712,22 +738,9 @@ fn dovecot_with_its_auth_cache_accepts_expired_tokens() {
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     let server = Server::start(&config, port);
     let dovecot_dir = tempfile::tempdir().unwrap();
-    let keys = dovecot_dir.path().join("keys");
-    let printed = letterlock(&[
-        "dovecot-config",
-        "--config",
-        config.to_str().unwrap(),
-        "--resource",
-        "imaps://mail.example.com",
-        "--keys-dir",
-        keys.to_str().unwrap(),
-    ]);
-    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
-    let conf = String::from_utf8(printed.stdout).unwrap();
+    let (oauth2_conf, conf) =
+        printed_dovecot_config(&config, "imaps://mail.example.com", dovecot_dir.path());
     assert!(conf.contains("# Keep auth_cache_size = 0"), "{conf}");
-    let oauth2_conf = dovecot_dir.path().join("dovecot-oauth2.conf.ext");
-    std::fs::write(&oauth2_conf, &conf).unwrap();
-    Command::new("chmod").arg("-R").arg("a+rX").arg(dovecot_dir.path()).status().unwrap();
     let caching = Dovecot::with_oauth2(&oauth2_conf, "auth_cache_size = 1M");
     let plain = Dovecot::start(&oauth2_conf);
 
