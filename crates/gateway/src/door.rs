@@ -435,6 +435,9 @@ impl Door {
                 tracing::warn!(%peer, user, back_end = text, "the back end refused the login");
                 self.count_failure(peer);
             }
+            BackendError::Busy(text) => {
+                tracing::info!(%peer, user, back_end = text, "the back end declined the session");
+            }
             BackendError::Unavailable(error) => {
                 tracing::warn!(%peer, %error, "the back end is unavailable");
             }
@@ -488,6 +491,12 @@ impl Door {
             let host = address.rsplit_once(':').map_or(address.as_str(), |(host, _)| host);
             host.trim_start_matches('[').trim_end_matches(']').to_owned()
         })
+    }
+
+    /// Whether the back end can be told the client's address: over TCP (Dovecot takes it from
+    /// hosts in its `login_trusted_networks`); a UNIX socket has no addresses to override.
+    pub fn forwards_client_address(&self) -> bool {
+        crate::config::unix_socket(&self.config.backend.address).is_none()
     }
 
     /// Whether the back end wants the master user's PLAIN login.
@@ -631,6 +640,9 @@ fn response_line(line: &[u8]) -> Option<ResponseLine> {
 pub enum BackendError {
     /// The back end answered NO or BAD.
     Refused(String),
+    /// The back end took the login but will not open this session now (a connection limit, the
+    /// mailbox in use): its own response line, to pass on. Not the client's fault.
+    Busy(String),
     /// It could not be reached or spoke nonsense.
     Unavailable(String),
 }

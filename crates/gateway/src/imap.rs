@@ -268,11 +268,12 @@ async fn authenticate(
         }
         Outcome::Closed => return Step::Close,
     };
-    match backend_login(door, &authenticated).await {
+    match backend_login(door, &authenticated, peer).await {
         Ok((backend, ok_text)) => Step::LoggedIn(Box::new((authenticated, backend, ok_text))),
         Err(error) => {
             door.backend_failed(peer, &authenticated.user, &error);
             Step::Reply(match error {
+                BackendError::Busy(text) => format!("{tag} {text}\r\n"),
                 BackendError::Refused(_) => format!(
                     "{tag} NO [AUTHENTICATIONFAILED] The mail server did not accept the login\r\n"
                 ),
@@ -285,10 +286,14 @@ async fn authenticate(
 }
 
 /// Logs in to the back end as the user; returns the connection and the text of its tagged OK
-/// (with the capabilities after login).
+/// (with the capabilities after login). Over TCP, an `ID` command sent in the same write tells
+/// the back end the client's address (RFC 2971 with Dovecot's `x-originating-ip`; ignored unless
+/// the door is in Dovecot's `login_trusted_networks`), so its logs and per-address limits see
+/// the client rather than the door.
 async fn backend_login(
     door: &Door,
     authenticated: &Authenticated,
+    peer: SocketAddr,
 ) -> Result<(LineStream, String), BackendError> {
     let max = door.shared.settings.max_line_bytes;
     let mut backend = door.connect_backend().await?;
@@ -317,7 +322,16 @@ async fn backend_login(
         _ => ("PLAIN", door.master_plain(&authenticated.user)),
     };
     let encoded = base64::engine::general_purpose::STANDARD.encode(response);
-    backend.send(format!("L1 AUTHENTICATE {mechanism} {encoded}\r\n").as_bytes()).await?;
+    let mut login = String::new();
+    if door.forwards_client_address() {
+        login.push_str(&format!(
+            "L0 ID (\"x-originating-ip\" \"{}\" \"x-originating-port\" \"{}\")\r\n",
+            peer.ip().to_canonical(),
+            peer.port()
+        ));
+    }
+    login.push_str(&format!("L1 AUTHENTICATE {mechanism} {encoded}\r\n"));
+    backend.send(login.as_bytes()).await?;
     // A `+` here is OAUTHBEARER's error challenge: acknowledge it to get the tagged NO.
     let text = tagged(&mut backend, "L1", max, |_| Some(b"AQ==\r\n".as_slice())).await?;
     Ok((backend, text))
@@ -346,10 +360,22 @@ async fn tagged(
         let text = String::from_utf8_lossy(rest).into_owned();
         return if text.get(..3).is_some_and(|ok| ok.eq_ignore_ascii_case("OK ")) {
             Ok(text)
+        } else if declines_for_now(&text) {
+            Err(BackendError::Busy(text))
         } else {
             Err(BackendError::Refused(text))
         };
     }
+}
+
+/// A tagged `NO` that is about the session, not the credentials (RFC 5530: `LIMIT`, `INUSE`,
+/// `UNAVAILABLE`), such as Dovecot's `mail_max_userip_connections`.
+fn declines_for_now(text: &str) -> bool {
+    let Some(code) = text.strip_prefix("NO [").and_then(|rest| rest.split([']', ' ']).next())
+    else {
+        return false;
+    };
+    ["LIMIT", "INUSE", "UNAVAILABLE"].iter().any(|busy| code.eq_ignore_ascii_case(busy))
 }
 
 async fn relay(
@@ -392,6 +418,16 @@ mod tests {
         assert_eq!(Command::parse(b""), Err(CommandError::Tag));
         assert_eq!(Command::parse(b"a3"), Err(CommandError::Name("a3".into())));
         assert_eq!(Command::parse(b"a4 {5}"), Err(CommandError::Name("a4".into())));
+    }
+
+    #[test]
+    fn refusals_about_the_session_are_not_the_clients_fault() {
+        assert!(declines_for_now("NO [LIMIT] Maximum number of connections from user+IP exceeded"));
+        assert!(declines_for_now("NO [INUSE] Mailbox is locked"));
+        assert!(declines_for_now("NO [UNAVAILABLE] Try later"));
+        assert!(!declines_for_now("NO [AUTHENTICATIONFAILED] Authentication failed."));
+        assert!(!declines_for_now("NO Authentication failed."));
+        assert!(!declines_for_now("BAD [LIMIT] odd"));
     }
 
     #[test]

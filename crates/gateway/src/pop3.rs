@@ -59,7 +59,7 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
                 let (mechanism, initial) = (parts.next(), parts.next());
                 match door.sasl(&mut client, mechanism, initial, "+ ", peer).await {
                     Outcome::Authenticated(authenticated) => {
-                        match backend_login(&door, &authenticated).await {
+                        match backend_login(&door, &authenticated, peer).await {
                             Ok((backend, ok)) => {
                                 let first_words = format!("{ok}\r\n");
                                 let ending = door
@@ -71,10 +71,10 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
                             Err(error) => {
                                 door.backend_failed(peer, &authenticated.user, &error);
                                 match error {
-                                    BackendError::Refused(_) => "-ERR [AUTH] The mail server did not accept the login\r\n",
-                                    BackendError::Unavailable(_) => "-ERR [SYS/TEMP] The mail server is unavailable; try again later\r\n",
+                                    BackendError::Busy(text) => format!("{text}\r\n"),
+                                    BackendError::Refused(_) => "-ERR [AUTH] The mail server did not accept the login\r\n".to_owned(),
+                                    BackendError::Unavailable(_) => "-ERR [SYS/TEMP] The mail server is unavailable; try again later\r\n".to_owned(),
                                 }
-                                .to_owned()
                             }
                         }
                     }
@@ -125,10 +125,13 @@ async fn status(backend: &mut LineStream, max: usize) -> Result<String, BackendE
     }
 }
 
-/// Logs in to the back end as the user; returns the connection and its `+OK` line.
+/// Logs in to the back end as the user; returns the connection and its `+OK` line. Over TCP,
+/// an `XCLIENT` command sent in the same write tells the back end the client's address (Dovecot
+/// takes it from hosts in its `login_trusted_networks` and refuses it from others).
 async fn backend_login(
     door: &Door,
     authenticated: &Authenticated,
+    peer: SocketAddr,
 ) -> Result<(LineStream, String), BackendError> {
     let max = door.shared.settings.max_line_bytes;
     let mut backend = door.connect_backend().await?;
@@ -151,7 +154,14 @@ async fn backend_login(
         ),
         _ => format!("AUTH PLAIN {}\r\n", base64(door.master_plain(&authenticated.user))),
     };
-    backend.send(command.as_bytes()).await?;
+    if door.forwards_client_address() {
+        let xclient = format!("XCLIENT ADDR={} PORT={}\r\n", peer.ip().to_canonical(), peer.port());
+        backend.send(format!("{xclient}{command}").as_bytes()).await?;
+        // Its answer either way; a back end without XCLIENT says -ERR and goes on.
+        backend.read_line(max, BACKEND_TIMEOUT).await?;
+    } else {
+        backend.send(command.as_bytes()).await?;
+    }
     let line = backend.read_line(max, BACKEND_TIMEOUT).await?;
     if line.starts_with(b"+ ") || line == b"+" {
         // OAUTHBEARER's error challenge: the login has failed; acknowledge it to get the -ERR.
@@ -162,10 +172,39 @@ async fn backend_login(
         )));
     }
     let text = String::from_utf8_lossy(&line).into_owned();
-    if text.starts_with("+OK") { Ok((backend, text)) } else { Err(BackendError::Refused(text)) }
+    if text.starts_with("+OK") {
+        Ok((backend, text))
+    } else if declines_for_now(&text) {
+        Err(BackendError::Busy(text))
+    } else {
+        Err(BackendError::Refused(text))
+    }
+}
+
+/// An `-ERR` that is about the session, not the credentials (RFC 2449 and RFC 3206: `IN-USE`,
+/// `LOGIN-DELAY`, `SYS/TEMP`).
+fn declines_for_now(text: &str) -> bool {
+    let Some(code) = text.strip_prefix("-ERR [").and_then(|rest| rest.split(']').next()) else {
+        return false;
+    };
+    ["IN-USE", "LOGIN-DELAY", "SYS/TEMP"].iter().any(|busy| code.eq_ignore_ascii_case(busy))
 }
 
 /// POP3 has no unsolicited responses: a session the gateway ends is just closed.
 fn farewell(_ending: Ending) -> Option<String> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::declines_for_now;
+
+    #[test]
+    fn refusals_about_the_session_are_not_the_clients_fault() {
+        assert!(declines_for_now("-ERR [IN-USE] Mailbox is locked by another POP3 session"));
+        assert!(declines_for_now("-ERR [LOGIN-DELAY] Maximum number of connections exceeded"));
+        assert!(declines_for_now("-ERR [SYS/TEMP] Try later"));
+        assert!(!declines_for_now("-ERR [AUTH] Authentication failed."));
+        assert!(!declines_for_now("-ERR Authentication failed."));
+    }
 }

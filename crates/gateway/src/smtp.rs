@@ -105,7 +105,7 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
                                 door.backend_failed(peer, &authenticated.user, &error);
                                 match error {
                                     BackendError::Refused(_) => "535 5.7.8 The mail server did not accept the login\r\n",
-                                    BackendError::Unavailable(_) => "454 4.7.0 The mail server is unavailable; try again later\r\n",
+                                    BackendError::Unavailable(_) | BackendError::Busy(_) => "454 4.7.0 The mail server is unavailable; try again later\r\n",
                                 }
                                 .to_owned()
                             }

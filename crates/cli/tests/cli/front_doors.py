@@ -321,6 +321,45 @@ def pop3(p):
     return seen
 
 
+class IMAPFrom(imaplib.IMAP4):
+    """imaplib connecting from a chosen loopback address."""
+
+    def __init__(self, source, port):
+        self.source = source
+        super().__init__("127.0.0.1", port)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection((self.host, self.port), timeout, (self.source, 0))
+
+
+def addresses(p):
+    """Sessions from several loopback addresses, all kept open; each one's answer."""
+    port, user, token = p["imap"], p["user"], p["token"]
+    seen = {"imap": {}}
+    held = []
+    for source, count in p["imap_sessions"]:
+        results = seen["imap"].setdefault(source, [])
+        for _ in range(count):
+            imap = IMAPFrom(source, port)
+            try:
+                imap.authenticate("OAUTHBEARER", lambda _: oauthbearer(user, token, port))
+                results.append("OK")
+                held.append(imap)
+            except imaplib.IMAP4.error as error:
+                results.append(str(error))
+    pop3 = socket.create_connection(("127.0.0.1", p["pop3"]), 10, (p["pop3_from"], 0))
+    lines = pop3.makefile("rwb")
+    lines.readline()
+    auth = b64(oauthbearer(user, p["pop3_token"], p["pop3"]))
+    lines.write(f"AUTH OAUTHBEARER {auth}\r\n".encode())
+    lines.flush()
+    seen["pop3"] = lines.readline().decode().strip()
+    pop3.close()
+    for imap in held:
+        imap.logout()
+    return seen
+
+
 class Forms(html.parser.HTMLParser):
     def __init__(self):
         super().__init__()

@@ -55,12 +55,15 @@ pub(super) struct Stack {
     _dir: tempfile::TempDir,
     server: Option<Server>,
     pub(super) port: u16,
+    /// The IMAP door in front of Dovecot's UNIX socket.
     pub(super) imap: u16,
+    /// An IMAP door in front of Dovecot's TCP port, which tells Dovecot the client's address.
+    imap_tcp: u16,
     pub(super) smtp: u16,
     pop3: u16,
     tokens: Tokens,
     pub(super) sink: Sink,
-    _dovecot: Dovecot,
+    dovecot: Dovecot,
 }
 
 impl Stack {
@@ -74,7 +77,7 @@ impl Stack {
         let relay = free_port();
         let dovecot = Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay, None);
         let sink = Sink::start(dir.path(), relay, Some(dovecot.lmtp));
-        let (imap, smtp, pop3) = (free_port(), free_port(), free_port());
+        let (imap, imap_tcp, smtp, pop3) = (free_port(), free_port(), free_port(), free_port());
         let door = |section: &str, port: u16, scheme: &str, backend: &str| {
             format!(
                 "[[{section}]]\nlisten = \"127.0.0.1:{port}\"\nresource = \"{scheme}://127.0.0.1\"\n\
@@ -91,9 +94,10 @@ impl Stack {
                  [[resources]]\nuri = \"pop3://127.0.0.1\"\n\
                  [gateway]\nlogin_timeout_seconds = 2\nconnections_per_address = 40\n\
                  failures_per_minute_per_address = 1000\nfailures_per_minute_per_user = 1000\n\
-                 {gateway_extra}\n{sections}\n{}{}{}",
+                 {gateway_extra}\n{sections}\n{}{}{}{}",
                 // IMAP through Dovecot's UNIX socket, as a door on the mail server's machine would.
                 door("imap", imap, "imap", &format!("unix:{}", dovecot.imap_socket().display())),
+                door("imap", imap_tcp, "imap", &tcp(dovecot.port)),
                 door("smtp", smtp, "smtp", &tcp(dovecot.submission)),
                 door("pop3", pop3, "pop3", &tcp(dovecot.pop3)),
             ),
@@ -101,7 +105,7 @@ impl Stack {
         let added = user_command(&config, &["add", USER, "--password-stdin"], PASSWORD);
         assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
         let server = Server::start(&config, port);
-        for door in [imap, smtp, pop3] {
+        for door in [imap, imap_tcp, smtp, pop3] {
             wait_for("a front door to listen", || {
                 std::net::TcpStream::connect(("127.0.0.1", door)).is_ok()
             });
@@ -113,11 +117,12 @@ impl Stack {
             server: Some(server),
             port,
             imap,
+            imap_tcp,
             smtp,
             pop3,
             tokens,
             sink,
-            _dovecot: dovecot,
+            dovecot,
         }
     }
 
@@ -298,6 +303,41 @@ fn front_doors_in_front_of_dovecot() {
 
     let log = stack.stop();
     assert!(log.contains("revocations received"), "{log}");
+}
+
+/// Dovecot sees each client's own address through the TCP doors (IMAP `ID`, POP3 `XCLIENT`),
+/// so its per-address limit (`mail_max_userip_connections`, 10 by default) counts each device
+/// and not all of a user's sessions at once; a session over the limit gets Dovecot's own
+/// `[LIMIT]` answer.
+#[test]
+fn dovecot_sees_the_clients_address_through_the_doors() {
+    let mut stack = Stack::start();
+    let imap_token = stack.token("imap://127.0.0.1");
+    let pop3_token = stack.token("pop3://127.0.0.1");
+    let seen = front_doors(
+        "addresses",
+        json!({"imap": stack.imap_tcp, "pop3": stack.pop3, "user": USER, "token": imap_token,
+               "pop3_token": pop3_token,
+               "imap_sessions": [["127.0.0.2", 11], ["127.0.0.3", 2]], "pop3_from": "127.0.0.4"}),
+    );
+    let from_2 = seen["imap"]["127.0.0.2"].as_array().unwrap();
+    assert_eq!(from_2.len(), 11, "{seen}");
+    assert!(from_2[..10].iter().all(|result| result == "OK"), "{seen}");
+    let over = from_2[10].as_str().unwrap();
+    assert!(over.contains("[LIMIT]") && over.contains("mail_max_userip_connections"), "{seen}");
+    assert_eq!(seen["imap"]["127.0.0.3"], json!(["OK", "OK"]), "another address, another count");
+    assert!(seen["pop3"].as_str().unwrap().starts_with("+OK"), "{seen}");
+    let log = stack.dovecot.log();
+    for (service, address) in
+        [("imap-login", "127.0.0.2"), ("imap-login", "127.0.0.3"), ("pop3-login", "127.0.0.4")]
+    {
+        assert!(
+            log.lines().any(|line| line.contains(&format!("{service}: Info: Login:"))
+                && line.contains(&format!("rip={address},"))),
+            "{service} from {address} in Dovecot's log:\n{log}"
+        );
+    }
+    stack.stop();
 }
 
 /// Bad input at the IMAP door: each case gets IMAP's own refusal and the connection stays sane

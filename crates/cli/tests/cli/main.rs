@@ -511,6 +511,7 @@ impl Dovecot {
         };
         let config = format!(
             "base_dir = {dir}/run\nstate_dir = {dir}/run\nlog_path = {dir}/log\nprotocols = {protocols}\nlisten = 127.0.0.1\n\
+             login_trusted_networks = 127.0.0.1/32\n\
              {ssl}disable_plaintext_auth = no\n{auth}\
              mail_location = maildir:{dir}/mail/%u\n\
              service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n  \
@@ -538,6 +539,11 @@ impl Dovecot {
         );
         wait_for("Dovecot to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
         Self { dir, port, pop3, submission, auth: auth_port, lmtp }
+    }
+
+    /// What Dovecot logged.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
     }
 
     /// IMAP on a UNIX socket, for a front door on the same machine.
