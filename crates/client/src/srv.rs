@@ -10,12 +10,20 @@
 use std::net::SocketAddr;
 
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use hickory_resolver::{Resolver, TokioResolver};
 
 use crate::service::{Endpoint, Service};
 use crate::{Address, Error};
+
+/// A lookup that got no usable answer.
+struct Unanswered {
+    reason: String,
+    /// No name server answered at all (timeout, unreachable), as opposed to an error answer.
+    silent: bool,
+}
 
 /// One SRV record as far as the choice of server goes (RFC 2782).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +106,9 @@ impl Dns {
             None => Resolver::builder(provider)
                 .map_err(|error| Error::network("the system's DNS settings", error))?,
         };
-        builder.options_mut().timeout = timeout;
+        // A name server answers in well under a second or not at all: like resolv.conf's
+        // default, wait at most 5 s per try (twice), not the whole network timeout.
+        builder.options_mut().timeout = timeout.min(std::time::Duration::from_secs(5));
         builder.options_mut().attempts = 2;
         let resolver =
             builder.build().map_err(|error| Error::network("the DNS resolver", error))?;
@@ -106,11 +116,15 @@ impl Dns {
     }
 
     /// The SRV records of `name`; none when the name has none.
-    async fn records(&self, name: &str) -> Result<Vec<Record>, Error> {
+    async fn records(&self, name: &str) -> Result<Vec<Record>, Unanswered> {
         let lookup = match self.resolver.srv_lookup(name).await {
             Ok(lookup) => lookup,
             Err(error) if error.is_no_records_found() => return Ok(Vec::new()),
-            Err(error) => return Err(Error::network(&format!("DNS SRV {name}"), error)),
+            Err(error) => {
+                let silent =
+                    matches!(error, NetError::Timeout | NetError::NoConnections | NetError::Io(_));
+                return Err(Unanswered { reason: error.to_string(), silent });
+            }
         };
         Ok(lookup
             .answers()
@@ -128,7 +142,9 @@ impl Dns {
     }
 
     /// The services the address's domain announces by SRV, one endpoint per service, and what
-    /// was passed over, for the person to read.
+    /// was passed over, for the person to read. SRV is a best effort: a name the name server
+    /// fails to answer (SERVFAIL, REFUSED) is passed over, and when the name server does not
+    /// answer at all the lookups stop with what was found.
     pub async fn endpoints(
         &self,
         address: &Address,
@@ -139,7 +155,23 @@ impl Dns {
         for service in Service::ALL {
             for (label, scheme) in labels(service) {
                 let name = format!("{label}.{domain}.");
-                let records = self.records(&name).await?;
+                let records = match self.records(&name).await {
+                    Ok(records) => records,
+                    Err(unanswered) if unanswered.silent => {
+                        progress(&format!(
+                            "The name server does not answer ({}); no more SRV lookups",
+                            unanswered.reason
+                        ));
+                        return Ok(found);
+                    }
+                    Err(unanswered) => {
+                        progress(&format!(
+                            "No SRV answer for {name} ({}); going on without it",
+                            unanswered.reason
+                        ));
+                        continue;
+                    }
+                };
                 let Some(record) = choose(&records) else { continue };
                 if !within(&record.target, domain) {
                     progress(&format!(

@@ -414,7 +414,8 @@ struct Dnsmasq {
 }
 
 impl Dnsmasq {
-    fn start(records: &[&str]) -> Self {
+    /// Serves `records`, with more of dnsmasq's `options`.
+    fn start(records: &[&str], options: &[&str]) -> Self {
         let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut command = std::process::Command::new("dnsmasq");
         command.args([
@@ -434,6 +435,7 @@ impl Dnsmasq {
         for record in records {
             command.arg(format!("--srv-host={record}"));
         }
+        command.args(options);
         let child = command
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -458,19 +460,24 @@ impl Drop for Dnsmasq {
 }
 
 /// RFC 6186 and RFC 6764: with no autoconfig, the domain's SRV records name the servers;
-/// implicit TLS is preferred, the best priority and weight win, "." means not offered, and a
-/// target outside the domain is passed over.
+/// implicit TLS is preferred, the best priority and weight win, "." means not offered, a
+/// target outside the domain is passed over, and so is a name the name server fails to answer.
 #[tokio::test]
 async fn srv_records_name_the_servers_when_autoconfig_does_not() {
-    let dns = Dnsmasq::start(&[
-        "_imaps._tcp.example.com,imap.example.com,9993,10,5",
-        "_imaps._tcp.example.com,backup.example.com,9994,20,100",
-        "_imap._tcp.example.com,plain.example.com,143",
-        "_submission._tcp.example.com,smtp.example.com,587",
-        "_pop3s._tcp.example.com",
-        "_carddavs._tcp.example.com,dav.example.net,443",
-        "_caldavs._tcp.example.com,dav.example.com,8443",
-    ]);
+    // dnsmasq has no upstream server for _submissions (the best SMTP label): it answers it
+    // with an error, and _submission is used instead.
+    let dns = Dnsmasq::start(
+        &[
+            "_imaps._tcp.example.com,imap.example.com,9993,10,5",
+            "_imaps._tcp.example.com,backup.example.com,9994,20,100",
+            "_imap._tcp.example.com,plain.example.com,143",
+            "_submission._tcp.example.com,smtp.example.com,587",
+            "_pop3s._tcp.example.com",
+            "_carddavs._tcp.example.com,dav.example.net,443",
+            "_caldavs._tcp.example.com,dav.example.com,8443",
+        ],
+        &["--server=/_submissions._tcp.example.com/#"],
+    );
     let issuer_fake = Fake::default();
     let issuer = format!("http://127.0.0.1:{}", issuer_fake.start().await);
     let mut document = metadata(&issuer);
@@ -509,6 +516,7 @@ async fn srv_records_name_the_servers_when_autoconfig_does_not() {
     );
     let said = said.lock().unwrap().join("\n");
     assert!(said.contains("Not using dav.example.net:443"), "{said}");
+    assert!(said.contains("No SRV answer for _submissions._tcp.example.com."), "{said}");
 
     // A domain with no records at all: discovery says what to do.
     let mut nowhere = Login::new("fay@example.org");
@@ -518,4 +526,25 @@ async fn srv_records_name_the_servers_when_autoconfig_does_not() {
         matches!(&error, Error::Discovery(message) if message.contains("neither autoconfig nor SRV")),
         "{error}"
     );
+
+    // A name server that does not answer at all: SRV stops at once, and discovery says what to
+    // do instead of failing on the network.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut net = NetOptions {
+        dns_server: Some(closed),
+        timeout: std::time::Duration::from_secs(1),
+        ..NetOptions::default()
+    };
+    net.add_resolve("autoconfig.example.com=127.0.0.1:9").unwrap();
+    net.add_resolve("example.com=127.0.0.1:9").unwrap();
+    let deaf = self::client(net);
+    let said = Mutex::new(Vec::new());
+    let error = deaf
+        .discover(&login, &|line: &str| said.lock().unwrap().push(line.to_owned()))
+        .await
+        .unwrap_err();
+    assert!(matches!(&error, Error::Discovery(_)), "{error}");
+    let said = said.lock().unwrap();
+    let silent = said.iter().filter(|line| line.contains("does not answer")).count();
+    assert_eq!(silent, 1, "one lookup, then no more: {said:?}");
 }
