@@ -158,6 +158,16 @@ fn multiline(code: u16, lines: &[String]) -> String {
 
 /// Reads a whole (possibly multi-line) reply: its code and the last line's text.
 async fn reply(backend: &mut LineStream, max: usize) -> Result<(u16, String), BackendError> {
+    let (code, mut lines) = reply_lines(backend, max).await?;
+    Ok((code, lines.pop().unwrap_or_default()))
+}
+
+/// Reads a whole reply: its code and every line's text (an EHLO reply's extensions).
+async fn reply_lines(
+    backend: &mut LineStream,
+    max: usize,
+) -> Result<(u16, Vec<String>), BackendError> {
+    let mut lines = Vec::new();
     loop {
         let line = backend.read_line(max, BACKEND_TIMEOUT).await?;
         let code = line
@@ -170,10 +180,26 @@ async fn reply(backend: &mut LineStream, max: usize) -> Result<(u16, String), Ba
                     String::from_utf8_lossy(&line)
                 ))
             })?;
+        lines.push(String::from_utf8_lossy(line.get(4..).unwrap_or_default()).into_owned());
         if line.get(3) != Some(&b'-') {
-            return Ok((code, String::from_utf8_lossy(line.get(4..).unwrap_or_default()).into()));
+            return Ok((code, lines));
         }
     }
+}
+
+/// Sends EHLO; true when the back end offers XCLIENT with `ADDR` (Postfix and Dovecot do to
+/// the hosts they trust).
+async fn ehlo(backend: &mut LineStream, ehlo: &str, max: usize) -> Result<bool, BackendError> {
+    backend.send(ehlo.as_bytes()).await?;
+    let (code, lines) = reply_lines(backend, max).await?;
+    if code != 250 {
+        return Err(BackendError::Unavailable(format!("EHLO: {code} {}", lines.join(" "))));
+    }
+    Ok(lines.iter().any(|line| {
+        let mut words = line.split_ascii_whitespace();
+        words.next().is_some_and(|word| word.eq_ignore_ascii_case("XCLIENT"))
+            && words.any(|word| word.eq_ignore_ascii_case("ADDR"))
+    }))
 }
 
 async fn expect(
@@ -205,11 +231,18 @@ async fn backend_login(
     let ehlo = format!("EHLO {}\r\n", host_name(door));
     let mut backend = door.connect_backend().await?;
     expect(&mut backend, None, 220, max).await?;
-    expect(&mut backend, Some(&ehlo), 250, max).await?;
+    let mut xclient = self::ehlo(&mut backend, &ehlo, max).await?;
     if door.config.backend.tls == TlsMode::Starttls {
         expect(&mut backend, Some("STARTTLS\r\n"), 220, max).await?;
         backend = door.backend_starttls(backend).await?;
-        expect(&mut backend, Some(&ehlo), 250, max).await?;
+        xclient = self::ehlo(&mut backend, &ehlo, max).await?;
+    }
+    // The client's address for the back end's logs and limits (and the Received header of a
+    // relaying Dovecot), where it offers XCLIENT; the xclient login sends it with LOGIN= below.
+    if xclient && door.forwards_client_address() && door.login_mode() != LoginMode::Xclient {
+        let command = format!("XCLIENT ADDR={} PORT={}\r\n", xclient_address(peer), peer.port());
+        expect(&mut backend, Some(&command), 220, max).await?;
+        self::ehlo(&mut backend, &ehlo, max).await?;
     }
     let base64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
     match door.login_mode() {
@@ -238,13 +271,24 @@ async fn backend_login(
         LoginMode::Xclient => {
             // Postfix answers XCLIENT with a new greeting; the session then counts as logged in
             // as LOGIN (smtpd_authorized_xclient_hosts must list the gateway).
-            let command =
-                format!("XCLIENT LOGIN={} ADDR={}\r\n", xtext(&authenticated.user), peer.ip());
+            let command = format!(
+                "XCLIENT LOGIN={} ADDR={}\r\n",
+                xtext(&authenticated.user),
+                xclient_address(peer)
+            );
             expect(&mut backend, Some(&command), 220, max).await?;
             expect(&mut backend, Some(&ehlo), 250, max).await?;
         }
     }
     Ok(backend)
+}
+
+/// A client address as XCLIENT writes it: IPv6 with Postfix's `IPV6:` prefix.
+fn xclient_address(peer: SocketAddr) -> String {
+    match peer.ip().to_canonical() {
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("IPV6:{ip}"),
+    }
 }
 
 /// RFC 3461 §4 xtext, which XCLIENT values use.
@@ -281,5 +325,8 @@ mod tests {
         assert_eq!(split_command(b"QUIT"), ("QUIT".into(), String::new()));
         assert_eq!(multiline(250, &["a".into(), "b".into()]), "250-a\r\n250 b\r\n");
         assert_eq!(xtext("ann+x=y@example.com"), "ann+2Bx+3Dy@example.com");
+        assert_eq!(xclient_address("192.0.2.7:25".parse().unwrap()), "192.0.2.7");
+        assert_eq!(xclient_address("[2001:db8::7]:25".parse().unwrap()), "IPV6:2001:db8::7");
+        assert_eq!(xclient_address("[::ffff:192.0.2.7]:25".parse().unwrap()), "192.0.2.7");
     }
 }

@@ -355,6 +355,11 @@ def addresses(p):
     lines.flush()
     seen["pop3"] = lines.readline().decode().strip()
     pop3.close()
+    smtp = smtplib.SMTP("127.0.0.1", p["smtp"], timeout=10, source_address=(p["smtp_from"], 0))
+    smtp.ehlo("client.example")
+    code, _ = smtp.docmd("AUTH", f"OAUTHBEARER {b64(oauthbearer(user, p['smtp_token'], p['smtp']))}")
+    seen["smtp"] = code
+    smtp.quit()
     for imap in held:
         imap.logout()
     return seen

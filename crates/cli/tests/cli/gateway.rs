@@ -305,7 +305,8 @@ fn front_doors_in_front_of_dovecot() {
     assert!(log.contains("revocations received"), "{log}");
 }
 
-/// Dovecot sees each client's own address through the TCP doors (IMAP `ID`, POP3 `XCLIENT`),
+/// Dovecot sees each client's own address through the TCP doors (IMAP `ID`, POP3 and SMTP
+/// `XCLIENT`),
 /// so its per-address limit (`mail_max_userip_connections`, 10 by default) counts each device
 /// and not all of a user's sessions at once; a session over the limit gets Dovecot's own
 /// `[LIMIT]` answer.
@@ -314,11 +315,13 @@ fn dovecot_sees_the_clients_address_through_the_doors() {
     let mut stack = Stack::start();
     let imap_token = stack.token("imap://127.0.0.1");
     let pop3_token = stack.token("pop3://127.0.0.1");
+    let smtp_token = stack.token("smtp://127.0.0.1");
     let seen = front_doors(
         "addresses",
-        json!({"imap": stack.imap_tcp, "pop3": stack.pop3, "user": USER, "token": imap_token,
-               "pop3_token": pop3_token,
-               "imap_sessions": [["127.0.0.2", 11], ["127.0.0.3", 2]], "pop3_from": "127.0.0.4"}),
+        json!({"imap": stack.imap_tcp, "pop3": stack.pop3, "smtp": stack.smtp, "user": USER,
+               "token": imap_token, "pop3_token": pop3_token, "smtp_token": smtp_token,
+               "imap_sessions": [["127.0.0.2", 11], ["127.0.0.3", 2]], "pop3_from": "127.0.0.4",
+               "smtp_from": "127.0.0.5"}),
     );
     let from_2 = seen["imap"]["127.0.0.2"].as_array().unwrap();
     assert_eq!(from_2.len(), 11, "{seen}");
@@ -327,10 +330,14 @@ fn dovecot_sees_the_clients_address_through_the_doors() {
     assert!(over.contains("[LIMIT]") && over.contains("mail_max_userip_connections"), "{seen}");
     assert_eq!(seen["imap"]["127.0.0.3"], json!(["OK", "OK"]), "another address, another count");
     assert!(seen["pop3"].as_str().unwrap().starts_with("+OK"), "{seen}");
+    assert_eq!(seen["smtp"], 235, "{seen}");
     let log = stack.dovecot.log();
-    for (service, address) in
-        [("imap-login", "127.0.0.2"), ("imap-login", "127.0.0.3"), ("pop3-login", "127.0.0.4")]
-    {
+    for (service, address) in [
+        ("imap-login", "127.0.0.2"),
+        ("imap-login", "127.0.0.3"),
+        ("pop3-login", "127.0.0.4"),
+        ("submission-login", "127.0.0.5"),
+    ] {
         assert!(
             log.lines().any(|line| line.contains(&format!("{service}: Info: Login:"))
                 && line.contains(&format!("rip={address},"))),
