@@ -242,7 +242,7 @@ async fn backend_login(
     if xclient && door.forwards_client_address() && door.login_mode() != LoginMode::Xclient {
         let command = format!("XCLIENT ADDR={} PORT={}\r\n", xclient_address(peer), peer.port());
         expect(&mut backend, Some(&command), 220, max).await?;
-        self::ehlo(&mut backend, &ehlo, max).await?;
+        expect(&mut backend, Some(&ehlo), 250, max).await?;
     }
     let base64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
     match door.login_mode() {

@@ -306,10 +306,9 @@ fn front_doors_in_front_of_dovecot() {
 }
 
 /// Dovecot sees each client's own address through the TCP doors (IMAP `ID`, POP3 and SMTP
-/// `XCLIENT`),
-/// so its per-address limit (`mail_max_userip_connections`, 10 by default) counts each device
-/// and not all of a user's sessions at once; a session over the limit gets Dovecot's own
-/// `[LIMIT]` answer.
+/// `XCLIENT`), so its per-address limit (`mail_max_userip_connections`, 10 by default) counts
+/// each device and not all of a user's sessions at once; a session over the limit gets
+/// Dovecot's own `[LIMIT]` answer.
 #[test]
 fn dovecot_sees_the_clients_address_through_the_doors() {
     let mut stack = Stack::start();
