@@ -38,9 +38,16 @@ impl Listener {
         format!("http://127.0.0.1:{}{PATH}", self.port)
     }
 
-    /// Waits up to `limit` for a request to the redirect path and returns its query
-    /// parameters. Other requests (a favicon) get 404 and are not the answer.
-    pub async fn wait(self, limit: Duration) -> Result<HashMap<String, String>, Error> {
+    /// Waits up to `limit` for the answer to this authorization: a request to the redirect path
+    /// that carries `state`, whose query parameters it returns. Other requests get 404 (a
+    /// favicon) or 400 (a callback with another or no `state`) and are not the answer: any
+    /// local program or web page can send the browser here, and a wrong guess must not end the
+    /// sign-in (RFC 6749 §10.12).
+    pub async fn wait(
+        self,
+        state: &str,
+        limit: Duration,
+    ) -> Result<HashMap<String, String>, Error> {
         let wait = async {
             loop {
                 let (mut stream, _) =
@@ -55,7 +62,15 @@ impl Listener {
                         _ => continue,
                     };
                 match parse_request_line(&head) {
-                    Some(parameters) => {
+                    Some(parameters)
+                        if parameters.get("state").is_some_and(|sent| {
+                            aws_lc_rs::constant_time::verify_slices_are_equal(
+                                sent.as_bytes(),
+                                state.as_bytes(),
+                            )
+                            .is_ok()
+                        }) =>
+                    {
                         let page = if parameters.contains_key("code") {
                             "You are signed in. You can close this window and go back to your mail program."
                         } else {
@@ -63,6 +78,10 @@ impl Listener {
                         };
                         respond(&mut stream, "200 OK", page).await;
                         return Ok(parameters);
+                    }
+                    Some(_) => {
+                        let page = "This is not the answer to the sign-in in progress.";
+                        respond(&mut stream, "400 Bad Request", page).await;
                     }
                     None => respond(&mut stream, "404 Not Found", "Not found.").await,
                 }
@@ -163,9 +182,39 @@ mod tests {
             stream.read_to_string(&mut text).await.unwrap();
             text
         });
-        let answer = listener.wait(Duration::from_secs(10)).await.unwrap();
+        let answer = listener.wait("s", Duration::from_secs(10)).await.unwrap();
         assert_eq!(answer["code"], "c1");
         assert!(browser.await.unwrap().contains("You are signed in"));
+    }
+
+    /// Issue 14 (finding 12 of the review): another program or a web page that sends the
+    /// browser to the listener first, with its own code and a wrong or missing state, gets 400
+    /// and does not end the sign-in; the real answer that follows is taken.
+    #[tokio::test]
+    async fn a_callback_with_another_state_does_not_end_the_wait() {
+        let listener = Listener::bind().await.unwrap();
+        let port = listener.port;
+        let browser = tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for request in [
+                "GET /callback?code=evil&state=guess HTTP/1.1\r\n\r\n",
+                "GET /callback?code=evil HTTP/1.1\r\n\r\n",
+                "GET /callback?error=access_denied&state=s%20 HTTP/1.1\r\n\r\n",
+                "GET /callback?code=c1&state=s HTTP/1.1\r\n\r\n",
+            ] {
+                let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                stream.write_all(request.as_bytes()).await.unwrap();
+                let mut text = String::new();
+                stream.read_to_string(&mut text).await.unwrap();
+                answers.push(text.lines().next().unwrap_or_default().to_owned());
+            }
+            answers
+        });
+        let answer = listener.wait("s", Duration::from_secs(10)).await.unwrap();
+        assert_eq!(answer["code"], "c1");
+        let answers = browser.await.unwrap();
+        assert_eq!(answers[..3], ["HTTP/1.1 400 Bad Request"; 3]);
+        assert_eq!(answers[3], "HTTP/1.1 200 OK");
     }
 
     proptest! {

@@ -240,10 +240,8 @@ impl Exchanges<'_> {
         }
         let host = url.host_str().unwrap_or("the issuer");
         progress(&format!("Waiting for you to sign in and approve at {host} (Ctrl-C to stop)…"));
-        let answer = listener.wait(Duration::from_secs(600)).await?;
-        if answer.get("state").map(String::as_str) != Some(state.as_str()) {
-            return Err(Error::Refused("the authorization response's state does not match".into()));
-        }
+        // Only the answer that carries this state ends the wait.
+        let answer = listener.wait(&state, Duration::from_secs(600)).await?;
         // RFC 9207 §2.4: the response names its issuer; a mix-up is refused before the code is
         // used.
         match answer.get("iss") {
