@@ -37,8 +37,12 @@ pub struct GatewayConfig {
     /// Failed authentications allowed per minute from one address (discovery probes with an
     /// empty token do not count).
     pub failures_per_minute_per_address: u32,
-    /// Failed authentications allowed per minute for one user name.
+    /// Failed authentications allowed per minute for one user, counted only under the `sub` of
+    /// a token whose signature verified (a back-end refusal, a token for the wrong host).
     pub failures_per_minute_per_user: u32,
+    /// How much of an IPv6 address the per-address limits look at: a host picks any address in
+    /// its network, so they count by network (/64 by default).
+    pub ipv6_prefix_length: u8,
     /// How long open sessions get to finish when the gateway shuts down.
     pub shutdown_grace_seconds: u64,
     /// Threads serving the IMAP, SMTP and POP3 doors, each with its own event loop and its own
@@ -59,6 +63,7 @@ impl Default for GatewayConfig {
             connections_per_address: 50,
             failures_per_minute_per_address: 20,
             failures_per_minute_per_user: 10,
+            ipv6_prefix_length: 64,
             shutdown_grace_seconds: 10,
             threads: 0,
         }
@@ -102,16 +107,23 @@ pub struct DoorConfig {
     /// whose tokens are made for Dovecot's own validation and also pass through this door).
     #[serde(default)]
     pub accept_jwt_typ: bool,
-    /// Host names clients may name in OAUTHBEARER's `host=`; empty accepts any.
+    /// Host names clients may name in OAUTHBEARER's `host=`; empty means the host of
+    /// `resource`.
     #[serde(default)]
     pub host_names: Vec<String>,
-    /// Ports clients may name in OAUTHBEARER's `port=`; empty accepts any.
+    /// Ports clients may name in OAUTHBEARER's `port=`; empty means the port the door listens
+    /// on and the port of `resource` (its scheme's default port when it names none).
     #[serde(default)]
     pub ports: Vec<u16>,
     /// The back-end user name made from the token's `sub`: `{sub}` (the default), or a template
     /// using `{local}` and `{domain}` (the parts around the last `@`).
     #[serde(default = "sub_template")]
     pub user: String,
+    /// The mail domains this door serves; a token for a user of another domain is refused.
+    /// Required when `user` uses `{local}` without `{domain}`, which would otherwise make
+    /// `ann@a.example` and `ann@b.example` the same back-end user.
+    #[serde(default)]
+    pub domains: Vec<String>,
     /// The mail server behind the door.
     pub backend: BackendConfig,
 }
@@ -189,6 +201,15 @@ impl DoorConfig {
         let key = |name: &str| format!("{section}.{name}");
         validate_listener(section, &self.listen, self.tls, &self.certificate, &self.private_key)?;
         validate_user_template(section, &self.user)?;
+        if self.user.contains("{local}")
+            && !self.user.contains("{domain}")
+            && self.domains.is_empty()
+        {
+            return Err(DoorConfigError::new(
+                key("domains"),
+                "user = \"{local}\" drops the domain: list the mail domains this door serves",
+            ));
+        }
         let backend = &self.backend;
         if backend.login == LoginMode::Master
             && (backend.master_user.is_none()
@@ -232,9 +253,62 @@ impl DoorConfig {
         Ok(())
     }
 
-    /// The back-end user name for a token subject.
-    pub fn backend_user(&self, subject: &str) -> String {
-        user_from_template(&self.user, subject)
+    /// Whether a client that said OAUTHBEARER `host=host` reached this door (RFC 7628 §3.2: the
+    /// host the client connected to, so that a token sent to one server cannot be replayed at
+    /// another that trusts the same issuer and audience).
+    pub fn accepts_host(&self, host: &str) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if self.host_names.is_empty() {
+            return url::Url::parse(&self.resource).ok().and_then(|url| {
+                url.host_str().map(|own| {
+                    own.trim_start_matches('[').trim_end_matches(']').eq_ignore_ascii_case(host)
+                })
+            }) == Some(true);
+        }
+        self.host_names.iter().any(|name| name.eq_ignore_ascii_case(host))
+    }
+
+    /// Whether a client that said OAUTHBEARER `port=port` reached this door (RFC 7628 §3.2).
+    pub fn accepts_port(&self, port: u16) -> bool {
+        if self.ports.is_empty() {
+            return port == self.listen.port()
+                || url::Url::parse(&self.resource)
+                    .ok()
+                    .and_then(|url| url.port_or_known_default())
+                    == Some(port)
+                || default_port(&self.resource) == Some(port);
+        }
+        self.ports.contains(&port)
+    }
+
+    /// The back-end user name for a token subject, or `None` when the subject's domain is not
+    /// one of `domains` (when they are listed).
+    pub fn backend_user(&self, subject: &str) -> Option<String> {
+        let domain = subject.rsplit_once('@').map_or("", |(_, domain)| domain);
+        if !self.domains.is_empty()
+            && !self.domains.iter().any(|served| served.eq_ignore_ascii_case(domain))
+        {
+            return None;
+        }
+        Some(user_from_template(&self.user, subject))
+    }
+}
+
+/// The port a mail resource's scheme implies when it names none (the `url` crate knows only the
+/// web's schemes): RFC 8314 for implicit TLS, RFC 9051, RFC 6409 and RFC 1939 for the rest.
+fn default_port(resource: &str) -> Option<u16> {
+    let url = url::Url::parse(resource).ok()?;
+    if url.port().is_some() {
+        return None;
+    }
+    match url.scheme() {
+        "imaps" => Some(993),
+        "imap" => Some(143),
+        "smtps" | "submissions" => Some(465),
+        "smtp" | "submission" => Some(587),
+        "pop3s" | "pops" => Some(995),
+        "pop3" | "pop" => Some(110),
+        _ => None,
     }
 }
 
@@ -421,12 +495,39 @@ mod tests {
         let mut config = door(
             "listen = \"127.0.0.1:1143\"\nresource = \"imap://x\"\n[backend]\naddress = \"127.0.0.1:143\"\nlogin = \"token\"\n",
         );
-        assert_eq!(config.backend_user("ann@example.com"), "ann@example.com");
-        config.user = "{local}".into();
-        assert_eq!(config.backend_user("ann@example.com"), "ann");
+        assert_eq!(config.backend_user("ann@example.com").unwrap(), "ann@example.com");
         config.user = "{domain}/{local}".into();
-        assert_eq!(config.backend_user("ann@example.com"), "example.com/ann");
+        assert_eq!(config.backend_user("ann@example.com").unwrap(), "example.com/ann");
         assert!(config.validate("imap").is_ok());
+        // Finding 18 of the review: {local} alone would merge ann@a.example and ann@b.example.
+        config.user = "{local}".into();
+        assert_eq!(config.validate("imap").unwrap_err().key, "imap.domains");
+        config.domains = vec!["Example.com".into()];
+        assert!(config.validate("imap").is_ok());
+        assert_eq!(config.backend_user("ann@example.com").unwrap(), "ann");
+        assert_eq!(config.backend_user("ann@b.example"), None);
+    }
+
+    /// Issue 14: RFC 7628 §3.2's `host` and `port` are checked by default against the door's own.
+    #[test]
+    fn sasl_host_and_port_default_to_the_doors_own() {
+        let mut config = door(
+            "listen = \"127.0.0.1:1993\"\nresource = \"imaps://Mail.Example.com\"\n[backend]\naddress = \"127.0.0.1:143\"\nlogin = \"token\"\n",
+        );
+        assert!(config.accepts_host("mail.example.com"));
+        assert!(!config.accepts_host("mail.example.org") && !config.accepts_host(""));
+        assert!(config.accepts_port(1993) && config.accepts_port(993));
+        assert!(!config.accepts_port(143) && !config.accepts_port(995));
+        config.resource = "imap://[::1]:1143".into();
+        assert!(config.accepts_host("::1") && config.accepts_host("[::1]"));
+        assert!(config.accepts_port(1143) && !config.accepts_port(143));
+        config.resource = "smtp://127.0.0.1".into();
+        assert!(config.accepts_port(587) && !config.accepts_port(25));
+        // Configured lists replace the defaults.
+        config.host_names = vec!["imap.example.com".into()];
+        config.ports = vec![993];
+        assert!(config.accepts_host("IMAP.example.com") && !config.accepts_host("127.0.0.1"));
+        assert!(config.accepts_port(993) && !config.accepts_port(1993));
     }
 
     #[test]

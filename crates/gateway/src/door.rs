@@ -14,8 +14,9 @@ use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::authority::Authority;
+use crate::commands::SmtpCommands;
 use crate::config::{DoorConfig, GatewayConfig, LoginMode, TlsMode};
-use crate::limits::{ConnectionCounter, FailureCounter};
+use crate::limits::{ConnectionCounter, FailureCounter, FailureKey};
 use crate::relay::{Boundaries, Ending, Limits};
 use crate::stream::{LineError, LineStream, Stream};
 use crate::{GatewayError, tls};
@@ -90,8 +91,9 @@ impl Shared {
                 },
                 () = &mut shutdown => return,
             };
-            let Some(slot) =
-                self.connections.open(peer.ip(), self.settings.connections_per_address)
+            let Some(slot) = self
+                .connections
+                .open(self.address_key(peer), self.settings.connections_per_address)
             else {
                 tracing::info!(%peer, "too many connections from one address");
                 drop(tcp);
@@ -114,6 +116,11 @@ impl Shared {
                 session(stream, peer).await;
             });
         }
+    }
+
+    /// The address that per-address limits count `peer` under (its IPv6 network).
+    pub fn address_key(&self, peer: SocketAddr) -> std::net::IpAddr {
+        crate::limits::address_key(peer.ip(), self.settings.ipv6_prefix_length)
     }
 
     /// The line timeout before login.
@@ -312,24 +319,15 @@ impl Door {
             // RFC 7628 §4.3: an empty token asks where to get one; it is not an attack.
             return Err(Failure::Challenge(self.challenge("invalid_token")));
         };
-        let address = peer.ip().to_string();
-        let user_key =
-            credentials.authzid.as_deref().map(|user| format!("user:{}", user.to_lowercase()));
+        // Before the token is checked nothing names a user: a name the client claims (`a=`,
+        // `user=`) is not counted against, or it would let anyone lock anyone out (issue 14,
+        // point 3). The address pays for every failure; the user only for what a verified
+        // token proves.
+        let address = FailureKey::Address(self.shared.address_key(peer));
         let settings = &shared.settings;
-        if shared.failures.exhausted(&address, settings.failures_per_minute_per_address, now)
-            || user_key.as_deref().is_some_and(|key| {
-                shared.failures.exhausted(key, settings.failures_per_minute_per_user, now)
-            })
-        {
+        if shared.failures.exhausted(address, settings.failures_per_minute_per_address, now) {
             return Err(Failure::Refuse("too many failed authentications; try again later"));
         }
-        let fail = |status: &str| {
-            shared.failures.fail(&address, now);
-            if let Some(key) = &user_key {
-                shared.failures.fail(key, now);
-            }
-            Failure::Challenge(self.challenge(status))
-        };
         let claims = match shared
             .authority
             .check(token.declassify(), &self.config.resource, &[&self.config.scope], now)
@@ -338,27 +336,41 @@ impl Door {
             Ok(claims) => claims,
             Err(refusal) => {
                 tracing::info!(%peer, reason = %refusal, "token refused");
-                return Err(fail(refusal.status()));
+                shared.failures.fail(address, now);
+                return Err(Failure::Challenge(self.challenge(refusal.status())));
             }
         };
+        let user = FailureKey::User(&claims.subject);
+        if shared.failures.exhausted(user, settings.failures_per_minute_per_user, now) {
+            return Err(Failure::Refuse("too many failed authentications; try again later"));
+        }
+        let fail = |status: &str| {
+            shared.failures.fail(address, now);
+            shared.failures.fail(user, now);
+            Failure::Challenge(self.challenge(status))
+        };
+        if claims.jkt.is_some() {
+            // RFC 9449 §7.1: a DPoP-bound token is good only with a proof of its key, and SASL
+            // has no place for one; taken as a bearer token it would let a thief use it.
+            tracing::info!(%peer, "a DPoP-bound token was offered as a bearer token");
+            return Err(fail("invalid_token"));
+        }
         if let Some(authzid) = &credentials.authzid
             && !authzid.eq_ignore_ascii_case(&claims.subject)
         {
             tracing::info!(%peer, "the authorization identity is not the token's subject");
             return Err(fail("invalid_token"));
         }
-        let host_ok = credentials.host.as_deref().is_none_or(|host| {
-            self.config.host_names.is_empty()
-                || self.config.host_names.iter().any(|name| name.eq_ignore_ascii_case(host))
-        });
-        let port_ok = credentials
-            .port
-            .is_none_or(|port| self.config.ports.is_empty() || self.config.ports.contains(&port));
+        let host_ok = credentials.host.as_deref().is_none_or(|host| self.config.accepts_host(host));
+        let port_ok = credentials.port.is_none_or(|port| self.config.accepts_port(port));
         if !host_ok || !port_ok {
             tracing::info!(%peer, "the client named another host or port");
             return Err(fail("invalid_token"));
         }
-        let user = self.config.backend_user(&claims.subject);
+        let Some(user) = self.config.backend_user(&claims.subject) else {
+            tracing::info!(%peer, "the token's user is of a domain this door does not serve");
+            return Err(fail("invalid_token"));
+        };
         Ok(Authenticated { claims, user, token })
     }
 
@@ -447,7 +459,8 @@ impl Door {
     /// Counts a back-end login failure against the address (so a valid token for a user the
     /// back end does not know cannot be replayed endlessly).
     pub fn count_failure(&self, peer: SocketAddr) {
-        self.shared.failures.fail(&peer.ip().to_string(), (self.shared.clock)());
+        let address = FailureKey::Address(self.shared.address_key(peer));
+        self.shared.failures.fail(address, (self.shared.clock)());
     }
 
     /// Opens the connection to the back end: its UNIX socket, or TCP with implicit TLS if
@@ -600,14 +613,15 @@ impl Door {
     }
 
     /// Tells the client it is logged in (`first_words`, then whatever the back end already
-    /// sent), registers the session with its grant, and relays until the session ends.
+    /// sent), registers the session with its grant, and relays until the session ends (with
+    /// `commands`, reading the client's SMTP commands on the way: see [`crate::commands`]).
     pub async fn relay(
         &self,
         client: LineStream,
         backend: LineStream,
         authenticated: &Authenticated,
         first_words: &str,
-        mut boundaries: Boundaries,
+        (mut boundaries, commands): (Boundaries, Option<SmtpCommands>),
         farewell: fn(Ending) -> Option<String>,
     ) -> Ending {
         let (mut client, to_backend) = client.into_parts();
@@ -621,7 +635,8 @@ impl Door {
         boundaries.feed(&from_backend);
         let session = self.shared.authority.register(&authenticated.claims.grant_id);
         let limits = self.relay_limits(&session, authenticated.claims.expires_at);
-        crate::relay::relay(client, to_backend, backend, boundaries, farewell, limits).await
+        crate::relay::relay(client, to_backend, backend, boundaries, commands, farewell, limits)
+            .await
     }
 
     /// Logs how a session ended.

@@ -4,7 +4,9 @@
 //!
 //! The front door parses only the few commands valid before login. After it, bytes pass through
 //! unparsed except for finding response boundaries (see [`crate::relay`]), so every extension the
-//! back end offers (IDLE, CONDSTORE, COMPRESS is refused) works unchanged.
+//! back end offers (IDLE, CONDSTORE) works unchanged. COMPRESS (RFC 4978), where the back end
+//! offers it, passes too, but the door then sees no response boundaries in the compressed
+//! stream: a session it ends is closed without its farewell, within the relay's boundary wait.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -387,7 +389,7 @@ async fn relay(
     ok_text: &str,
 ) -> Ending {
     let ok = format!("{tag} {ok_text}\r\n");
-    door.relay(client, backend, authenticated, &ok, Boundaries::imap(), farewell).await
+    door.relay(client, backend, authenticated, &ok, (Boundaries::imap(), None), farewell).await
 }
 
 fn farewell(ending: Ending) -> Option<String> {

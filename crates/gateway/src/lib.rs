@@ -9,6 +9,8 @@
 //! - [`imap`], [`smtp`], [`pop3`]: the protocols before login, and each one's back-end login;
 //! - [`relay`]: bytes both ways after login, ended at a response boundary with the protocol's
 //!   farewell;
+//! - [`commands`]: the SMTP client's stream after login, read as commands so that `XCLIENT`,
+//!   `XFORWARD` and a second `AUTH` never reach the back end;
 //! - [`dav`]: the HTTP door: resource metadata, bearer and DPoP checks, path scopes, the
 //!   reverse proxy with the user in a trusted header;
 //! - [`config`]: `[gateway]`, `[[imap]]`, `[[smtp]]`, `[[pop3]]`, `[[dav]]`.
@@ -19,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod authority;
+pub mod commands;
 pub mod config;
 pub mod dav;
 pub mod door;

@@ -63,7 +63,7 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
                             Ok((backend, ok)) => {
                                 let first_words = format!("{ok}\r\n");
                                 let ending = door
-                                    .relay(client, backend, &authenticated, &first_words, Boundaries::lines(), farewell)
+                                    .relay(client, backend, &authenticated, &first_words, (Boundaries::lines(), None), farewell)
                                     .await;
                                 door.log_ending(peer, &authenticated.user, ending);
                                 return;

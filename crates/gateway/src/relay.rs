@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::time::Instant;
 
+use crate::commands::{SmtpCommands, SmtpReplies, Step};
 use crate::stream::Stream;
 
 /// Bytes read at a time in each direction, at first and when quiet: two of these are most of an
@@ -37,11 +38,14 @@ const BOUNDARY_WAIT: Duration = Duration::from_secs(5);
 pub enum Boundaries {
     /// IMAP (RFC 9051 §4.3): lines, and literals announced by `{n}` or `~{n}` at a line's end.
     Imap(Scanner),
-    /// SMTP and POP3: lines.
+    /// POP3: lines.
     Lines {
         /// True between lines.
         at_boundary: bool,
     },
+    /// SMTP: whole replies (RFC 5321 §4.2.1), counted so that the door's own answers to
+    /// commands it keeps from the back end take their place among them.
+    Smtp(SmtpReplies),
 }
 
 /// The IMAP literal scanner's state.
@@ -59,9 +63,22 @@ impl Boundaries {
         Self::Imap(Scanner::default())
     }
 
-    /// For SMTP and POP3.
+    /// For POP3.
     pub fn lines() -> Self {
         Self::Lines { at_boundary: true }
+    }
+
+    /// For SMTP.
+    pub fn smtp() -> Self {
+        Self::Smtp(SmtpReplies::default())
+    }
+
+    /// The back end's whole replies so far and the last one's code (SMTP only).
+    fn replies(&self) -> Option<(u64, u16)> {
+        match self {
+            Self::Smtp(replies) => Some((replies.count, replies.last_code)),
+            _ => None,
+        }
     }
 
     /// True between responses.
@@ -69,14 +86,37 @@ impl Boundaries {
         match self {
             Self::Imap(scanner) => scanner.literal_left == 0 && !scanner.in_line,
             Self::Lines { at_boundary } => *at_boundary,
+            Self::Smtp(replies) => replies.at_boundary(),
         }
     }
 
     /// Feeds bytes; returns the length of the longest prefix that ends at a boundary (0 when none
     /// does).
     pub fn feed(&mut self, data: &[u8]) -> usize {
+        self.feed_until(data, None).1
+    }
+
+    /// Feeds bytes up to the end of the SMTP reply that makes the count of replies reach
+    /// `stop_at` (all of them for other protocols, or when not given); returns how many were
+    /// taken, and the length of the longest prefix of those that ends at a boundary.
+    pub fn feed_until(&mut self, data: &[u8], stop_at: Option<u64>) -> (usize, usize) {
         let mut last_boundary = 0;
         match self {
+            Self::Smtp(replies) => {
+                let mut taken = 0;
+                // Reply by reply, to know the last boundary.
+                while taken < data.len() {
+                    let count = replies.count;
+                    taken += replies.feed(&data[taken..], Some(count + 1));
+                    if replies.count > count {
+                        last_boundary = taken;
+                    }
+                    if stop_at.is_some_and(|stop| replies.count >= stop) {
+                        break;
+                    }
+                }
+                return (taken, last_boundary);
+            }
             Self::Lines { at_boundary } => {
                 for (index, &byte) in data.iter().enumerate() {
                     *at_boundary = byte == b'\n';
@@ -125,7 +165,7 @@ impl Boundaries {
                 }
             }
         }
-        last_boundary
+        (data.len(), last_boundary)
     }
 }
 
@@ -156,22 +196,27 @@ pub struct Limits<'a> {
     pub idle: Duration,
 }
 
+/// A line of the door's own for the client, due once the back end has sent `.0` replies.
+type Injection = (u64, &'static str);
+
+/// The door's goodbye when an SMTP command line after login is too long.
+const SMTP_TOO_LONG: &str = "500 5.5.6 Line too long; closing connection\r\n";
+
 /// Relays between client and back end. `to_backend` is what the client already sent (pipelined
-/// after its login); `farewell` makes the line sent to the client when the gateway ends the
-/// session.
+/// after its login); with `commands` (SMTP), the client's stream is read as commands and those
+/// the door keeps to itself are answered by it in the order of the back end's replies;
+/// `farewell` makes the line sent to the client when the gateway ends the session.
 pub async fn relay(
     client: Stream,
     to_backend: Vec<u8>,
     backend: Stream,
     mut boundaries: Boundaries,
+    commands: Option<SmtpCommands>,
     farewell: impl Fn(Ending) -> Option<String>,
     limits: Limits<'_>,
 ) -> Ending {
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let (mut backend_read, mut backend_write) = tokio::io::split(backend);
-    if !to_backend.is_empty() && backend_write.write_all(&to_backend).await.is_err() {
-        return Ending::Closed;
-    }
     // Milliseconds from `started` to the last byte in either direction.
     let last_activity = AtomicU64::new(0);
     let started = Instant::now();
@@ -181,17 +226,74 @@ pub async fn relay(
     };
     let idle_deadline =
         || started + Duration::from_millis(last_activity.load(Ordering::Relaxed)) + limits.idle;
+    // The door's own answers go down with the back end's replies; the count of those replies
+    // and the last one's code come back up (the answer to DATA decides what follows it).
+    let (inject_tx, mut inject_rx) = tokio::sync::mpsc::channel::<Injection>(64);
+    let (replies_tx, replies_rx) = tokio::sync::watch::channel(boundaries.replies());
     let mut upstream = Box::pin(async {
         let mut buffer = vec![0u8; CHUNK];
-        loop {
+        let Some(mut commands) = commands else {
+            // IMAP and POP3: bytes as they come.
+            if !to_backend.is_empty() && backend_write.write_all(&to_backend).await.is_err() {
+                return;
+            }
+            loop {
+                let read = match client_read.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => read,
+                };
+                touch();
+                if backend_write.write_all(&buffer[..read]).await.is_err() {
+                    break;
+                }
+                adapt(&mut buffer, read);
+            }
+            let _ = backend_write.shutdown().await;
+            return;
+        };
+        let mut pending = to_backend;
+        let mut replies_rx = replies_rx;
+        'session: loop {
+            loop {
+                match commands.step(&pending) {
+                    Step::Forward(length) => {
+                        if backend_write.write_all(&pending[..length]).await.is_err() {
+                            break 'session;
+                        }
+                        pending.drain(..length);
+                    }
+                    Step::Refuse { length, after, reply } => {
+                        pending.drain(..length);
+                        if inject_tx.send((after, reply)).await.is_err() {
+                            break 'session;
+                        }
+                    }
+                    Step::AwaitReply(reply) => {
+                        let Ok(seen) = replies_rx
+                            .wait_for(|seen| seen.is_some_and(|(count, _)| count >= reply))
+                            .await
+                            .map(|seen| *seen)
+                        else {
+                            break 'session;
+                        };
+                        // Only the back end's reply number `reply` is the answer to DATA.
+                        let code =
+                            seen.filter(|(count, _)| *count == reply).map_or(0, |seen| seen.1);
+                        commands.data_reply(code);
+                    }
+                    Step::Incomplete => break,
+                    Step::TooLong => {
+                        let _ = inject_tx.send((commands.owed(), SMTP_TOO_LONG)).await;
+                        break 'session;
+                    }
+                }
+            }
             let read = match client_read.read(&mut buffer).await {
                 Ok(0) | Err(_) => break,
                 Ok(read) => read,
             };
             touch();
-            if backend_write.write_all(&buffer[..read]).await.is_err() {
-                break;
-            }
+            pending.extend_from_slice(&buffer[..read]);
             adapt(&mut buffer, read);
         }
         let _ = backend_write.shutdown().await;
@@ -201,7 +303,12 @@ pub async fn relay(
         let mut buffer = vec![0u8; CHUNK];
         let mut ending_rx = ending_rx;
         let mut closing: Option<(Ending, Instant)> = None;
+        let mut injections = std::collections::VecDeque::<Injection>::new();
+        let mut injecting = true;
         loop {
+            if !inject_due(&mut client_write, &mut injections, &boundaries).await {
+                return None;
+            }
             if let Some((ending, _)) = closing
                 && boundaries.at_boundary()
             {
@@ -210,6 +317,13 @@ pub async fn relay(
             let wait_limit = closing.map(|(_, since)| since + BOUNDARY_WAIT);
             let read = tokio::select! {
                 read = backend_read.read(&mut buffer) => read,
+                injection = inject_rx.recv(), if injecting => {
+                    match injection {
+                        Some(injection) => injections.push_back(injection),
+                        None => injecting = false,
+                    }
+                    continue;
+                }
                 changed = ending_rx.changed(), if closing.is_none() => {
                     if changed.is_ok() && let Some(ending) = *ending_rx.borrow() {
                         closing = Some((ending, Instant::now()));
@@ -219,21 +333,38 @@ pub async fn relay(
                 () = sleep_until(wait_limit) => return Some(closing.map_or(Ending::Closed, |(ending, _)| ending)),
             };
             let read = match read {
-                Ok(0) | Err(_) => return None,
+                Ok(0) | Err(_) => {
+                    // The back end's last reply may be what a door's answer waited for.
+                    let _ = inject_due(&mut client_write, &mut injections, &boundaries).await;
+                    return None;
+                }
                 Ok(read) => read,
             };
             touch();
-            let boundary = boundaries.feed(&buffer[..read]);
-            if let Some((ending, _)) = closing
-                && boundary > 0
-            {
-                if client_write.write_all(&buffer[..boundary]).await.is_err() {
+            let mut chunk = &buffer[..read];
+            while !chunk.is_empty() {
+                let stop = injections.front().map(|(after, _)| *after);
+                let (taken, boundary) = boundaries.feed_until(chunk, stop);
+                if let Some((ending, _)) = closing
+                    && boundary > 0
+                {
+                    if client_write.write_all(&chunk[..boundary]).await.is_err() {
+                        return None;
+                    }
+                    return say_farewell(&mut client_write, farewell(ending))
+                        .await
+                        .then_some(ending);
+                }
+                if client_write.write_all(&chunk[..taken]).await.is_err() {
                     return None;
                 }
-                return say_farewell(&mut client_write, farewell(ending)).await.then_some(ending);
-            }
-            if client_write.write_all(&buffer[..read]).await.is_err() {
-                return None;
+                if boundaries.replies().is_some() {
+                    replies_tx.send_replace(boundaries.replies());
+                    if !inject_due(&mut client_write, &mut injections, &boundaries).await {
+                        return None;
+                    }
+                }
+                chunk = &chunk[taken..];
             }
             adapt(&mut buffer, read);
         }
@@ -273,6 +404,26 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
+}
+
+/// Writes the door's answers whose turn has come: the back end has sent every reply before them
+/// and is between replies. False when the client is gone.
+async fn inject_due(
+    client: &mut (impl AsyncWrite + Unpin),
+    injections: &mut std::collections::VecDeque<Injection>,
+    boundaries: &Boundaries,
+) -> bool {
+    let Some((count, _)) = boundaries.replies() else { return true };
+    while let Some(&(after, line)) = injections.front()
+        && count >= after
+        && boundaries.at_boundary()
+    {
+        if client.write_all(line.as_bytes()).await.is_err() {
+            return false;
+        }
+        injections.pop_front();
+    }
+    true
 }
 
 async fn say_farewell(client: &mut (impl AsyncWrite + Unpin), line: Option<String>) -> bool {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 
+use crate::commands::SmtpCommands;
 use crate::config::{LoginMode, TlsMode};
 use crate::door::{Authenticated, BackendError, Door, Goodbyes, Outcome, goodbye};
 use crate::relay::{Boundaries, Ending};
@@ -94,7 +95,7 @@ pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
                                         backend,
                                         &authenticated,
                                         "235 2.7.0 Authentication successful\r\n",
-                                        Boundaries::lines(),
+                                        (Boundaries::smtp(), Some(SmtpCommands::new(max))),
                                         farewell,
                                     )
                                     .await;

@@ -159,7 +159,7 @@ impl AccessTokenVerifier {
             .keys
             .iter()
             .find(|key| key.kid() == Some(kid.as_str()))
-            .ok_or(TokenError::UnknownKey(kid))?;
+            .ok_or_else(|| TokenError::UnknownKey(crate::shown(&kid)))?;
         let claims = jws.verify(std::slice::from_ref(key)).map_err(|_| TokenError::Signature)?;
         check_claims(&claims, &self.issuer, &self.audience, any_of, now)
     }
@@ -328,5 +328,26 @@ mod tests {
             &json!({"keys": [{"kty": "RSA", "n": "x", "e": "AQAB"}]}),
         );
         assert_eq!(empty.key_count(), 0, "keys Letterlock does not sign with are skipped");
+    }
+
+    /// Issue 14 (log injection): a `kid` or `alg` with CR and LF cannot forge log lines through
+    /// the refusal that the doors log, and a huge one cannot fill the log.
+    #[test]
+    fn header_values_in_refusals_are_escaped_and_bounded() {
+        use letterlock_protocol::base64url;
+        let verifier = AccessTokenVerifier::new(ISSUER, IMAP, &ring("k1").jwks(NOW));
+        let forged = "x\r\n2026-12-01T00:00:00Z  INFO token refused peer=198.51.100.7:1";
+        for header in [
+            json!({"alg": "ES256", "typ": "at+jwt", "kid": format!("{forged}{}", "y".repeat(2_000))}),
+            json!({"alg": forged, "typ": "at+jwt", "kid": "k1"}),
+        ] {
+            let token = format!("{}.e30.AAAA", base64url::encode(header.to_string()));
+            let refusal = verifier.verify(&token, &[MAIL], NOW).unwrap_err().to_string();
+            assert!(
+                !refusal.contains(['\r', '\n']) && refusal.contains("x\\r\\n2026"),
+                "{refusal}"
+            );
+            assert!(refusal.len() < 200, "{refusal}");
+        }
     }
 }

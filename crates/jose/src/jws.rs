@@ -40,8 +40,9 @@ impl<'a> UnverifiedJws<'a> {
         let header = decode_object(header)
             .ok_or(Error::Malformed("the JWS header is not a base64url JSON object"))?;
         let algorithm = match header.get("alg").and_then(Value::as_str) {
-            Some(name) => Algorithm::parse(name)
-                .ok_or_else(|| Error::Algorithm(name.chars().take(20).collect()))?,
+            Some(name) => {
+                Algorithm::parse(name).ok_or_else(|| Error::Algorithm(crate::shown(name)))?
+            }
             None => return Err(Error::Malformed("the JWS header has no alg")),
         };
         // RFC 7515 §4.1.11: a `crit` we do not understand makes the JWS invalid, and we

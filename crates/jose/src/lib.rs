@@ -31,6 +31,13 @@ pub mod statement;
 
 pub use key::{Algorithm, PrivateKey, VerifyingKey};
 
+/// A value the peer chose (a `kid`, an `alg`, a vendor's name), as errors carry it into logs and
+/// error descriptions: at most 64 characters, with control characters (CR and LF among them)
+/// escaped, so that it can neither forge a log line nor fill a log.
+pub fn shown(value: &str) -> String {
+    value.chars().take(64).flat_map(char::escape_debug).collect()
+}
+
 /// What can go wrong in this crate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

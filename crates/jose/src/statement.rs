@@ -73,7 +73,7 @@ pub fn verify(
     let vendor = vendors
         .iter()
         .find(|vendor| vendor.issuer == issuer)
-        .ok_or_else(|| StatementError::UnknownVendor(issuer.chars().take(200).collect()))?;
+        .ok_or_else(|| StatementError::UnknownVendor(crate::shown(&issuer)))?;
     let mut claims =
         jws.verify(&vendor.keys).map_err(|_| StatementError::Signature(vendor.issuer.clone()))?;
     let number = |name: &str| claims.get(name).map(|value| value.as_i64().ok_or(name.to_owned()));

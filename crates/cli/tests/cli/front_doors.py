@@ -73,10 +73,11 @@ def imap_failure(port, user, token, mechanism="OAUTHBEARER"):
 
 
 class Raw:
-    """A line-level IMAP/SMTP/POP3 conversation over a plain socket."""
+    """A line-level IMAP/SMTP/POP3 conversation over a plain socket (from `source`, a loopback
+    address, when given)."""
 
-    def __init__(self, port, timeout=10):
-        self.socket = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=10, source=None):
+        self.socket = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0) if source else None)
         self.buffer = b""
 
     def line(self):
@@ -205,6 +206,8 @@ def forged(token):
         "alg_none": part({"alg": "none", "typ": "at+jwt", "kid": header["kid"]}) + "." + payload_part + ".",
         "forged_signature": jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": header["kid"]}, claims, key).decode(),
         "unknown_key": jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": "not-a-key"}, claims, key).decode(),
+        # Issue 14 (log injection): a kid that would write a line of its own into the log.
+        "forged_log_line": jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": "x\r\nFORGED-LINE peer=198.51.100.7:1"}, claims, key).decode(),
     }
 
 
@@ -233,6 +236,13 @@ def bad_input(p):
             seen[name]["result"] = raw.line()
         else:
             seen[name] = {"result": line}
+    # RFC 7628 §3.2: a client that says it connected to another host or port is refused.
+    for name, host, other_port in [("other_host", "mail.other.example", port), ("other_port", "127.0.0.1", 1)]:
+        response = f"n,a={user},\x01host={host}\x01port={other_port}\x01auth=Bearer {p['token']}\x01\x01".encode()
+        raw.send(f"{name} AUTHENTICATE OAUTHBEARER {b64(response)}\r\n")
+        raw.line()
+        raw.send("AQ==\r\n")
+        seen[name] = raw.line()
     # The authorization identity must be the token's subject.
     raw.send(f"authzid AUTHENTICATE OAUTHBEARER {b64(oauthbearer('mallory@example.com', p['token'], port))}\r\n")
     raw.line()
@@ -300,6 +310,65 @@ def smtp(p):
     client.sendmail(user, ["bob@example.com"], f"From: {user}\r\nTo: bob@example.com\r\nSubject: {p['subject']}\r\n\r\nHello through the front door.\r\n")
     client.quit()
     seen["sent"] = True
+    return seen
+
+
+def lockout(p):
+    """Issue 14, point 3: a stranger at one address fails again and again in the user's name
+    (`a=` and `user=` with junk tokens); the user, from another address, still logs in."""
+    port, user, token = p["imap"], p["user"], p["token"]
+    seen = {"attack": []}
+    raw = Raw(port, source=p["attacker"])
+    raw.line()
+    for attempt in range(p["attempts"]):
+        junk = oauthbearer(user, f"junk.token.{attempt}", port) if attempt % 2 else xoauth2(user, f"junk.{attempt}")
+        mechanism = "OAUTHBEARER" if attempt % 2 else "XOAUTH2"
+        raw.send(f"a{attempt} AUTHENTICATE {mechanism} {b64(junk)}\r\n")
+        line = raw.line()
+        if line.startswith("+ "):
+            raw.send("AQ==\r\n" if mechanism == "OAUTHBEARER" else "\r\n")
+            line = raw.line()
+        seen["attack"].append(line.split(" ")[1])
+    victim = Raw(port, source=p["victim"])
+    victim.line()
+    victim.send(f"v AUTHENTICATE OAUTHBEARER {b64(oauthbearer(user, token, port))}\r\n")
+    seen["victim"] = victim.line()
+    return seen
+
+
+def smtp_smuggling(p):
+    """Issue 14, point 1: after logging in through the door with their own token, a client tries
+    to become someone else at the back end (XCLIENT LOGIN=, XFORWARD, a second AUTH), alone and
+    pipelined behind other commands and after a refused DATA, and then sends mail. Records every
+    reply in order."""
+    port, user, token, other = p["smtp"], p["user"], p["token"], p["other"]
+    seen = {}
+    raw = Raw(port)
+    raw.line()
+    raw.send("EHLO client.example\r\n")
+    raw.until("250 ")
+    raw.send(f"AUTH XOAUTH2 {b64(xoauth2(user, token))}\r\n")
+    seen["auth"] = raw.line()[:3]
+    raw.send(f"XCLIENT LOGIN={other}\r\n")
+    seen["xclient"] = raw.line()
+    raw.send("EHLO client.example\r\n")
+    seen["ehlo"] = raw.until("250 ")[-1][:3]
+    raw.send(f"XFORWARD ADDR=192.0.2.66 NAME=spoofed.example\r\n")
+    seen["xforward"] = raw.line()
+    raw.send(f"AUTH XOAUTH2 {b64(xoauth2(user, token))}\r\n")
+    seen["second_auth"] = raw.line()
+    # A refused DATA (no transaction yet) leaves the session in command mode: the XCLIENT
+    # that follows is a command, not message data.
+    raw.send("DATA\r\n")
+    seen["data_without_mail"] = raw.line()[:3]
+    # Pipelined (RFC 2920): the door's refusal comes in its place between the back end's replies.
+    raw.send(f"NOOP\r\nXCLIENT LOGIN={other}\r\nMAIL FROM:<{other}>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
+    seen["pipelined"] = [raw.line()[:3], raw.line(), raw.line()[:3], raw.line()[:3], raw.line()[:3]]
+    body = f"From: {other}\r\nTo: bob@example.com\r\nSubject: {p['subject']}\r\n\r\nXCLIENT LOGIN={other}\r\n..leading dot\r\n"
+    raw.send(body + ".\r\n")
+    seen["message"] = raw.line()[:3]
+    raw.send("QUIT\r\n")
+    seen["quit"] = raw.line()[:3]
     return seen
 
 

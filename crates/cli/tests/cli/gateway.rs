@@ -73,15 +73,22 @@ impl Stack {
 
     /// With extra `[gateway]` keys and extra sections.
     pub(super) fn start_with(gateway_extra: &str, sections: &str) -> Self {
+        Self::configured(gateway_extra, sections, 1000)
+    }
+
+    /// With extra `[gateway]` keys and sections, and failures allowed per user and minute (high
+    /// by default so that tests of other things never meet the limit).
+    fn configured(gateway_extra: &str, sections: &str, failures_per_user: u32) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let relay = free_port();
         let dovecot = Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay, None);
         let sink = Sink::start(dir.path(), relay, Some(dovecot.lmtp));
         let (imap, imap_tcp, smtp, pop3) = (free_port(), free_port(), free_port(), free_port());
+        // No host_names or ports: OAUTHBEARER's host= and port= are checked against the
+        // resource's host and the door's port (RFC 7628 §3.2), as by default.
         let door = |section: &str, port: u16, scheme: &str, backend: &str| {
             format!(
                 "[[{section}]]\nlisten = \"127.0.0.1:{port}\"\nresource = \"{scheme}://127.0.0.1\"\n\
-                 host_names = [\"127.0.0.1\", \"localhost\"]\n\
                  [{section}.backend]\naddress = \"{backend}\"\nlogin = \"master\"\n\
                  master_user = \"{MASTER}\"\nmaster_password = \"{MASTER_PASSWORD}\"\n"
             )
@@ -93,7 +100,8 @@ impl Stack {
                 "[[resources]]\nuri = \"imap://127.0.0.1\"\n[[resources]]\nuri = \"smtp://127.0.0.1\"\n\
                  [[resources]]\nuri = \"pop3://127.0.0.1\"\n\
                  [gateway]\nlogin_timeout_seconds = 2\nconnections_per_address = 40\n\
-                 failures_per_minute_per_address = 1000\nfailures_per_minute_per_user = 1000\n\
+                 failures_per_minute_per_address = 1000\n\
+                 failures_per_minute_per_user = {failures_per_user}\n\
                  {gateway_extra}\n{sections}\n{}{}{}{}",
                 // IMAP through Dovecot's UNIX socket, as a door on the mail server's machine would.
                 door("imap", imap, "imap", &format!("unix:{}", dovecot.imap_socket().display())),
@@ -353,10 +361,17 @@ fn bad_input_at_the_imap_door() {
     let mut stack = Stack::start();
     let imap_token = stack.token("imap://127.0.0.1");
     let smtp_token = stack.token("smtp://127.0.0.1");
+    // A DPoP-bound token has no proof to go with it in SASL: refused (RFC 9449 §7.1).
+    let dpop_bound =
+        authlib_flow_for_resource(stack.port, "imap://127.0.0.1", &[("LETTERLOCK_TEST_DPOP", "1")])
+            ["smtp_access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     let seen = front_doors(
         "bad_input",
         json!({"imap": stack.imap, "user": USER, "token": imap_token, "connections": 60,
-               "tokens": {"other_audience": smtp_token}}),
+               "tokens": {"other_audience": smtp_token, "dpop_bound": dpop_bound}}),
     );
     assert!(seen["garbage_base64"].as_str().unwrap().starts_with("garbage_base64 BAD"), "{seen}");
     for case in ["channel_binding", "bad_escape", "missing_auth", "basic_scheme"] {
@@ -365,7 +380,14 @@ fn bad_input_at_the_imap_door() {
             "{case}: {seen}"
         );
     }
-    for case in ["other_audience", "alg_none", "forged_signature", "unknown_key"] {
+    for case in [
+        "other_audience",
+        "alg_none",
+        "forged_signature",
+        "unknown_key",
+        "forged_log_line",
+        "dpop_bound",
+    ] {
         assert_eq!(seen[case]["challenge"]["status"], "invalid_token", "{case}: {seen}");
         assert!(
             seen[case]["result"]
@@ -376,6 +398,9 @@ fn bad_input_at_the_imap_door() {
         );
     }
     assert!(seen["other_authzid"].as_str().unwrap().starts_with("authzid NO"), "{seen}");
+    for case in ["other_host", "other_port"] {
+        assert!(seen[case].as_str().unwrap().starts_with(&format!("{case} NO")), "{seen}");
+    }
     assert!(seen["still_sane"].as_str().unwrap().starts_with("n OK"), "{seen}");
     let huge = seen["huge_line"].as_str().unwrap();
     assert!(huge.starts_with("* BYE") || huge.starts_with("closed"), "{seen}");
@@ -386,6 +411,27 @@ fn bad_input_at_the_imap_door() {
     assert_eq!(seen["after_flood"], "* OK", "{seen}");
     let log = stack.stop();
     assert!(!log.contains("panicked"), "{log}");
+    // The kid's CR LF is escaped in the refusal the door logs: no line of the attacker's own.
+    assert!(log.contains("FORGED-LINE"), "{log}");
+    assert!(!log.lines().any(|line| line.starts_with("FORGED-LINE")), "{log}");
+}
+
+/// Issue 14, point 3: failures are not counted under a name the client merely claims. Twelve
+/// failed logins in fay's name from one address (over `failures_per_minute_per_user`) leave fay,
+/// from another address, able to log in.
+#[test]
+fn failures_in_someone_elses_name_do_not_lock_them_out() {
+    let mut stack = Stack::configured("", "", 10);
+    let token = stack.token("imap://127.0.0.1");
+    let seen = front_doors(
+        "lockout",
+        json!({"imap": stack.imap, "user": USER, "token": token, "attempts": 12,
+               "attacker": "127.0.0.2", "victim": "127.0.0.3"}),
+    );
+    let attack = seen["attack"].as_array().unwrap();
+    assert!(attack.iter().all(|reply| reply == "NO"), "{seen}");
+    assert!(seen["victim"].as_str().unwrap().starts_with("v OK"), "{seen}");
+    stack.stop();
 }
 
 /// `letterlock gateway` alone, for a remote issuer: implicit TLS (IMAP) and STARTTLS (SMTP)
@@ -716,20 +762,55 @@ impl Drop for Postfix {
     }
 }
 
+/// Postfix trusting the SMTP door's `XCLIENT`, behind the door with `login = "xclient"`: the
+/// relay, Dovecot (for Postfix's SASL questions), Postfix, the server, and a token for the door.
+struct PostfixBehindTheDoor {
+    sink: Sink,
+    postfix: Postfix,
+    server: Server,
+    door: u16,
+    token: String,
+    _dovecot: Dovecot,
+    _dir: tempfile::TempDir,
+}
+
+impl PostfixBehindTheDoor {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = free_port();
+        let sink = Sink::start(dir.path(), relay, None);
+        // Dovecot only answers Postfix's SASL questions here; it takes no logins of its own.
+        let dovecot = Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay, None);
+        let postfix = Postfix::start(relay, dovecot.auth);
+        let door = free_port();
+        let (config, port) = loopback_config(
+            dir.path(),
+            &format!(
+                "[[resources]]\nuri = \"smtp://127.0.0.1\"\n\
+                 [[smtp]]\nlisten = \"127.0.0.1:{door}\"\nresource = \"smtp://127.0.0.1\"\n\
+                 host_names = [\"127.0.0.1\"]\n\
+                 [smtp.backend]\naddress = \"127.0.0.1:{}\"\nlogin = \"xclient\"\n",
+                postfix.port
+            ),
+        );
+        let added = user_command(&config, &["add", USER, "--password-stdin"], PASSWORD);
+        assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+        let server = Server::start(&config, port);
+        wait_for("the SMTP door", || std::net::TcpStream::connect(("127.0.0.1", door)).is_ok());
+        let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1", &[]);
+        let token = flow["smtp_access_token"].as_str().unwrap().to_owned();
+        Self { sink, postfix, server, door, token, _dovecot: dovecot, _dir: dir }
+    }
+}
+
 /// Point 6 with `login = "xclient"`: the SMTP door logs in to a real Postfix by `XCLIENT LOGIN=`,
 /// and Postfix relays the message because it counts the session as the user's SASL login.
 #[test]
 fn smtp_door_logs_in_to_postfix_by_xclient() {
-    let dir = tempfile::tempdir().unwrap();
-    let relay = free_port();
-    let sink = Sink::start(dir.path(), relay, None);
-    // Dovecot only answers Postfix's SASL questions here; it takes no logins of its own.
-    let dovecot = Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay, None);
-    let postfix = Postfix::start(relay, dovecot.auth);
-
+    let setup = PostfixBehindTheDoor::start();
     // Without a login, Postfix refuses to relay: what follows is the XCLIENT login's doing.
     let (ok, refused) = curl_text(&[
-        &format!("smtp://127.0.0.1:{}", postfix.port),
+        &format!("smtp://127.0.0.1:{}", setup.postfix.port),
         "--mail-from",
         USER,
         "--mail-rcpt",
@@ -739,39 +820,67 @@ fn smtp_door_logs_in_to_postfix_by_xclient() {
     ]);
     assert!(!ok && refused.contains("554"), "{refused}");
 
-    let door = free_port();
-    let (config, port) = loopback_config(
-        dir.path(),
-        &format!(
-            "[[resources]]\nuri = \"smtp://127.0.0.1\"\n\
-             [[smtp]]\nlisten = \"127.0.0.1:{door}\"\nresource = \"smtp://127.0.0.1\"\n\
-             host_names = [\"127.0.0.1\"]\n\
-             [smtp.backend]\naddress = \"127.0.0.1:{}\"\nlogin = \"xclient\"\n",
-            postfix.port
-        ),
-    );
-    let added = user_command(&config, &["add", USER, "--password-stdin"], PASSWORD);
-    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
-    let server = Server::start(&config, port);
-    wait_for("the SMTP door", || std::net::TcpStream::connect(("127.0.0.1", door)).is_ok());
-    let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1", &[]);
-    let token = flow["smtp_access_token"].as_str().unwrap().to_owned();
-
     let seen = front_doors(
         "smtp",
-        json!({"smtp": door, "user": USER, "token": token, "subject": "through Postfix"}),
+        json!({"smtp": setup.door, "user": USER, "token": setup.token, "subject": "through Postfix"}),
     );
     assert_eq!(seen["auth"][0], 235, "{seen}");
     wait_for("the message to pass Postfix to the relay", || {
-        sink.received().contains("Subject: through Postfix")
+        setup.sink.received().contains("Subject: through Postfix")
     });
-    let received = sink.received();
+    let received = setup.sink.received();
     assert!(
         received.contains(&format!("(Authenticated sender: {USER})")),
         "Postfix saw the XCLIENT login: {received}\n{}",
-        postfix.log()
+        setup.postfix.log()
     );
-    let (status, log) = server.terminate();
+    let (status, log) = setup.server.terminate();
+    assert!(status.success(), "{log}");
+}
+
+/// Issue 14, point 1: a signed-in client cannot become someone else at a Postfix that trusts the
+/// door. `XCLIENT LOGIN=`, `XFORWARD` and a second `AUTH` after login are answered by the door
+/// with a 5xx and never reach Postfix: alone, pipelined between other commands (the refusal
+/// takes its place in the order of replies), and after a refused `DATA`; message text that
+/// looks like a command passes untouched.
+#[test]
+fn smtp_door_keeps_xclient_and_xforward_from_the_back_end() {
+    let setup = PostfixBehindTheDoor::start();
+    let mallory = "mallory@example.com";
+    let seen = front_doors(
+        "smtp_smuggling",
+        json!({"smtp": setup.door, "user": USER, "token": setup.token, "other": mallory,
+               "subject": "smuggled"}),
+    );
+    let refused = |key: &str| seen[key].as_str().is_some_and(|reply| reply.starts_with('5'));
+    assert_eq!(seen["auth"], "235", "{seen}");
+    assert!(refused("xclient") && refused("xforward") && refused("second_auth"), "{seen}");
+    assert_eq!(seen["data_without_mail"], "503", "{seen}");
+    let pipelined = &seen["pipelined"];
+    assert_eq!(pipelined[0], "250", "NOOP: {seen}");
+    assert!(pipelined[1].as_str().is_some_and(|reply| reply.starts_with("550")), "{seen}");
+    assert_eq!(pipelined[2], "250", "MAIL: {seen}");
+    assert_eq!(pipelined[3], "250", "RCPT: {seen}");
+    assert_eq!(pipelined[4], "354", "DATA: {seen}");
+    assert_eq!(seen["message"], "250", "{seen}");
+    wait_for("the message to pass Postfix to the relay", || {
+        setup.sink.received().contains("Subject: smuggled")
+    });
+    let received = setup.sink.received();
+    let log = setup.postfix.log();
+    assert!(
+        received.contains(&format!("(Authenticated sender: {USER})"))
+            && !received.contains(&format!("Authenticated sender: {mallory}")),
+        "Postfix must see only the door's login: {received}\n{log}"
+    );
+    assert!(
+        received.contains(&format!("\nXCLIENT LOGIN={mallory}"))
+            && received.contains("\n.leading dot"),
+        "the message text is relayed as it was sent: {received}"
+    );
+    assert!(!log.contains(&format!("sasl_username={mallory}")), "{log}");
+    assert!(!log.contains("192.0.2.66") && !log.contains("spoofed.example"), "{log}");
+    let (status, log) = setup.server.terminate();
     assert!(status.success(), "{log}");
 }
 
