@@ -4,7 +4,7 @@
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use crate::{Error, Store, conflict_aware};
+use crate::{Backend, Error, Store, conflict_aware};
 
 /// A grant: this user allowed this installation these scopes on these services.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,6 +255,26 @@ impl Store {
         rows.iter().map(grant_from_row).collect()
     }
 
+    /// Begins a transaction that appends to the revocation feed. Every writer of the feed starts
+    /// here, so that the feed's order is the order in which its entries become visible.
+    ///
+    /// Front doors read the feed from a cursor (`seq > cursor`). On PostgreSQL a sequence number
+    /// is drawn when a row is inserted, not when its transaction commits: a revocation that
+    /// drew 7 and commits after another one drew and committed 8 would be behind a cursor that
+    /// already reads 8, and no front door would ever hear of it (review 2026-12-01, finding 7).
+    /// The lock is taken before anything else in the transaction, so its holder draws its numbers
+    /// and commits before the next writer draws any; EXCLUSIVE mode still lets the feed's readers
+    /// through. SQLite has one writing connection, so its transactions are in this order already.
+    async fn begin_feed_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, Error> {
+        let mut transaction = self.writer.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("LOCK TABLE revocations IN EXCLUSIVE MODE")
+                .execute(&mut *transaction)
+                .await?;
+        }
+        Ok(transaction)
+    }
+
     /// Revokes one grant (of one user, when `user_id` is given) and logs it in the revocation
     /// feed; true if it was live.
     pub async fn revoke_grant(
@@ -263,7 +283,7 @@ impl Store {
         user_id: Option<&str>,
         at: i64,
     ) -> Result<bool, Error> {
-        let mut transaction = self.writer.begin().await?;
+        let mut transaction = self.begin_feed_write().await?;
         let result = sqlx::query(
             "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
              AND ($3 IS NULL OR user_id = $3)",
@@ -275,11 +295,7 @@ impl Store {
         .await?;
         let revoked = result.rows_affected() == 1;
         if revoked {
-            sqlx::query("INSERT INTO revocations (grant_id, revoked_at) VALUES ($1, $2)")
-                .bind(id)
-                .bind(at)
-                .execute(&mut *transaction)
-                .await?;
+            append_to_feed(&mut transaction, id, at).await?;
         }
         transaction.commit().await?;
         Ok(revoked)
@@ -287,24 +303,16 @@ impl Store {
 
     /// Revokes every live grant of a user and logs each in the feed; returns how many.
     pub async fn revoke_grants_of_user(&self, user_id: &str, at: i64) -> Result<u64, Error> {
-        let mut transaction = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO revocations (grant_id, revoked_at) \
-             SELECT id, $1 FROM grants WHERE user_id = $2 AND revoked_at IS NULL",
+        let mut transaction = self.begin_feed_write().await?;
+        let revoked = revoke_live_grants(
+            &mut transaction,
+            "UPDATE grants SET revoked_at = $1 WHERE revoked_at IS NULL AND user_id = $2 RETURNING id",
+            user_id,
+            at,
         )
-        .bind(at)
-        .bind(user_id)
-        .execute(&mut *transaction)
-        .await?;
-        let result = sqlx::query(
-            "UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(at)
-        .bind(user_id)
-        .execute(&mut *transaction)
         .await?;
         transaction.commit().await?;
-        Ok(result.rows_affected())
+        Ok(revoked)
     }
 
     /// The revocation feed after cursor `after` (0 for the start), oldest first, at most
@@ -639,4 +647,36 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Runs `update` (`UPDATE grants SET revoked_at = $1 WHERE revoked_at IS NULL AND … $2 …
+/// RETURNING id`) and logs every grant it revoked in the feed, in the same transaction: the
+/// grants logged are exactly the grants revoked, whatever else commits meanwhile.
+async fn revoke_live_grants(
+    transaction: &mut sqlx::Transaction<'static, sqlx::Any>,
+    update: &'static str,
+    key: &str,
+    at: i64,
+) -> Result<u64, Error> {
+    let rows = sqlx::query(update).bind(at).bind(key).fetch_all(&mut **transaction).await?;
+    for row in &rows {
+        let id: String = row.try_get("id")?;
+        append_to_feed(transaction, &id, at).await?;
+    }
+    Ok(rows.len() as u64)
+}
+
+/// Appends one entry to the revocation feed; only inside [`Store::begin_feed_write`]'s
+/// transactions.
+async fn append_to_feed(
+    transaction: &mut sqlx::Transaction<'static, sqlx::Any>,
+    grant_id: &str,
+    at: i64,
+) -> Result<(), Error> {
+    sqlx::query("INSERT INTO revocations (grant_id, revoked_at) VALUES ($1, $2)")
+        .bind(grant_id)
+        .bind(at)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(())
 }

@@ -337,6 +337,82 @@ async fn postgres() {
     store.close().await;
 }
 
+/// Review 2026-12-01, finding 7: on PostgreSQL two revocations can commit in another order than
+/// their sequence numbers. A revocation that draws its number first and commits last must still
+/// reach a front door whose cursor has passed the other one.
+#[tokio::test]
+async fn postgres_feed_keeps_a_revocation_that_commits_after_a_later_one() {
+    use sqlx::Connection as _;
+    let server = support::postgres::TestPostgres::start();
+    let url = server.fresh_database("letterlock_feed_order").await;
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    for (user, grant_id) in [("ua", "ga"), ("ub", "gb")] {
+        let record = UserRecord {
+            id: user.into(),
+            address: format!("{user}@example.com"),
+            password_hash: "$argon2id$hash".into(),
+            disabled: false,
+            created_at: 10,
+            password_changed_at: 10,
+        };
+        store.insert_user(&record).await.unwrap();
+        store.insert_grant(&grant(grant_id, user, "c")).await.unwrap();
+    }
+    // The number of lock requests that wait, seen from outside.
+    let mut monitor = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut waiting = async || -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
+            .fetch_one(&mut monitor)
+            .await
+            .unwrap()
+    };
+
+    // A holder of ga's row keeps revocation A from committing once it has started.
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut hold = holder.begin().await.unwrap();
+    sqlx::query("SELECT id FROM grants WHERE id = 'ga' FOR UPDATE")
+        .fetch_one(&mut *hold)
+        .await
+        .unwrap();
+    let revocation_a = tokio::spawn({
+        let store = store.clone();
+        async move { store.revoke_grants_of_user("ua", 200).await.unwrap() }
+    });
+    let mut rounds = 0;
+    while waiting().await < 1 {
+        rounds += 1;
+        assert!(rounds < 1000, "revocation A never waited for the held row");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Revocation B starts later; it either commits now or waits behind A.
+    let revocation_b = tokio::spawn({
+        let store = store.clone();
+        async move { store.revoke_grant("gb", None, 201).await.unwrap() }
+    });
+    let mut rounds = 0;
+    while !revocation_b.is_finished() && waiting().await < 2 {
+        rounds += 1;
+        assert!(rounds < 1000, "revocation B neither committed nor waited");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // A front door polls while A is still open.
+    let first = store.revocations_after(0, 10).await.unwrap();
+    let cursor = first.last().map_or(0, |(cursor, _, _)| *cursor);
+    hold.rollback().await.unwrap();
+    assert_eq!(revocation_a.await.unwrap(), 1);
+    assert!(revocation_b.await.unwrap());
+    // Its next poll, from its cursor, must bring what it has not seen.
+    let next = store.revocations_after(cursor, 10).await.unwrap();
+    let seen: Vec<&str> =
+        first.iter().chain(&next).map(|(_, grant_id, _)| grant_id.as_str()).collect();
+    assert!(
+        seen.contains(&"ga") && seen.contains(&"gb"),
+        "a revocation was skipped: first poll {first:?}, then from cursor {cursor}: {next:?}"
+    );
+    store.close().await;
+}
+
 #[tokio::test]
 async fn unknown_url_schemes_are_refused() {
     assert!(matches!(Store::connect("mysql://localhost/x").await, Err(Error::UnsupportedUrl)));
