@@ -265,7 +265,9 @@ impl Store {
     /// The lock is taken before anything else in the transaction, so its holder draws its numbers
     /// and commits before the next writer draws any; EXCLUSIVE mode still lets the feed's readers
     /// through. SQLite has one writing connection, so its transactions are in this order already.
-    async fn begin_feed_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, Error> {
+    pub(crate) async fn begin_feed_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, Error> {
         let mut transaction = self.writer.begin().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("LOCK TABLE revocations IN EXCLUSIVE MODE")
@@ -308,6 +310,27 @@ impl Store {
             &mut transaction,
             "UPDATE grants SET revoked_at = $1 WHERE revoked_at IS NULL AND user_id = $2 RETURNING id",
             user_id,
+            at,
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(revoked)
+    }
+
+    /// Revokes every live grant of the clients whose id starts with `prefix` (the client ids
+    /// sealed under one key) and logs each in the feed; returns how many.
+    pub async fn revoke_grants_of_clients_starting_with(
+        &self,
+        prefix: &str,
+        at: i64,
+    ) -> Result<u64, Error> {
+        let mut transaction = self.begin_feed_write().await?;
+        // Not LIKE: `_` is a wildcard there, and SQLite's LIKE ignores case.
+        let revoked = revoke_live_grants(
+            &mut transaction,
+            "UPDATE grants SET revoked_at = $1 WHERE revoked_at IS NULL \
+             AND substr(client_id, 1, length($2)) = $2 RETURNING id",
+            prefix,
             at,
         )
         .await?;
@@ -652,7 +675,7 @@ impl Store {
 /// Runs `update` (`UPDATE grants SET revoked_at = $1 WHERE revoked_at IS NULL AND … $2 …
 /// RETURNING id`) and logs every grant it revoked in the feed, in the same transaction: the
 /// grants logged are exactly the grants revoked, whatever else commits meanwhile.
-async fn revoke_live_grants(
+pub(crate) async fn revoke_live_grants(
     transaction: &mut sqlx::Transaction<'static, sqlx::Any>,
     update: &'static str,
     key: &str,

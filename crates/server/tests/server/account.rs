@@ -31,7 +31,8 @@ fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
 }
 
-async fn feed(server: &TestServer, after: i64, wait: u64) -> Value {
+/// The revocation feed after `after`, as the IMAP gateway reads it.
+pub async fn feed(server: &TestServer, after: i64, wait: u64) -> Value {
     let request = Request::get(format!("/revocations?after={after}&wait={wait}"))
         .header(header::AUTHORIZATION, basic("imap-gateway", "imap-gateway-secret-0123"))
         .body(Body::empty())

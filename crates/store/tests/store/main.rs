@@ -55,7 +55,7 @@ fn grant(id: &str, user_id: &str, client_id: &str) -> GrantRecord {
 async fn sqlx_reset_grant(store: &Store, id: &str) {
     let mut revived = store.grant(id).await.unwrap().unwrap();
     revived.revoked_at = None;
-    store.delete_client(&revived.client_id).await.unwrap();
+    store.delete_client(&revived.client_id, 0).await.unwrap();
     store.insert_grant(&revived).await.unwrap();
 }
 
@@ -129,6 +129,15 @@ async fn accounts_and_grants(store: &Store) {
     assert_eq!(feed.len(), 3);
     assert!(feed.iter().all(|(cursor, _, at)| *cursor > 1 && *at == 170));
     assert_eq!(store.revocations_after(1, 2).await.unwrap().len(), 2, "limited");
+    let cursor = feed[2].0;
+    // The grants of the client ids sealed under one key; `_` is no wildcard.
+    store.insert_grant(&grant("g5", "u1", "ll1.k_1.sealed")).await.unwrap();
+    store.insert_grant(&grant("g6", "u1", "ll1.kx1.sealed")).await.unwrap();
+    store.insert_grant(&grant("g7", "u1", "ll1.K_1.sealed")).await.unwrap();
+    assert_eq!(store.revoke_grants_of_clients_starting_with("ll1.k_1.", 180).await.unwrap(), 1);
+    let feed = store.revocations_after(cursor, 10).await.unwrap();
+    assert_eq!(feed.iter().map(|(_, grant_id, _)| grant_id.as_str()).collect::<Vec<_>>(), ["g5"]);
+    store.revoke_grants_of_user("u1", 181).await.unwrap();
     // Bring g1 back to life for the code and refresh checks below.
     sqlx_reset_grant(store, "g1").await;
     assert_eq!(store.live_grant("u1", "other").await.unwrap(), None);
@@ -218,12 +227,19 @@ async fn accounts_and_grants(store: &Store) {
     assert!(!store.seen("jti-1").await.unwrap());
     assert_eq!(store.refresh_token("r").await.unwrap(), None);
 
-    // Deleting a stored client removes its grants and what hangs from them.
+    // Deleting a stored client removes its grants and what hangs from them, and tells the
+    // front doors that its live grants are revoked.
     store.insert_client(&client("c2")).await.ok();
     store.insert_code("h2", "g1", "{}", 5000).await.unwrap();
-    assert!(store.delete_client("c2").await.unwrap());
+    let cursor = store.revocations_after(0, 100).await.unwrap().last().unwrap().0;
+    assert!(store.delete_client("c2", 190).await.unwrap());
     assert_eq!(store.grant("g1").await.unwrap(), None);
     assert_eq!(store.redeem_code("h2", 10).await.unwrap(), CodeRedemption::Unknown);
+    let feed = store.revocations_after(cursor, 10).await.unwrap();
+    assert_eq!(
+        feed.iter().map(|(_, grant_id, at)| (grant_id.as_str(), *at)).collect::<Vec<_>>(),
+        [("g1", 190)]
+    );
 }
 
 /// Every storage operation, checked in turn on one fresh store.
@@ -298,8 +314,8 @@ async fn conformance(store: &Store) {
     store.insert_client(&unicode).await.unwrap();
     assert_eq!(store.client("c2").await.unwrap(), Some(unicode));
     assert_eq!(count(store, "clients").await, 2);
-    assert!(store.delete_client("c1").await.unwrap());
-    assert!(!store.delete_client("c1").await.unwrap());
+    assert!(store.delete_client("c1", 1_700_000_200).await.unwrap());
+    assert!(!store.delete_client("c1", 1_700_000_200).await.unwrap());
     assert_eq!(store.client("c1").await.unwrap(), None);
     assert_eq!(count(store, "signing_keys").await, 2);
     assert_eq!(count(store, "sealing_keys").await, 2);
