@@ -70,6 +70,19 @@ pub struct RefreshContext {
     pub user_disabled: bool,
 }
 
+/// One entry of the revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationRecord {
+    /// The feed's cursor: entries are numbered in the order they became visible.
+    pub cursor: i64,
+    /// The grant revoked, or the grant of the access token revoked.
+    pub grant_id: String,
+    /// For the revocation of one access token (RFC 7009): its `jti`. `None` revokes the grant.
+    pub token_id: Option<String>,
+    /// When.
+    pub revoked_at: i64,
+}
+
 /// A device authorization request (RFC 8628).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceCodeRecord {
@@ -297,7 +310,7 @@ impl Store {
         .await?;
         let revoked = result.rows_affected() == 1;
         if revoked {
-            append_to_feed(&mut transaction, id, at).await?;
+            append_to_feed(&mut transaction, id, None, at).await?;
         }
         transaction.commit().await?;
         Ok(revoked)
@@ -338,22 +351,62 @@ impl Store {
         Ok(revoked)
     }
 
+    /// Revokes one access token (RFC 7009) by its `jti`: remembered until `remember_until` for
+    /// introspection, and logged in the feed with its grant so that front doors refuse it and
+    /// close the sessions it opened. False if it was revoked before.
+    pub async fn revoke_access_token(
+        &self,
+        grant_id: &str,
+        token_id: &str,
+        remember_until: i64,
+        at: i64,
+    ) -> Result<bool, Error> {
+        let mut transaction = self.begin_feed_write().await?;
+        // ON CONFLICT rather than a unique violation: that would abort a PostgreSQL transaction.
+        let result = sqlx::query(
+            "INSERT INTO seen_once (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(revoked_token_key(token_id))
+        .bind(remember_until)
+        .execute(&mut *transaction)
+        .await?;
+        let revoked = result.rows_affected() == 1;
+        if revoked {
+            append_to_feed(&mut transaction, grant_id, Some(token_id), at).await?;
+        }
+        transaction.commit().await?;
+        Ok(revoked)
+    }
+
+    /// True if the access token with this `jti` was revoked (and has not expired since).
+    pub async fn access_token_revoked(&self, token_id: &str) -> Result<bool, Error> {
+        self.seen(&revoked_token_key(token_id)).await
+    }
+
     /// The revocation feed after cursor `after` (0 for the start), oldest first, at most
-    /// `limit`: `(cursor, grant id, revocation time)`. Front doors follow it to close the live
-    /// sessions of revoked devices.
+    /// `limit`. Front doors follow it to refuse revoked grants and tokens and close their live
+    /// sessions.
     pub async fn revocations_after(
         &self,
         after: i64,
         limit: i64,
-    ) -> Result<Vec<(i64, String, i64)>, Error> {
-        let rows = sqlx::query("SELECT seq, grant_id, revoked_at FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2")
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+    ) -> Result<Vec<RevocationRecord>, Error> {
+        let rows = sqlx::query(
+            "SELECT seq, grant_id, token_id, revoked_at FROM revocations WHERE seq > $1 \
+             ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| {
-                Ok((row.try_get("seq")?, row.try_get("grant_id")?, row.try_get("revoked_at")?))
+                Ok(RevocationRecord {
+                    cursor: row.try_get("seq")?,
+                    grant_id: row.try_get("grant_id")?,
+                    token_id: row.try_get("token_id")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                })
             })
             .collect()
     }
@@ -684,7 +737,7 @@ pub(crate) async fn revoke_live_grants(
     let rows = sqlx::query(update).bind(at).bind(key).fetch_all(&mut **transaction).await?;
     for row in &rows {
         let id: String = row.try_get("id")?;
-        append_to_feed(transaction, &id, at).await?;
+        append_to_feed(transaction, &id, None, at).await?;
     }
     Ok(rows.len() as u64)
 }
@@ -694,12 +747,19 @@ pub(crate) async fn revoke_live_grants(
 async fn append_to_feed(
     transaction: &mut sqlx::Transaction<'static, sqlx::Any>,
     grant_id: &str,
+    token_id: Option<&str>,
     at: i64,
 ) -> Result<(), Error> {
-    sqlx::query("INSERT INTO revocations (grant_id, revoked_at) VALUES ($1, $2)")
+    sqlx::query("INSERT INTO revocations (grant_id, token_id, revoked_at) VALUES ($1, $2, $3)")
         .bind(grant_id)
+        .bind(token_id)
         .bind(at)
         .execute(&mut **transaction)
         .await?;
     Ok(())
+}
+
+/// The one-time value that marks an access token as revoked.
+fn revoked_token_key(token_id: &str) -> String {
+    format!("revoked:{token_id}")
 }

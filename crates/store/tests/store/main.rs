@@ -12,7 +12,8 @@ mod support {
 
 use letterlock_store::{
     Backend, ClientRecord, CodeRedemption, DeviceCodeRecord, Error, GrantRecord,
-    RefreshTokenRecord, SealingKeyRecord, SessionRecord, SigningKeyRecord, Store, UserRecord,
+    RefreshTokenRecord, RevocationRecord, SealingKeyRecord, SessionRecord, SigningKeyRecord, Store,
+    UserRecord,
 };
 
 fn client(id: &str) -> ClientRecord {
@@ -120,23 +121,44 @@ async fn accounts_and_grants(store: &Store) {
     );
     assert!(store.revoke_grant("g2", Some("u1"), 160).await.unwrap());
     assert!(!store.revoke_grant("g2", None, 161).await.unwrap(), "revoked once");
-    assert_eq!(store.revocations_after(0, 10).await.unwrap(), vec![(1, "g2".to_owned(), 160)]);
+    assert_eq!(
+        store.revocations_after(0, 10).await.unwrap(),
+        vec![RevocationRecord {
+            cursor: 1,
+            grant_id: "g2".into(),
+            token_id: None,
+            revoked_at: 160
+        }]
+    );
     assert_eq!(store.revocations_after(1, 10).await.unwrap(), vec![]);
     store.insert_grant(&grant("g3", "u1", "third")).await.unwrap();
     store.insert_grant(&grant("g4", "u1", "fourth")).await.unwrap();
     assert_eq!(store.revoke_grants_of_user("u1", 170).await.unwrap(), 3, "g1, g3 and g4");
     let feed = store.revocations_after(1, 10).await.unwrap();
     assert_eq!(feed.len(), 3);
-    assert!(feed.iter().all(|(cursor, _, at)| *cursor > 1 && *at == 170));
+    assert!(feed.iter().all(|entry| entry.cursor > 1 && entry.revoked_at == 170));
     assert_eq!(store.revocations_after(1, 2).await.unwrap().len(), 2, "limited");
-    let cursor = feed[2].0;
+    let cursor = feed[2].cursor;
+    // One access token of a grant (RFC 7009): remembered, and fed with its grant, once.
+    assert!(store.revoke_access_token("g3", "jti-a", 900, 175).await.unwrap());
+    assert!(!store.revoke_access_token("g3", "jti-a", 900, 176).await.unwrap(), "once");
+    assert!(store.access_token_revoked("jti-a").await.unwrap());
+    assert!(!store.access_token_revoked("jti-b").await.unwrap());
+    let feed = store.revocations_after(cursor, 10).await.unwrap();
+    assert_eq!(
+        feed.iter()
+            .map(|entry| (entry.grant_id.as_str(), entry.token_id.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![("g3", Some("jti-a"))]
+    );
+    let cursor = feed[0].cursor;
     // The grants of the client ids sealed under one key; `_` is no wildcard.
     store.insert_grant(&grant("g5", "u1", "ll1.k_1.sealed")).await.unwrap();
     store.insert_grant(&grant("g6", "u1", "ll1.kx1.sealed")).await.unwrap();
     store.insert_grant(&grant("g7", "u1", "ll1.K_1.sealed")).await.unwrap();
     assert_eq!(store.revoke_grants_of_clients_starting_with("ll1.k_1.", 180).await.unwrap(), 1);
     let feed = store.revocations_after(cursor, 10).await.unwrap();
-    assert_eq!(feed.iter().map(|(_, grant_id, _)| grant_id.as_str()).collect::<Vec<_>>(), ["g5"]);
+    assert_eq!(feed.iter().map(|entry| entry.grant_id.as_str()).collect::<Vec<_>>(), ["g5"]);
     store.revoke_grants_of_user("u1", 181).await.unwrap();
     // Bring g1 back to life for the code and refresh checks below.
     sqlx_reset_grant(store, "g1").await;
@@ -231,13 +253,13 @@ async fn accounts_and_grants(store: &Store) {
     // front doors that its live grants are revoked.
     store.insert_client(&client("c2")).await.ok();
     store.insert_code("h2", "g1", "{}", 5000).await.unwrap();
-    let cursor = store.revocations_after(0, 100).await.unwrap().last().unwrap().0;
+    let cursor = store.revocations_after(0, 100).await.unwrap().last().unwrap().cursor;
     assert!(store.delete_client("c2", 190).await.unwrap());
     assert_eq!(store.grant("g1").await.unwrap(), None);
     assert_eq!(store.redeem_code("h2", 10).await.unwrap(), CodeRedemption::Unknown);
     let feed = store.revocations_after(cursor, 10).await.unwrap();
     assert_eq!(
-        feed.iter().map(|(_, grant_id, at)| (grant_id.as_str(), *at)).collect::<Vec<_>>(),
+        feed.iter().map(|entry| (entry.grant_id.as_str(), entry.revoked_at)).collect::<Vec<_>>(),
         [("g1", 190)]
     );
 }
@@ -414,14 +436,13 @@ async fn postgres_feed_keeps_a_revocation_that_commits_after_a_later_one() {
     }
     // A front door polls while A is still open.
     let first = store.revocations_after(0, 10).await.unwrap();
-    let cursor = first.last().map_or(0, |(cursor, _, _)| *cursor);
+    let cursor = first.last().map_or(0, |entry| entry.cursor);
     hold.rollback().await.unwrap();
     assert_eq!(revocation_a.await.unwrap(), 1);
     assert!(revocation_b.await.unwrap());
     // Its next poll, from its cursor, must bring what it has not seen.
     let next = store.revocations_after(cursor, 10).await.unwrap();
-    let seen: Vec<&str> =
-        first.iter().chain(&next).map(|(_, grant_id, _)| grant_id.as_str()).collect();
+    let seen: Vec<&str> = first.iter().chain(&next).map(|entry| entry.grant_id.as_str()).collect();
     assert!(
         seen.contains(&"ga") && seen.contains(&"gb"),
         "a revocation was skipped: first poll {first:?}, then from cursor {cursor}: {next:?}"
