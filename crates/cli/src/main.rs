@@ -590,9 +590,11 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Retire { server, kid } => {
             let config = server.load()?;
             let store = letterlock_server::open_store(&config).await?;
-            if !store.retire_sealing_key(&kid, now).await? {
+            let Some(revoked) =
+                letterlock_server::keys::retire_sealing_key(&store, &kid, now).await?
+            else {
                 bail!("no sealing key {kid} that is not retired already");
-            }
+            };
             if store.sealing_keys().await?.iter().all(|key| key.retired_at.is_some()) {
                 let fresh = letterlock_server::keys::add_sealing_key(&store, now).await?;
                 println!("retired {kid}; made {fresh} so that registration keeps working");
@@ -601,6 +603,7 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
                     "retired {kid}: client ids sealed under it are refused from the next key reload"
                 );
             }
+            println!("{revoked} devices of those client ids revoked");
             Ok(())
         }
     }

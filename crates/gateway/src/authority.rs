@@ -1,10 +1,11 @@
 //! What the front doors know of the authorization server: its signing keys (the JWKS, cached and
-//! refetched on an unknown `kid`), the grants it has revoked (from its revocation feed), and the
-//! live sessions of each grant, so that a revocation closes them.
+//! refetched on an unknown `kid`), the grants and access tokens it has revoked (from its
+//! revocation feed), and the live sessions of each grant and token, so that a revocation closes
+//! them.
 //!
 //! Token checks are local: an ES256 verification costs about 50 µs, so a token that verified
-//! once is remembered (by its SHA-256) until it expires; its grant is still checked against the
-//! revocations on every use.
+//! once is remembered (by its SHA-256) until it expires; its grant and its `jti` are still
+//! checked against the revocations on every use.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +40,9 @@ pub enum Refusal {
     /// Its grant was revoked (the device was removed on the devices page).
     #[error("the token's grant was revoked")]
     Revoked,
+    /// The token itself was revoked (RFC 7009), by its `jti`.
+    #[error("the token was revoked")]
+    TokenRevoked,
 }
 
 impl Refusal {
@@ -46,7 +50,7 @@ impl Refusal {
     pub fn status(&self) -> &'static str {
         match self {
             Self::Token(error) => error.status(),
-            Self::Revoked => "invalid_token",
+            Self::Revoked | Self::TokenRevoked => "invalid_token",
         }
     }
 }
@@ -60,8 +64,35 @@ pub struct Audience {
     pub accept_jwt_typ: bool,
 }
 
-/// The live sessions of each grant: a session id and what wakes the session.
-type SessionMap = HashMap<String, Vec<(u64, Arc<Notify>)>>;
+/// One entry of the issuer's revocation feed: a grant, or one access token of a grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    /// The grant revoked, or the grant of the token revoked.
+    pub grant_id: String,
+    /// The `jti` of the one access token revoked (RFC 7009); `None` revokes the whole grant.
+    pub jti: Option<String>,
+    /// When, in seconds since the epoch.
+    pub revoked_at: i64,
+}
+
+/// What a revocation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// The session's grant: the device was removed.
+    Grant,
+    /// The session's access token alone; the device may log in again with a fresh one.
+    Token,
+}
+
+/// A live session: its id, the `jti` of the token that opened it, and what wakes it.
+struct LiveSession {
+    id: u64,
+    jti: String,
+    notify: Arc<Notify>,
+}
+
+/// The live sessions of each grant.
+type SessionMap = HashMap<String, Vec<LiveSession>>;
 
 struct Keys {
     verifiers: HashMap<String, AccessTokenVerifier>,
@@ -77,6 +108,7 @@ pub struct Authority {
     refetch: tokio::sync::Mutex<()>,
     verified: Mutex<HashMap<[u8; 32], AccessTokenClaims>>,
     revoked: Mutex<HashMap<String, i64>>,
+    revoked_tokens: Mutex<HashMap<String, i64>>,
     sessions: Mutex<SessionMap>,
     next_session: AtomicU64,
     feed_credentials: Option<(String, String)>,
@@ -108,6 +140,7 @@ impl Authority {
             refetch: tokio::sync::Mutex::new(()),
             verified: Mutex::new(HashMap::new()),
             revoked: Mutex::new(HashMap::new()),
+            revoked_tokens: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
             feed_credentials,
@@ -220,6 +253,9 @@ impl Authority {
         if self.is_revoked(&claims.grant_id) {
             return Err(Refusal::Revoked);
         }
+        if self.is_token_revoked(&claims.jti) {
+            return Err(Refusal::TokenRevoked);
+        }
         Ok(claims)
     }
 
@@ -269,36 +305,67 @@ impl Authority {
         self.revoked.lock().map(|revoked| revoked.contains_key(grant_id)).unwrap_or(true)
     }
 
-    /// Records revocations and closes the grants' live sessions.
-    pub fn revoke(&self, grants: &[(String, i64)], now: i64) {
-        if let Ok(mut revoked) = self.revoked.lock() {
-            revoked.retain(|_, at| *at > now - REVOCATION_MEMORY_SECONDS);
-            for (grant, at) in grants {
-                revoked.insert(grant.clone(), *at);
+    /// True if the access token with this `jti` was revoked (RFC 7009).
+    pub fn is_token_revoked(&self, jti: &str) -> bool {
+        self.revoked_tokens.lock().map(|revoked| revoked.contains_key(jti)).unwrap_or(true)
+    }
+
+    /// Records revocations of grants and of single tokens, and closes the live sessions they
+    /// end: every session of a revoked grant, and the sessions a revoked token opened.
+    pub fn revoke(&self, entries: &[FeedEntry], now: i64) {
+        let forget_before = now - REVOCATION_MEMORY_SECONDS;
+        if let (Ok(mut grants), Ok(mut tokens)) = (self.revoked.lock(), self.revoked_tokens.lock())
+        {
+            grants.retain(|_, at| *at > forget_before);
+            tokens.retain(|_, at| *at > forget_before);
+            for entry in entries {
+                match &entry.jti {
+                    None => grants.insert(entry.grant_id.clone(), entry.revoked_at),
+                    Some(jti) => tokens.insert(jti.clone(), entry.revoked_at),
+                };
             }
         }
         if let Ok(mut sessions) = self.sessions.lock() {
-            for (grant, _) in grants {
-                for (_, notify) in sessions.remove(grant).unwrap_or_default() {
-                    notify.notify_one();
+            for entry in entries {
+                let ended = match &entry.jti {
+                    None => sessions.remove(&entry.grant_id).unwrap_or_default(),
+                    Some(jti) => {
+                        let Some(live) = sessions.get_mut(&entry.grant_id) else { continue };
+                        let (ended, kept) = std::mem::take(live)
+                            .into_iter()
+                            .partition(|session| session.jti == *jti);
+                        *live = kept;
+                        if live.is_empty() {
+                            sessions.remove(&entry.grant_id);
+                        }
+                        ended
+                    }
+                };
+                for session in ended {
+                    session.notify.notify_one();
                 }
             }
         }
     }
 
-    /// Registers a live session of a grant; the returned guard's `closed()` completes when the
-    /// grant is revoked, and dropping the guard deregisters the session.
-    pub fn register(self: &Arc<Self>, grant_id: &str) -> SessionGuard {
+    /// Registers a live session opened with a token of these claims; the returned guard's
+    /// `revoked()` completes when the grant or the token is revoked, and dropping the guard
+    /// deregisters the session.
+    pub fn register(self: &Arc<Self>, claims: &AccessTokenClaims) -> SessionGuard {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let notify = Arc::new(Notify::new());
         if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.entry(grant_id.to_owned()).or_default().push((id, notify.clone()));
+            sessions.entry(claims.grant_id.clone()).or_default().push(LiveSession {
+                id,
+                jti: claims.jti.clone(),
+                notify: notify.clone(),
+            });
         }
         // A revocation that arrived between the token check and this registration.
-        if self.is_revoked(grant_id) {
+        if self.is_revoked(&claims.grant_id) || self.is_token_revoked(&claims.jti) {
             notify.notify_one();
         }
-        SessionGuard { authority: self.clone(), grant_id: grant_id.to_owned(), id, notify }
+        SessionGuard { authority: self.clone(), grant_id: claims.grant_id.clone(), id, notify }
     }
 
     /// The number of live sessions.
@@ -307,8 +374,8 @@ impl Authority {
     }
 
     /// Follows the issuer's revocation feed for ever (long polling), closing the sessions of
-    /// each revoked grant. Starts from the beginning, so grants revoked before the gateway
-    /// started are known too.
+    /// each revoked grant and token. Starts from the beginning, so grants and tokens revoked
+    /// before the gateway started are known too.
     pub async fn follow_revocations(self: Arc<Self>, now: impl Fn() -> i64) {
         let Some(_) = &self.feed_credentials else {
             tracing::warn!(
@@ -323,23 +390,18 @@ impl Authority {
             match self.get_json(&url, true).await {
                 Ok(page) => {
                     backoff = Duration::from_secs(1);
-                    let items: Vec<(String, i64)> = page
+                    let items: Vec<FeedEntry> = page
                         .get("revocations")
                         .and_then(Value::as_array)
-                        .map(|items| {
-                            items
-                                .iter()
-                                .filter_map(|item| {
-                                    Some((
-                                        item.get("grant_id")?.as_str()?.to_owned(),
-                                        item.get("revoked_at")?.as_i64()?,
-                                    ))
-                                })
-                                .collect()
-                        })
+                        .map(|items| items.iter().filter_map(feed_entry).collect())
                         .unwrap_or_default();
                     if !items.is_empty() {
-                        tracing::info!(grants = items.len(), "revocations received");
+                        let tokens = items.iter().filter(|item| item.jti.is_some()).count();
+                        tracing::info!(
+                            grants = items.len() - tokens,
+                            tokens,
+                            "revocations received"
+                        );
                         self.revoke(&items, now());
                     }
                     if let Some(next) = page.get("cursor").and_then(Value::as_i64) {
@@ -366,9 +428,11 @@ pub struct SessionGuard {
 }
 
 impl SessionGuard {
-    /// Completes when the session's grant is revoked.
-    pub async fn revoked(&self) {
+    /// Completes when the session's grant, or the token that opened it, is revoked; says which.
+    pub async fn revoked(&self) -> Revoked {
         self.notify.notified().await;
+        // The revocation is recorded before the session is woken.
+        if self.authority.is_revoked(&self.grant_id) { Revoked::Grant } else { Revoked::Token }
     }
 }
 
@@ -377,12 +441,22 @@ impl Drop for SessionGuard {
         if let Ok(mut sessions) = self.authority.sessions.lock()
             && let Some(list) = sessions.get_mut(&self.grant_id)
         {
-            list.retain(|(id, _)| *id != self.id);
+            list.retain(|session| session.id != self.id);
             if list.is_empty() {
                 sessions.remove(&self.grant_id);
             }
         }
     }
+}
+
+/// A feed item: `{"grant_id", "revoked_at"}`, with `jti` when one access token was revoked.
+fn feed_entry(item: &Value) -> Option<FeedEntry> {
+    Some(FeedEntry {
+        grant_id: item.get("grant_id")?.as_str()?.to_owned(),
+        // Anything but a string revokes the whole grant: more than asked, never less.
+        jti: item.get("jti").and_then(Value::as_str).map(str::to_owned),
+        revoked_at: item.get("revoked_at")?.as_i64()?,
+    })
 }
 
 fn token_digest(resource: &str, token: &str) -> [u8; 32] {
@@ -393,4 +467,74 @@ fn token_digest(resource: &str, token: &str) -> [u8; 32] {
     let mut digest = [0u8; 32];
     digest.copy_from_slice(context.finish().as_ref());
     digest
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a panic in a test is a failed test")]
+
+    use super::*;
+
+    fn authority() -> Arc<Authority> {
+        Arc::new(Authority {
+            issuer: Issuer::parse("https://issuer.example").unwrap(),
+            http: reqwest::Client::new(),
+            audiences: Vec::new(),
+            keys: RwLock::new(Keys { verifiers: HashMap::new(), fetched_at: Instant::now() }),
+            refetch: tokio::sync::Mutex::new(()),
+            verified: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(HashMap::new()),
+            revoked_tokens: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+            feed_credentials: None,
+        })
+    }
+
+    fn claims(grant_id: &str, jti: &str) -> AccessTokenClaims {
+        AccessTokenClaims {
+            subject: "fay@example.com".into(),
+            client_id: "client".into(),
+            grant_id: grant_id.into(),
+            jti: jti.into(),
+            expires_at: 2_000,
+            scopes: Vec::new(),
+            jkt: None,
+        }
+    }
+
+    fn entry(grant_id: &str, jti: Option<&str>) -> FeedEntry {
+        FeedEntry { grant_id: grant_id.into(), jti: jti.map(str::to_owned), revoked_at: 1_000 }
+    }
+
+    #[tokio::test]
+    async fn a_revoked_token_ends_its_own_sessions_and_a_revoked_grant_all() {
+        let authority = authority();
+        let first = authority.register(&claims("g1", "t1"));
+        let second = authority.register(&claims("g1", "t2"));
+        let other = authority.register(&claims("g2", "t3"));
+        authority.revoke(&[entry("g1", Some("t1"))], 1_000);
+        assert_eq!(first.revoked().await, Revoked::Token);
+        assert!(authority.is_token_revoked("t1") && !authority.is_revoked("g1"));
+        assert_eq!(authority.session_count(), 2, "the grant's other session stays");
+        authority.revoke(&[entry("g1", None)], 1_000);
+        assert_eq!(second.revoked().await, Revoked::Grant);
+        assert_eq!(authority.session_count(), 1);
+        // A session that registers after its token's revocation ends at once.
+        let late = authority.register(&claims("g2", "t1"));
+        assert_eq!(late.revoked().await, Revoked::Token);
+        drop(other);
+    }
+
+    #[test]
+    fn feed_items_name_a_grant_or_one_of_its_tokens() {
+        let item = serde_json::json!({"cursor": 3, "grant_id": "g", "revoked_at": 1_000});
+        assert_eq!(feed_entry(&item), Some(entry("g", None)));
+        let item =
+            serde_json::json!({"cursor": 4, "grant_id": "g", "jti": "t", "revoked_at": 1_000});
+        assert_eq!(feed_entry(&item), Some(entry("g", Some("t"))));
+        let odd = serde_json::json!({"grant_id": "g", "jti": 7, "revoked_at": 1_000});
+        assert_eq!(feed_entry(&odd), Some(entry("g", None)), "the whole grant");
+        assert_eq!(feed_entry(&serde_json::json!({"revoked_at": 1_000})), None);
+    }
 }

@@ -535,7 +535,12 @@ impl Door {
         let now = (self.shared.clock)();
         let left = (expires_at + self.shared.settings.session_grace_seconds as i64 - now).max(0);
         Limits {
-            revoked: Box::pin(session.revoked()),
+            revoked: Box::pin(async {
+                match session.revoked().await {
+                    crate::authority::Revoked::Grant => Ending::Revoked,
+                    crate::authority::Revoked::Token => Ending::TokenRevoked,
+                }
+            }),
             shutdown: Box::pin(self.shared.closing()),
             expires: tokio::time::Instant::now() + Duration::from_secs(left as u64),
             idle: Duration::from_secs(self.shared.settings.idle_timeout_seconds.max(1)),
@@ -633,7 +638,7 @@ impl Door {
             return Ending::Closed;
         }
         boundaries.feed(&from_backend);
-        let session = self.shared.authority.register(&authenticated.claims.grant_id);
+        let session = self.shared.authority.register(&authenticated.claims);
         let limits = self.relay_limits(&session, authenticated.claims.expires_at);
         crate::relay::relay(client, to_backend, backend, boundaries, commands, farewell, limits)
             .await

@@ -396,6 +396,7 @@ fn farewell(ending: Ending) -> Option<String> {
     let text = match ending {
         Ending::Closed => return None,
         Ending::Revoked => "Access for this device was revoked; sign in again",
+        Ending::TokenRevoked => "The login token was revoked; log in again",
         Ending::Expired => "The login token has expired; log in again",
         Ending::Shutdown => "Server shutting down",
         Ending::Idle => "Autologout; idle for too long",

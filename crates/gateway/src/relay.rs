@@ -176,6 +176,8 @@ pub enum Ending {
     Closed,
     /// The grant was revoked.
     Revoked,
+    /// The access token that opened the session was revoked (RFC 7009); the grant lives.
+    TokenRevoked,
     /// The token expired and the grace period passed.
     Expired,
     /// The gateway is shutting down.
@@ -186,8 +188,8 @@ pub enum Ending {
 
 /// What ends a relay besides the connections themselves.
 pub struct Limits<'a> {
-    /// Completes when the grant is revoked.
-    pub revoked: std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
+    /// Completes when the grant or the session's token is revoked, with the ending to report.
+    pub revoked: std::pin::Pin<Box<dyn Future<Output = Ending> + Send + 'a>>,
     /// Completes when the gateway shuts down.
     pub shutdown: std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
     /// When the token's expiry plus the grace period passes.
@@ -384,7 +386,7 @@ pub async fn relay(
                 }
             }
             result = &mut downstream => return result.unwrap_or(Ending::Closed),
-            () = &mut revoked, if ending.is_none() => ending = Some(Ending::Revoked),
+            revocation = &mut revoked, if ending.is_none() => ending = Some(revocation),
             () = &mut shutdown, if ending.is_none() => ending = Some(Ending::Shutdown),
             () = tokio::time::sleep_until(limits.expires), if ending.is_none() => ending = Some(Ending::Expired),
             () = tokio::time::sleep_until(idle_deadline()), if ending.is_none() => {

@@ -309,6 +309,7 @@ fn farewell(ending: Ending) -> Option<String> {
     let text = match ending {
         Ending::Closed => return None,
         Ending::Revoked => "4.7.0 Access for this device was revoked",
+        Ending::TokenRevoked => "4.7.0 The login token was revoked",
         Ending::Expired => "4.7.0 The login token has expired",
         Ending::Shutdown => "4.3.2 Server shutting down",
         Ending::Idle => "4.4.2 Idle for too long",

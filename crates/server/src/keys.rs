@@ -49,6 +49,23 @@ pub async fn add_sealing_key(store: &Store, now: i64) -> Result<String, ServerEr
     Ok(kid)
 }
 
+/// Retires a sealing key (`letterlock keys retire`): the client ids it sealed stop opening, and
+/// the grants of those clients are revoked and fed to the front doors at once. Their refresh
+/// tokens are dead anyway (the client cannot authenticate any more); without the feed their
+/// access tokens would keep opening sessions until they expire. Returns how many grants were
+/// revoked, or `None` if there is no such key that is not retired already.
+pub async fn retire_sealing_key(
+    store: &Store,
+    kid: &str,
+    now: i64,
+) -> Result<Option<u64>, ServerError> {
+    if !store.retire_sealing_key(kid, now).await? {
+        return Ok(None);
+    }
+    let sealed_under = format!("{}.{kid}.", letterlock_jose::sealing::PREFIX);
+    Ok(Some(store.revoke_grants_of_clients_starting_with(&sealed_under, now).await?))
+}
+
 /// On first start: a signing key that signs at once and a sealing key, if there are none.
 pub async fn ensure_keys(store: &Store, algorithm: Algorithm, now: i64) -> Result<(), ServerError> {
     if store.signing_keys().await?.is_empty() {

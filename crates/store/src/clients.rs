@@ -80,18 +80,30 @@ impl Store {
     }
 
     /// Deletes a stored client (RFC 7592 §2.3); returns false if there was none. Records that
-    /// belong to a client (its grants, and their codes and refresh tokens) go with it.
-    pub async fn delete_client(&self, client_id: &str) -> Result<bool, Error> {
+    /// belong to a client (its grants, and their codes and refresh tokens) go with it, and its
+    /// live grants are logged in the revocation feed at `at`, so that front doors refuse their
+    /// access tokens and close their sessions too.
+    pub async fn delete_client(&self, client_id: &str, at: i64) -> Result<bool, Error> {
+        let mut transaction = self.begin_feed_write().await?;
         // RFC 7592 §2.3: what was granted to the client goes with it (its codes and refresh
-        // tokens cascade from the grants).
+        // tokens cascade from the grants). The access tokens already out carry only the grant
+        // id, which front doors check against the feed, not against this table.
+        crate::grants::revoke_live_grants(
+            &mut transaction,
+            "UPDATE grants SET revoked_at = $1 WHERE revoked_at IS NULL AND client_id = $2 RETURNING id",
+            client_id,
+            at,
+        )
+        .await?;
         sqlx::query("DELETE FROM grants WHERE client_id = $1")
             .bind(client_id)
-            .execute(&self.writer)
+            .execute(&mut *transaction)
             .await?;
         let result = sqlx::query("DELETE FROM clients WHERE client_id = $1")
             .bind(client_id)
-            .execute(&self.writer)
+            .execute(&mut *transaction)
             .await?;
+        transaction.commit().await?;
         Ok(result.rows_affected() == 1)
     }
 }

@@ -4,7 +4,7 @@
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use crate::{Error, Store, conflict_aware};
+use crate::{Backend, Error, Store, conflict_aware};
 
 /// A grant: this user allowed this installation these scopes on these services.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +68,19 @@ pub struct RefreshContext {
     pub address: String,
     /// True if the user is disabled.
     pub user_disabled: bool,
+}
+
+/// One entry of the revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationRecord {
+    /// The feed's cursor: entries are numbered in the order they became visible.
+    pub cursor: i64,
+    /// The grant revoked, or the grant of the access token revoked.
+    pub grant_id: String,
+    /// For the revocation of one access token (RFC 7009): its `jti`. `None` revokes the grant.
+    pub token_id: Option<String>,
+    /// When.
+    pub revoked_at: i64,
 }
 
 /// A device authorization request (RFC 8628).
@@ -255,6 +268,28 @@ impl Store {
         rows.iter().map(grant_from_row).collect()
     }
 
+    /// Begins a transaction that appends to the revocation feed. Every writer of the feed starts
+    /// here, so that the feed's order is the order in which its entries become visible.
+    ///
+    /// Front doors read the feed from a cursor (`seq > cursor`). On PostgreSQL a sequence number
+    /// is drawn when a row is inserted, not when its transaction commits: a revocation that
+    /// drew 7 and commits after another one drew and committed 8 would be behind a cursor that
+    /// already reads 8, and no front door would ever hear of it (review 2026-12-01, finding 7).
+    /// The lock is taken before anything else in the transaction, so its holder draws its numbers
+    /// and commits before the next writer draws any; EXCLUSIVE mode still lets the feed's readers
+    /// through. SQLite has one writing connection, so its transactions are in this order already.
+    pub(crate) async fn begin_feed_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, Error> {
+        let mut transaction = self.writer.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("LOCK TABLE revocations IN EXCLUSIVE MODE")
+                .execute(&mut *transaction)
+                .await?;
+        }
+        Ok(transaction)
+    }
+
     /// Revokes one grant (of one user, when `user_id` is given) and logs it in the revocation
     /// feed; true if it was live.
     pub async fn revoke_grant(
@@ -263,7 +298,7 @@ impl Store {
         user_id: Option<&str>,
         at: i64,
     ) -> Result<bool, Error> {
-        let mut transaction = self.writer.begin().await?;
+        let mut transaction = self.begin_feed_write().await?;
         let result = sqlx::query(
             "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
              AND ($3 IS NULL OR user_id = $3)",
@@ -275,11 +310,7 @@ impl Store {
         .await?;
         let revoked = result.rows_affected() == 1;
         if revoked {
-            sqlx::query("INSERT INTO revocations (grant_id, revoked_at) VALUES ($1, $2)")
-                .bind(id)
-                .bind(at)
-                .execute(&mut *transaction)
-                .await?;
+            append_to_feed(&mut transaction, id, None, at).await?;
         }
         transaction.commit().await?;
         Ok(revoked)
@@ -287,42 +318,95 @@ impl Store {
 
     /// Revokes every live grant of a user and logs each in the feed; returns how many.
     pub async fn revoke_grants_of_user(&self, user_id: &str, at: i64) -> Result<u64, Error> {
-        let mut transaction = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO revocations (grant_id, revoked_at) \
-             SELECT id, $1 FROM grants WHERE user_id = $2 AND revoked_at IS NULL",
+        let mut transaction = self.begin_feed_write().await?;
+        let revoked = revoke_live_grants(
+            &mut transaction,
+            "UPDATE grants SET revoked_at = $1 WHERE revoked_at IS NULL AND user_id = $2 RETURNING id",
+            user_id,
+            at,
         )
-        .bind(at)
-        .bind(user_id)
-        .execute(&mut *transaction)
-        .await?;
-        let result = sqlx::query(
-            "UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(at)
-        .bind(user_id)
-        .execute(&mut *transaction)
         .await?;
         transaction.commit().await?;
-        Ok(result.rows_affected())
+        Ok(revoked)
+    }
+
+    /// Revokes every live grant of the clients whose id starts with `prefix` (the client ids
+    /// sealed under one key) and logs each in the feed; returns how many.
+    pub async fn revoke_grants_of_clients_starting_with(
+        &self,
+        prefix: &str,
+        at: i64,
+    ) -> Result<u64, Error> {
+        let mut transaction = self.begin_feed_write().await?;
+        // Not LIKE: `_` is a wildcard there, and SQLite's LIKE ignores case.
+        let revoked = revoke_live_grants(
+            &mut transaction,
+            "UPDATE grants SET revoked_at = $1 WHERE revoked_at IS NULL \
+             AND substr(client_id, 1, length($2)) = $2 RETURNING id",
+            prefix,
+            at,
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(revoked)
+    }
+
+    /// Revokes one access token (RFC 7009) by its `jti`: remembered until `remember_until` for
+    /// introspection, and logged in the feed with its grant so that front doors refuse it and
+    /// close the sessions it opened. False if it was revoked before.
+    pub async fn revoke_access_token(
+        &self,
+        grant_id: &str,
+        token_id: &str,
+        remember_until: i64,
+        at: i64,
+    ) -> Result<bool, Error> {
+        let mut transaction = self.begin_feed_write().await?;
+        // ON CONFLICT rather than a unique violation: that would abort a PostgreSQL transaction.
+        let result = sqlx::query(
+            "INSERT INTO seen_once (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(revoked_token_key(token_id))
+        .bind(remember_until)
+        .execute(&mut *transaction)
+        .await?;
+        let revoked = result.rows_affected() == 1;
+        if revoked {
+            append_to_feed(&mut transaction, grant_id, Some(token_id), at).await?;
+        }
+        transaction.commit().await?;
+        Ok(revoked)
+    }
+
+    /// True if the access token with this `jti` was revoked (and has not expired since).
+    pub async fn access_token_revoked(&self, token_id: &str) -> Result<bool, Error> {
+        self.seen(&revoked_token_key(token_id)).await
     }
 
     /// The revocation feed after cursor `after` (0 for the start), oldest first, at most
-    /// `limit`: `(cursor, grant id, revocation time)`. Front doors follow it to close the live
-    /// sessions of revoked devices.
+    /// `limit`. Front doors follow it to refuse revoked grants and tokens and close their live
+    /// sessions.
     pub async fn revocations_after(
         &self,
         after: i64,
         limit: i64,
-    ) -> Result<Vec<(i64, String, i64)>, Error> {
-        let rows = sqlx::query("SELECT seq, grant_id, revoked_at FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2")
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+    ) -> Result<Vec<RevocationRecord>, Error> {
+        let rows = sqlx::query(
+            "SELECT seq, grant_id, token_id, revoked_at FROM revocations WHERE seq > $1 \
+             ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| {
-                Ok((row.try_get("seq")?, row.try_get("grant_id")?, row.try_get("revoked_at")?))
+                Ok(RevocationRecord {
+                    cursor: row.try_get("seq")?,
+                    grant_id: row.try_get("grant_id")?,
+                    token_id: row.try_get("token_id")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                })
             })
             .collect()
     }
@@ -639,4 +723,43 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Runs `update` (`UPDATE grants SET revoked_at = $1 WHERE revoked_at IS NULL AND … $2 …
+/// RETURNING id`) and logs every grant it revoked in the feed, in the same transaction: the
+/// grants logged are exactly the grants revoked, whatever else commits meanwhile.
+pub(crate) async fn revoke_live_grants(
+    transaction: &mut sqlx::Transaction<'static, sqlx::Any>,
+    update: &'static str,
+    key: &str,
+    at: i64,
+) -> Result<u64, Error> {
+    let rows = sqlx::query(update).bind(at).bind(key).fetch_all(&mut **transaction).await?;
+    for row in &rows {
+        let id: String = row.try_get("id")?;
+        append_to_feed(transaction, &id, None, at).await?;
+    }
+    Ok(rows.len() as u64)
+}
+
+/// Appends one entry to the revocation feed; only inside [`Store::begin_feed_write`]'s
+/// transactions.
+async fn append_to_feed(
+    transaction: &mut sqlx::Transaction<'static, sqlx::Any>,
+    grant_id: &str,
+    token_id: Option<&str>,
+    at: i64,
+) -> Result<(), Error> {
+    sqlx::query("INSERT INTO revocations (grant_id, token_id, revoked_at) VALUES ($1, $2, $3)")
+        .bind(grant_id)
+        .bind(token_id)
+        .bind(at)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(())
+}
+
+/// The one-time value that marks an access token as revoked.
+fn revoked_token_key(token_id: &str) -> String {
+    format!("revoked:{token_id}")
 }

@@ -23,6 +23,7 @@ pub use accounts::{SessionRecord, UserRecord};
 pub use clients::ClientRecord;
 pub use grants::{
     CodeRedemption, DeviceCodeRecord, GrantRecord, RefreshContext, RefreshTokenRecord,
+    RevocationRecord,
 };
 pub use keys::{SealingKeyRecord, SigningKeyRecord};
 

@@ -313,6 +313,50 @@ fn front_doors_in_front_of_dovecot() {
     assert!(log.contains("revocations received"), "{log}");
 }
 
+/// Review 2026-12-01, finding 17: an access token revoked by RFC 7009 reaches the doors through
+/// the revocation feed. The IMAP door refuses it for new logins and ends the IDLE session it
+/// opened; a session and logins with another token of the same grant go on.
+#[test]
+fn an_access_token_revoked_by_rfc7009_is_refused_at_the_imap_door() {
+    let mut stack = Stack::start();
+    let revoked = stack.token("imap://127.0.0.1");
+    let kept = stack.token("imap://127.0.0.1");
+    let mailbox = format!("imap://127.0.0.1:{}/", stack.imap);
+    let (ok, listing) = curl_as_user(&revoked, &[&mailbox]);
+    assert!(ok && listing.contains("INBOX"), "before revocation: {listing}");
+    let doomed = stack.hold(&revoked);
+    let staying = stack.hold(&kept);
+
+    let (ok, status) = curl_text(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://127.0.0.1:{}/revoke", stack.port),
+        "-d",
+        &format!("client_id={}", stack.tokens.client_id),
+        "--data-urlencode",
+        &format!("token={revoked}"),
+    ]);
+    assert!(ok && status == "200", "RFC 7009 revocation: {status}");
+    let seen: Value = serde_json::from_slice(&doomed.wait_with_output().unwrap().stdout).unwrap();
+    assert!(
+        seen["bye"].as_str().unwrap().starts_with("* BYE The login token was revoked"),
+        "the revoked token's session: {seen}"
+    );
+    let (ok, refused) = curl_as_user(&revoked, &[&mailbox]);
+    assert!(!ok, "the revoked token logs in no more: {refused}");
+    let (ok, listing) = curl_as_user(&kept, &[&mailbox]);
+    assert!(ok && listing.contains("INBOX"), "another token of the grant: {listing}");
+
+    let log = stack.stop();
+    let seen: Value = serde_json::from_slice(&staying.wait_with_output().unwrap().stdout).unwrap();
+    assert!(
+        seen["bye"].as_str().unwrap().starts_with("* BYE Server shutting down"),
+        "the other token's session lasted until shutdown: {seen} {log}"
+    );
+}
+
 /// Dovecot sees each client's own address through the TCP doors (IMAP `ID`, POP3 and SMTP
 /// `XCLIENT`), so its per-address limit (`mail_max_userip_connections`, 10 by default) counts
 /// each device and not all of a user's sessions at once; a session over the limit gets

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use letterlock_protocol::ErrorCode;
-use letterlock_store::{GrantRecord, UserRecord};
+use letterlock_store::{GrantRecord, RevocationRecord, UserRecord};
 
 use crate::accounts::{change_password, same, verify_password};
 use crate::endpoints::authorize::{
@@ -191,10 +191,10 @@ async fn api_user_with_csrf(state: &AppState, headers: &HeaderMap) -> Result<Use
     }
 }
 
-/// `GET /revocations?after=CURSOR&wait=SECONDS`, for resource servers: grants revoked after the
-/// cursor, waiting up to `wait` seconds (at most 30, and 2 less than `request_timeout_seconds`)
-/// for the first one. Front doors close the
-/// live sessions of these grants.
+/// `GET /revocations?after=CURSOR&wait=SECONDS`, for resource servers: grants and access tokens
+/// revoked after the cursor, waiting up to `wait` seconds (at most 30, and 2 less than
+/// `request_timeout_seconds`) for the first one. Front doors refuse them and close their live
+/// sessions.
 pub async fn feed(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -220,11 +220,8 @@ pub async fn feed(
     loop {
         let revocations = state.store().revocations_after(after, 500).await?;
         if !revocations.is_empty() || tokio::time::Instant::now() >= deadline {
-            let cursor = revocations.last().map_or(after, |(cursor, _, _)| *cursor);
-            let items: Vec<Value> = revocations
-                .into_iter()
-                .map(|(cursor, grant_id, revoked_at)| json!({ "cursor": cursor, "grant_id": grant_id, "revoked_at": revoked_at }))
-                .collect();
+            let cursor = revocations.last().map_or(after, |entry| entry.cursor);
+            let items: Vec<Value> = revocations.into_iter().map(feed_item).collect();
             return Ok(no_store_json(
                 StatusCode::OK,
                 json!({ "revocations": items, "cursor": cursor }).to_string().into_bytes(),
@@ -232,6 +229,21 @@ pub async fn feed(
         }
         tokio::time::sleep(FEED_POLL).await;
     }
+}
+
+/// A feed entry: `{"cursor", "grant_id", "revoked_at"}` for a revoked grant, and `jti` besides
+/// for one revoked access token (RFC 7009), which front doors then refuse alone. A front door
+/// that knows nothing of `jti` closes the whole grant: more than asked, never less.
+fn feed_item(entry: RevocationRecord) -> Value {
+    let mut item = json!({
+        "cursor": entry.cursor,
+        "grant_id": entry.grant_id,
+        "revoked_at": entry.revoked_at,
+    });
+    if let Some(jti) = entry.token_id {
+        item["jti"] = jti.into();
+    }
+    item
 }
 
 async fn api_user(state: &AppState, headers: &HeaderMap) -> Result<(UserRecord, String), ApiError> {

@@ -179,15 +179,16 @@ pub async fn update(
     save_with_fresh_token(&state, updated, &registration, secret).await
 }
 
-/// `DELETE /register/{client_id}` (RFC 7592 §2.3): 204, and the client id, its secret and its
-/// registration access token stop working at once.
+/// `DELETE /register/{client_id}` (RFC 7592 §2.3): 204, and the client id, its secret, its
+/// registration access token and its grants stop working at once; the grants go to the
+/// revocation feed, so that front doors refuse their access tokens and close their sessions.
 pub async fn delete(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &client_id, &headers).await?;
-    state.store().delete_client(&client_id).await?;
+    state.store().delete_client(&client_id, state.now()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

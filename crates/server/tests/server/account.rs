@@ -31,7 +31,8 @@ fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
 }
 
-async fn feed(server: &TestServer, after: i64, wait: u64) -> Value {
+/// The revocation feed after `after`, as the IMAP gateway reads it.
+pub async fn feed(server: &TestServer, after: i64, wait: u64) -> Value {
     let request = Request::get(format!("/revocations?after={after}&wait={wait}"))
         .header(header::AUTHORIZATION, basic("imap-gateway", "imap-gateway-secret-0123"))
         .body(Body::empty())
@@ -114,6 +115,44 @@ async fn revoking_one_device_leaves_the_others_and_reaches_the_feed() {
     let reply = server.send(request).await;
     assert_eq!(reply.body, json!({"revoked": 1}));
     assert_eq!(feed(&server, cursor, 0).await["revocations"].as_array().unwrap().len(), 1);
+}
+
+/// Review 2026-12-01, finding 17: an access token revoked by RFC 7009 reaches the feed, named
+/// by its `jti` beside its grant, so that front doors refuse it; its grant lives on.
+#[tokio::test]
+async fn revoking_an_access_token_reaches_the_feed_with_its_jti() {
+    use base64::Engine as _;
+    let server = with_user(CONFIG).await;
+    let client = register(&server, json!({})).await;
+    let (_, code) = approve(&server, &client, &[]).await;
+    let tokens = redeem(&server, &client, code["code"].as_str().unwrap()).await.body;
+    let access = tokens["access_token"].as_str().unwrap();
+    let payload = access.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap(),
+    )
+    .unwrap();
+    let revoke = async || {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([("token", access), ("client_id", client.as_str())])
+            .finish();
+        let request = Request::post("/revoke")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        assert_eq!(server.send(request).await.status, StatusCode::OK);
+    };
+    revoke().await;
+    let expected = json!([{
+        "cursor": 1,
+        "grant_id": claims["grant_id"],
+        "jti": claims["jti"],
+        "revoked_at": crate::support::NOW,
+    }]);
+    assert_eq!(feed(&server, 0, 0).await["revocations"], expected);
+    revoke().await;
+    assert_eq!(feed(&server, 0, 0).await["revocations"], expected, "fed once");
+    assert_eq!(refresh(&server, &tokens, &client).await.status, StatusCode::OK, "the grant lives");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -239,7 +239,7 @@ pub async fn introspect(server: &TestServer, caller: (&str, &str), token: &str) 
     reply.body
 }
 
-const IMAP: (&str, &str) = ("imap-gateway", "imap-gateway-secret-0123");
+pub const IMAP: (&str, &str) = ("imap-gateway", "imap-gateway-secret-0123");
 const CALDAV: (&str, &str) = ("caldav-gateway", "caldav-gateway-secret-0123");
 
 fn claims(server: &TestServer, token: &str) -> Map<String, Value> {

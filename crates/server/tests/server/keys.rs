@@ -3,6 +3,8 @@
 use letterlock_jose::Algorithm;
 use letterlock_server::keys;
 
+use crate::account::feed;
+use crate::flow::{ADDRESS, CONFIG, approve, redeem, register, with_user};
 use crate::support::{NOW, server};
 
 fn kids(reply: &serde_json::Value) -> Vec<String> {
@@ -55,4 +57,33 @@ async fn retiring_a_sealing_key_refuses_its_client_ids_and_a_new_key_seals() {
     let error = server.state.open_client(&old_id).await.unwrap_err();
     assert_eq!(error.to_string(), "the client id was sealed under a retired key");
     assert!(server.state.open_client(&new_id).await.is_ok());
+}
+
+/// A retired sealing key ends the grants of the client ids it sealed at once, and tells the
+/// front doors: otherwise their access tokens would keep opening sessions until they expire.
+#[tokio::test]
+async fn retiring_a_sealing_key_revokes_the_grants_of_its_client_ids() {
+    let server = with_user(CONFIG).await;
+    let grant_of = async |client_id: &str| {
+        let (_, code) = approve(&server, client_id, &[]).await;
+        let reply = redeem(&server, client_id, code["code"].as_str().unwrap()).await;
+        assert_eq!(reply.status, axum::http::StatusCode::OK, "{}", reply.body);
+    };
+    let old_id = register(&server, serde_json::json!({})).await;
+    let old_kid = old_id.split('.').nth(1).unwrap().to_owned();
+    grant_of(&old_id).await;
+    keys::add_sealing_key(server.state.store(), NOW).await.unwrap();
+    server.state.reload_keys().await.unwrap();
+    let new_id = register(&server, serde_json::json!({"client_name": "Newer Mail"})).await;
+    grant_of(&new_id).await;
+    let user = server.state.store().user_by_address(ADDRESS).await.unwrap().unwrap();
+    let grants = server.state.store().grants_of_user(&user.id).await.unwrap();
+    let old_grant = grants.iter().find(|grant| grant.client_id == old_id).unwrap().id.clone();
+
+    let revoked = keys::retire_sealing_key(server.state.store(), &old_kid, NOW).await.unwrap();
+    let news = feed(&server, 0, 0).await;
+    assert_eq!(news["revocations"].as_array().unwrap().len(), 1, "{news}");
+    assert_eq!(news["revocations"][0]["grant_id"], old_grant.as_str());
+    assert_eq!(revoked, Some(1));
+    assert_eq!(keys::retire_sealing_key(server.state.store(), &old_kid, NOW).await.unwrap(), None);
 }

@@ -5,6 +5,8 @@ use axum::http::{Request, StatusCode, header};
 use letterlock_server::clients::{ClientIdError, ClientOrigin};
 use serde_json::{Value, json};
 
+use crate::account::feed;
+use crate::flow::{ADDRESS, CALLBACK, CONFIG, IMAP, approve, introspect, redeem, with_user};
 use crate::support::{Reply, TestServer, assert_error, json_request, server};
 
 const STORED: &str = "[registration]\nmode = \"stored\"";
@@ -100,6 +102,43 @@ async fn register_read_update_delete() {
     assert!(matches!(server.state.open_client(&client_id).await, Err(ClientIdError::Unknown)));
     assert_error(&read(&server, &path, &token).await, StatusCode::UNAUTHORIZED, "invalid_token");
     assert_eq!(server.state.store().row_counts().await.unwrap(), before);
+}
+
+/// Issue 14 (review 2026-12-01, beside finding 17): deleting a stored client (RFC 7592 §2.3)
+/// deletes its grants, but the access tokens already out name only their grant, and front doors
+/// learn of ended grants from the revocation feed alone: the deletion must reach the feed.
+#[tokio::test]
+async fn deleting_a_stored_client_puts_its_grants_on_the_revocation_feed() {
+    let server = with_user(&format!("{CONFIG}\n{STORED}")).await;
+    let reply =
+        server.register(json!({"redirect_uris": [CALLBACK], "client_name": "Stored Mail"})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let client_id = reply.body["client_id"].as_str().unwrap().to_owned();
+    let token = reply.body["registration_access_token"].as_str().unwrap().to_owned();
+    let (_, code) = approve(&server, &client_id, &[]).await;
+    let tokens = redeem(&server, &client_id, code["code"].as_str().unwrap()).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
+    let user = server.state.store().user_by_address(ADDRESS).await.unwrap().unwrap();
+    let grant_id = server.state.store().grants_of_user(&user.id).await.unwrap()[0].id.clone();
+    let cursor = feed(&server, 0, 0).await["cursor"].as_i64().unwrap();
+
+    let delete = Request::delete(path_of(&reply))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(server.send(delete).await.status, StatusCode::NO_CONTENT);
+    let news = feed(&server, cursor, 0).await;
+    let fed: Vec<&str> = news["revocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["grant_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(fed, [grant_id.as_str()], "the deleted client's grant on the feed: {news}");
+    assert_eq!(
+        introspect(&server, IMAP, tokens.body["access_token"].as_str().unwrap()).await["active"],
+        false
+    );
 }
 
 #[tokio::test]

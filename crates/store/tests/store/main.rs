@@ -12,7 +12,8 @@ mod support {
 
 use letterlock_store::{
     Backend, ClientRecord, CodeRedemption, DeviceCodeRecord, Error, GrantRecord,
-    RefreshTokenRecord, SealingKeyRecord, SessionRecord, SigningKeyRecord, Store, UserRecord,
+    RefreshTokenRecord, RevocationRecord, SealingKeyRecord, SessionRecord, SigningKeyRecord, Store,
+    UserRecord,
 };
 
 fn client(id: &str) -> ClientRecord {
@@ -55,7 +56,7 @@ fn grant(id: &str, user_id: &str, client_id: &str) -> GrantRecord {
 async fn sqlx_reset_grant(store: &Store, id: &str) {
     let mut revived = store.grant(id).await.unwrap().unwrap();
     revived.revoked_at = None;
-    store.delete_client(&revived.client_id).await.unwrap();
+    store.delete_client(&revived.client_id, 0).await.unwrap();
     store.insert_grant(&revived).await.unwrap();
 }
 
@@ -120,15 +121,45 @@ async fn accounts_and_grants(store: &Store) {
     );
     assert!(store.revoke_grant("g2", Some("u1"), 160).await.unwrap());
     assert!(!store.revoke_grant("g2", None, 161).await.unwrap(), "revoked once");
-    assert_eq!(store.revocations_after(0, 10).await.unwrap(), vec![(1, "g2".to_owned(), 160)]);
+    assert_eq!(
+        store.revocations_after(0, 10).await.unwrap(),
+        vec![RevocationRecord {
+            cursor: 1,
+            grant_id: "g2".into(),
+            token_id: None,
+            revoked_at: 160
+        }]
+    );
     assert_eq!(store.revocations_after(1, 10).await.unwrap(), vec![]);
     store.insert_grant(&grant("g3", "u1", "third")).await.unwrap();
     store.insert_grant(&grant("g4", "u1", "fourth")).await.unwrap();
     assert_eq!(store.revoke_grants_of_user("u1", 170).await.unwrap(), 3, "g1, g3 and g4");
     let feed = store.revocations_after(1, 10).await.unwrap();
     assert_eq!(feed.len(), 3);
-    assert!(feed.iter().all(|(cursor, _, at)| *cursor > 1 && *at == 170));
+    assert!(feed.iter().all(|entry| entry.cursor > 1 && entry.revoked_at == 170));
     assert_eq!(store.revocations_after(1, 2).await.unwrap().len(), 2, "limited");
+    let cursor = feed[2].cursor;
+    // One access token of a grant (RFC 7009): remembered, and fed with its grant, once.
+    assert!(store.revoke_access_token("g3", "jti-a", 900, 175).await.unwrap());
+    assert!(!store.revoke_access_token("g3", "jti-a", 900, 176).await.unwrap(), "once");
+    assert!(store.access_token_revoked("jti-a").await.unwrap());
+    assert!(!store.access_token_revoked("jti-b").await.unwrap());
+    let feed = store.revocations_after(cursor, 10).await.unwrap();
+    assert_eq!(
+        feed.iter()
+            .map(|entry| (entry.grant_id.as_str(), entry.token_id.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![("g3", Some("jti-a"))]
+    );
+    let cursor = feed[0].cursor;
+    // The grants of the client ids sealed under one key; `_` is no wildcard.
+    store.insert_grant(&grant("g5", "u1", "ll1.k_1.sealed")).await.unwrap();
+    store.insert_grant(&grant("g6", "u1", "ll1.kx1.sealed")).await.unwrap();
+    store.insert_grant(&grant("g7", "u1", "ll1.K_1.sealed")).await.unwrap();
+    assert_eq!(store.revoke_grants_of_clients_starting_with("ll1.k_1.", 180).await.unwrap(), 1);
+    let feed = store.revocations_after(cursor, 10).await.unwrap();
+    assert_eq!(feed.iter().map(|entry| entry.grant_id.as_str()).collect::<Vec<_>>(), ["g5"]);
+    store.revoke_grants_of_user("u1", 181).await.unwrap();
     // Bring g1 back to life for the code and refresh checks below.
     sqlx_reset_grant(store, "g1").await;
     assert_eq!(store.live_grant("u1", "other").await.unwrap(), None);
@@ -218,12 +249,19 @@ async fn accounts_and_grants(store: &Store) {
     assert!(!store.seen("jti-1").await.unwrap());
     assert_eq!(store.refresh_token("r").await.unwrap(), None);
 
-    // Deleting a stored client removes its grants and what hangs from them.
+    // Deleting a stored client removes its grants and what hangs from them, and tells the
+    // front doors that its live grants are revoked.
     store.insert_client(&client("c2")).await.ok();
     store.insert_code("h2", "g1", "{}", 5000).await.unwrap();
-    assert!(store.delete_client("c2").await.unwrap());
+    let cursor = store.revocations_after(0, 100).await.unwrap().last().unwrap().cursor;
+    assert!(store.delete_client("c2", 190).await.unwrap());
     assert_eq!(store.grant("g1").await.unwrap(), None);
     assert_eq!(store.redeem_code("h2", 10).await.unwrap(), CodeRedemption::Unknown);
+    let feed = store.revocations_after(cursor, 10).await.unwrap();
+    assert_eq!(
+        feed.iter().map(|entry| (entry.grant_id.as_str(), entry.revoked_at)).collect::<Vec<_>>(),
+        [("g1", 190)]
+    );
 }
 
 /// Every storage operation, checked in turn on one fresh store.
@@ -298,8 +336,8 @@ async fn conformance(store: &Store) {
     store.insert_client(&unicode).await.unwrap();
     assert_eq!(store.client("c2").await.unwrap(), Some(unicode));
     assert_eq!(count(store, "clients").await, 2);
-    assert!(store.delete_client("c1").await.unwrap());
-    assert!(!store.delete_client("c1").await.unwrap());
+    assert!(store.delete_client("c1", 1_700_000_200).await.unwrap());
+    assert!(!store.delete_client("c1", 1_700_000_200).await.unwrap());
     assert_eq!(store.client("c1").await.unwrap(), None);
     assert_eq!(count(store, "signing_keys").await, 2);
     assert_eq!(count(store, "sealing_keys").await, 2);
@@ -334,6 +372,81 @@ async fn postgres() {
     let store = Store::connect(&url).await.unwrap();
     assert_eq!(store.backend(), Backend::Postgres);
     conformance(&store).await;
+    store.close().await;
+}
+
+/// Review 2026-12-01, finding 7: on PostgreSQL two revocations can commit in another order than
+/// their sequence numbers. A revocation that draws its number first and commits last must still
+/// reach a front door whose cursor has passed the other one.
+#[tokio::test]
+async fn postgres_feed_keeps_a_revocation_that_commits_after_a_later_one() {
+    use sqlx::Connection as _;
+    let server = support::postgres::TestPostgres::start();
+    let url = server.fresh_database("letterlock_feed_order").await;
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    for (user, grant_id) in [("ua", "ga"), ("ub", "gb")] {
+        let record = UserRecord {
+            id: user.into(),
+            address: format!("{user}@example.com"),
+            password_hash: "$argon2id$hash".into(),
+            disabled: false,
+            created_at: 10,
+            password_changed_at: 10,
+        };
+        store.insert_user(&record).await.unwrap();
+        store.insert_grant(&grant(grant_id, user, "c")).await.unwrap();
+    }
+    // The number of lock requests that wait, seen from outside.
+    let mut monitor = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut waiting = async || -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
+            .fetch_one(&mut monitor)
+            .await
+            .unwrap()
+    };
+
+    // A holder of ga's row keeps revocation A from committing once it has started.
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut hold = holder.begin().await.unwrap();
+    sqlx::query("SELECT id FROM grants WHERE id = 'ga' FOR UPDATE")
+        .fetch_one(&mut *hold)
+        .await
+        .unwrap();
+    let revocation_a = tokio::spawn({
+        let store = store.clone();
+        async move { store.revoke_grants_of_user("ua", 200).await.unwrap() }
+    });
+    let mut rounds = 0;
+    while waiting().await < 1 {
+        rounds += 1;
+        assert!(rounds < 1000, "revocation A never waited for the held row");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Revocation B starts later; it either commits now or waits behind A.
+    let revocation_b = tokio::spawn({
+        let store = store.clone();
+        async move { store.revoke_grant("gb", None, 201).await.unwrap() }
+    });
+    let mut rounds = 0;
+    while !revocation_b.is_finished() && waiting().await < 2 {
+        rounds += 1;
+        assert!(rounds < 1000, "revocation B neither committed nor waited");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // A front door polls while A is still open.
+    let first = store.revocations_after(0, 10).await.unwrap();
+    let cursor = first.last().map_or(0, |entry| entry.cursor);
+    hold.rollback().await.unwrap();
+    assert_eq!(revocation_a.await.unwrap(), 1);
+    assert!(revocation_b.await.unwrap());
+    // Its next poll, from its cursor, must bring what it has not seen.
+    let next = store.revocations_after(cursor, 10).await.unwrap();
+    let seen: Vec<&str> = first.iter().chain(&next).map(|entry| entry.grant_id.as_str()).collect();
+    assert!(
+        seen.contains(&"ga") && seen.contains(&"gb"),
+        "a revocation was skipped: first poll {first:?}, then from cursor {cursor}: {next:?}"
+    );
     store.close().await;
 }
 
