@@ -114,45 +114,49 @@ pub fn scope_words(scope: &str) -> &'static str {
     }
 }
 
-/// The sign-in form; `request` continues a pending authorization request after sign-in.
-pub fn sign_in(
-    prefix: &str,
-    request: Option<&str>,
-    address: &str,
-    message: Option<&str>,
-    status: StatusCode,
-) -> Response {
-    sign_in_with(prefix, request.map(|id| ("request", id)), address, message, status)
+/// What the sign-in form shows and carries.
+pub struct SignIn<'a> {
+    /// The issuer's path prefix.
+    pub prefix: &'a str,
+    /// One hidden field to carry on with after sign-in (`request`, or `user_code` for a device
+    /// verification).
+    pub hidden: Option<(&'a str, &'a str)>,
+    /// The browser's sign-in token (login CSRF), the value of its sign-in cookie.
+    pub login_token: &'a str,
+    /// The address to fill in.
+    pub address: &'a str,
+    /// What went wrong the last time, if anything.
+    pub message: Option<&'a str>,
 }
 
-/// The sign-in form with one hidden field to carry on with after sign-in (`request`, or
-/// `user_code` for a device verification).
-pub fn sign_in_with(
-    prefix: &str,
-    hidden: Option<(&str, &str)>,
-    address: &str,
-    message: Option<&str>,
-    status: StatusCode,
-) -> Response {
-    let request_field = hidden
+/// The sign-in form.
+pub fn sign_in(form: &SignIn<'_>, status: StatusCode) -> Response {
+    let prefix = form.prefix;
+    let request_field = form
+        .hidden
         .map(|(name, value)| {
             format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(name), escape(value))
         })
         .unwrap_or_default();
-    let message = message
+    let token_field = format!(
+        "<input type=\"hidden\" name=\"login_csrf\" value=\"{}\">",
+        escape(form.login_token)
+    );
+    let message = form
+        .message
         .map(|text| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(text)))
         .unwrap_or_default();
     page(
         status,
         "Sign in",
         &format!(
-            "<h1>Sign in</h1>{message}<form method=\"post\" action=\"{prefix}/login\">{request_field}\
+            "<h1>Sign in</h1>{message}<form method=\"post\" action=\"{prefix}/login\">{request_field}{token_field}\
              <label for=\"address\">Mail address</label>\
              <input type=\"email\" id=\"address\" name=\"address\" value=\"{}\" autocomplete=\"username\" required>\
              <label for=\"password\">Password</label>\
              <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
              <button type=\"submit\">Sign in</button></form>",
-            escape(address)
+            escape(form.address)
         ),
     )
 }

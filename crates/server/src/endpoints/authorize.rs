@@ -169,9 +169,10 @@ pub async fn authorize(
     }
     match signed_in(&state, &headers).await {
         Ok(Some((user, csrf))) => decide(&state, &id, pending, client, &user, &csrf).await,
-        Ok(None) => pages::sign_in(
-            state.issuer().path_prefix(),
-            Some(&id),
+        Ok(None) => sign_in_page(
+            &state,
+            &headers,
+            Some(("request", &id)),
             pending.login_hint.as_deref().unwrap_or(""),
             None,
             StatusCode::OK,
@@ -197,9 +198,10 @@ pub async fn resume(
     let (user, csrf) = match signed_in(&state, &headers).await {
         Ok(Some(signed_in)) => signed_in,
         Ok(None) => {
-            return pages::sign_in(
-                state.issuer().path_prefix(),
-                Some(id),
+            return sign_in_page(
+                &state,
+                &headers,
+                Some(("request", id)),
                 pending.login_hint.as_deref().unwrap_or(""),
                 None,
                 StatusCode::OK,
@@ -218,12 +220,32 @@ pub async fn resume(
 pub async fn login(
     State(state): State<AppState>,
     peer: Option<Extension<PeerAddr>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let form = Parameters::parse(std::str::from_utf8(&body).unwrap_or("")).unwrap_or_default();
+    // Login CSRF: another site's page that posts this form with its owner's account would sign
+    // this browser in as the attacker, and the person's next consent would give their mail
+    // program tokens for the attacker's mailbox. The form must come from this origin and carry
+    // the token of this browser's sign-in cookie; refused before any password is checked, and
+    // with no cookie set.
+    let token_matches = login_token(&state, &headers)
+        .is_some_and(|held| same(form.single("login_csrf").unwrap_or(""), &held));
+    if !from_this_origin(&state, &headers) || !token_matches {
+        return pages::error(
+            StatusCode::FORBIDDEN,
+            "This sign-in form did not come from this site, or it is too old. Go back, reload \
+             the page and sign in again.",
+        );
+    }
     let address = form.single("address").unwrap_or("");
     let password = form.single("password").unwrap_or("");
     let request = form.single("request");
+    let hidden = match (request, form.single("user_code")) {
+        (_, Some(user_code)) => Some(("user_code", user_code)),
+        (Some(id), None) => Some(("request", id)),
+        (None, None) => None,
+    };
     let prefix = state.issuer().path_prefix().to_owned();
     let peer = peer
         .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |Extension(PeerAddr(address))| {
@@ -232,18 +254,20 @@ pub async fn login(
     let user = match state.sign_in(address, password, peer).await {
         Ok(user) => user,
         Err(SignInError::Invalid) => {
-            return pages::sign_in(
-                &prefix,
-                request,
+            return sign_in_page(
+                &state,
+                &headers,
+                hidden,
                 address,
                 Some("The address or password is wrong."),
                 StatusCode::UNAUTHORIZED,
             );
         }
         Err(SignInError::Throttled) => {
-            return pages::sign_in(
-                &prefix,
-                request,
+            return sign_in_page(
+                &state,
+                &headers,
+                hidden,
                 address,
                 Some("Too many attempts. Wait a minute and try again."),
                 StatusCode::TOO_MANY_REQUESTS,
@@ -564,6 +588,83 @@ pub(crate) fn session_cookie(state: &AppState, value: &str, max_age: i64) -> Str
     )
 }
 
+/// The sign-in page for this browser. Its form carries the browser's sign-in token (against
+/// login CSRF), made and set as a cookie the first time: `SameSite=Strict`, so that another
+/// site's form never sends it, and `__Host-` on https, so that no other host can plant one.
+pub(crate) fn sign_in_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    hidden: Option<(&str, &str)>,
+    address: &str,
+    message: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let held = login_token(state, headers);
+    let token = held.clone().unwrap_or_else(|| random_token(LOGIN_TOKEN_BYTES));
+    let form = pages::SignIn {
+        prefix: state.issuer().path_prefix(),
+        hidden,
+        login_token: &token,
+        address,
+        message,
+    };
+    let mut response = pages::sign_in(&form, status);
+    let secure = if state.issuer().is_https() { "; Secure" } else { "" };
+    let cookie = format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        login_cookie_name(state),
+        state.lifetimes().session
+    );
+    if held.is_none()
+        && let Ok(value) = HeaderValue::from_str(&cookie)
+    {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// Random bytes in a sign-in token (base64url: 32 characters).
+const LOGIN_TOKEN_BYTES: usize = 24;
+
+fn login_cookie_name(state: &AppState) -> &'static str {
+    if state.issuer().is_https() { "__Host-letterlock-login" } else { "letterlock_login" }
+}
+
+/// The sign-in token this browser holds, if it holds one of the right form.
+fn login_token(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, login_cookie_name(state)).filter(|token| {
+        token.len() == LOGIN_TOKEN_BYTES.div_ceil(3) * 4
+            && token
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+    })
+}
+
+/// False when the browser says a state-changing request comes from another origin: a
+/// `Sec-Fetch-Site` other than `same-origin` (or `none`, the person's own action), or an
+/// `Origin` other than the issuer's. `same-site` is refused too: another port or host of the
+/// same site is another party. `Origin: null` is let through: Chromium sends it for this
+/// site's own forms under `Referrer-Policy: no-referrer`, and the forms' tokens still decide.
+/// A browser that sends neither header is judged by the tokens alone.
+pub(crate) fn from_this_origin(state: &AppState, headers: &HeaderMap) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").map(HeaderValue::to_str);
+    let site_ok = matches!(fetch_site, None | Some(Ok("same-origin" | "none")));
+    let origin = headers.get(header::ORIGIN).map(HeaderValue::to_str);
+    let origin_ok = match origin {
+        None | Some(Ok("null")) => true,
+        Some(Ok(origin)) => origin == state.issuer().origin(),
+        Some(Err(_)) => false,
+    };
+    if !(site_ok && origin_ok) {
+        tracing::info!(
+            sec_fetch_site = ?fetch_site,
+            origin = ?origin,
+            "refused a form posted from another origin"
+        );
+    }
+    site_ok && origin_ok
+}
+
 pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
@@ -618,15 +719,18 @@ pub(crate) async fn client_for_page(state: &AppState, client_id: &str) -> Result
     })
 }
 
-/// Parses a form POSTed by a signed-in person and checks the session's CSRF token: the user,
-/// the session's CSRF token and the form, or the page to answer with (`not_signed_in` when
-/// there is no session, 403 for a bad token).
+/// Parses a form POSTed by a signed-in person and checks where it comes from and the session's
+/// CSRF token: the user, the session's CSRF token and the form, or the page to answer with
+/// (`not_signed_in` when there is no session, 403 for another origin or a bad token).
 pub(crate) async fn signed_in_form(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
     not_signed_in: impl FnOnce(&Parameters) -> Response,
 ) -> Result<(UserRecord, String, Parameters), Response> {
+    if !from_this_origin(state, headers) {
+        return Err(pages::error(StatusCode::FORBIDDEN, "This form did not come from this site."));
+    }
     let form = Parameters::parse(std::str::from_utf8(body).unwrap_or("")).unwrap_or_default();
     let (user, csrf) = match signed_in(state, headers).await {
         Ok(Some(signed_in)) => signed_in,
