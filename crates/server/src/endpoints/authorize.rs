@@ -70,10 +70,19 @@ pub async fn authorize(
         Err(message) => return pages::error(StatusCode::BAD_REQUEST, message),
     };
     let client_state = parameters.single("state").map(str::to_owned);
+    let person = match signed_in(&state, &headers).await {
+        Ok(person) => person,
+        Err(error) => return internal(&error),
+    };
     let answer = Answer {
         issuer: state.issuer().as_str().to_owned(),
         redirect_uri: redirect_uri.clone(),
         state: client_state.clone(),
+        // RFC 9700 §4.11.2: registration is open, so anyone can register a web redirect; an
+        // error sent there at once would make this server an open redirector. Until someone
+        // signed in here, such errors are shown on a page. Loopback and private-use redirects
+        // lead to a program on the person's own device, not to a web site.
+        errors_on_a_page: person.is_none() && !is_native(&redirect_uri),
     };
     if let Some(duplicate) = parameters.duplicate() {
         return answer.error(
@@ -167,9 +176,9 @@ pub async fn authorize(
     {
         return internal(&error);
     }
-    match signed_in(&state, &headers).await {
-        Ok(Some((user, csrf))) => decide(&state, &id, pending, client, &user, &csrf).await,
-        Ok(None) => sign_in_page(
+    match person {
+        Some((user, csrf)) => decide(&state, &id, pending, client, &user, &csrf).await,
+        None => sign_in_page(
             &state,
             &headers,
             Some(("request", &id)),
@@ -177,7 +186,6 @@ pub async fn authorize(
             None,
             StatusCode::OK,
         ),
-        Err(error) => internal(&error),
     }
 }
 
@@ -330,6 +338,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
         issuer: state.issuer().as_str().to_owned(),
         redirect_uri: pending.redirect_uri.clone(),
         state: pending.state.clone(),
+        errors_on_a_page: false,
     };
     if form.single("decision") != Some("approve") {
         return answer.error("access_denied", "the user denied the request");
@@ -422,6 +431,7 @@ async fn approve(
         issuer: state.issuer().as_str().to_owned(),
         redirect_uri: pending.redirect_uri.clone(),
         state: pending.state.clone(),
+        errors_on_a_page: false,
     };
     Ok(answer.send(&[("code", &code)]))
 }
@@ -496,6 +506,9 @@ struct Answer {
     issuer: String,
     redirect_uri: String,
     state: Option<String>,
+    /// Errors go to an error page instead of the redirect (a web redirect before anyone signed
+    /// in; see `authorize`).
+    errors_on_a_page: bool,
 }
 
 impl Answer {
@@ -513,8 +526,19 @@ impl Answer {
     }
 
     fn error(&self, code: &str, description: &str) -> Response {
+        if self.errors_on_a_page {
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                &format!("The application's request is not valid: {description} ({code})."),
+            );
+        }
         self.send(&[("error", code), ("error_description", description)])
     }
+}
+
+/// True for a loopback or private-use redirect: it leads to a program on the person's device.
+fn is_native(redirect_uri: &str) -> bool {
+    RedirectUri::parse(redirect_uri).is_ok_and(|uri| uri.is_native())
 }
 
 pub(crate) fn see_other(location: &str) -> Response {

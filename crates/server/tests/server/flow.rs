@@ -488,6 +488,39 @@ async fn a_returning_installation_skips_consent_and_keeps_one_grant() {
     assert_eq!(server.state.store().grants_of_user(&user.id).await.unwrap().len(), 1);
 }
 
+/// Issue 14 (RFC 9700 §4.11.2): before anyone signed in, an error for a client with a web
+/// redirect is shown here; redirecting at once would make this server an open redirector for
+/// anyone who registers `https://evil.example/`.
+#[tokio::test]
+async fn errors_for_a_web_redirect_wait_until_someone_signed_in() {
+    let server = with_user(CONFIG).await;
+    let reply = server
+        .register(
+            json!({"redirect_uris": ["https://evil.example/landing"], "client_name": "Webmail"}),
+        )
+        .await;
+    let client_id = reply.body["client_id"].as_str().unwrap().to_owned();
+    let uri = authorize_uri(
+        &client_id,
+        &[("redirect_uri", "https://evil.example/landing"), ("response_type", "token")],
+    );
+    let mut browser = Browser::default();
+    let page = browser.get(&server, &uri).await;
+    assert_eq!(
+        page.status,
+        StatusCode::BAD_REQUEST,
+        "an error page, not a redirect: {:?}",
+        page.headers.get(header::LOCATION)
+    );
+    assert!(page.headers.get(header::LOCATION).is_none());
+    assert!(page.html.contains("response_type"), "{}", page.html);
+    // Signed in, the person has been here; the error goes back to the client (RFC 6749 §4.1.2.1).
+    browser.sign_in_at_account(&server, ADDRESS, PASSWORD).await;
+    let page = browser.get(&server, &uri).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    assert_eq!(redirect_parameters(page.location())["error"], "unsupported_response_type");
+}
+
 /// Issue 14, review finding 9: an attacker's page that posts the sign-in form (with the
 /// attacker's own account) must not sign the browser in.
 #[tokio::test]
