@@ -57,6 +57,27 @@ impl Client {
     pub fn accepts_any_native_redirect(&self) -> bool {
         self.origin == ClientOrigin::WellKnown
     }
+
+    /// True when a code is useless without the installation's own key or secret, because the
+    /// token endpoint makes the client prove it (`private_key_jwt`, `client_secret_basic`).
+    /// RFC 8252 §8.6: only then may a request be answered without asking the person. A public
+    /// client (`none`, every well-known id) can be any program that receives its redirect: a
+    /// private-use scheme or a loopback port is open to every app on the device, and a
+    /// `dpop_jkt` proves nothing, since the other program brings its own key.
+    pub fn proves_its_identity(&self) -> bool {
+        self.origin != ClientOrigin::WellKnown
+            && matches!(
+                self.metadata.token_endpoint_auth_method,
+                AuthMethod::PrivateKeyJwt | AuthMethod::ClientSecretBasic
+            )
+    }
+
+    /// True when many programs share this client id (a well-known public id): each approval is
+    /// then a device of its own, so that revoking one program leaves the others, and scopes
+    /// granted to one never reach another.
+    pub fn is_shared(&self) -> bool {
+        self.origin == ClientOrigin::WellKnown
+    }
 }
 
 /// Why a client id does not open. Every variant is `invalid_client` at the edge.

@@ -175,6 +175,9 @@ pub struct Consent<'a> {
     pub application: &'a str,
     /// The vendor that vouched, if any.
     pub vendor: Option<&'a str>,
+    /// True for a client id that any program may use (a well-known public id): approving
+    /// connects the one program that asked, as a device of its own.
+    pub shared: bool,
     /// Where the answer goes.
     pub redirect_host: &'a str,
     /// The requested scopes.
@@ -191,6 +194,12 @@ pub fn consent(consent: &Consent<'_>) -> Response {
         Some(vendor) => format!("<p class=\"verified\">Verified: {}</p>", escape(vendor)),
         None => "<p class=\"unverified\">This name was given by the application and is not verified.</p>".to_owned(),
     };
+    let shared = if consent.shared {
+        "<p class=\"unverified\">Any program can use this name. Approving connects only the \
+         program that asked now, as a device of its own.</p>"
+    } else {
+        ""
+    };
     let scopes: String = consent
         .scopes
         .iter()
@@ -204,7 +213,7 @@ pub fn consent(consent: &Consent<'_>) -> Response {
         &format!(
             "<h1>Allow access to your account?</h1>\
              <p>Signed in as <strong>{address}</strong>.</p>\
-             <p class=\"app\">{application}</p>{verified}\
+             <p class=\"app\">{application}</p>{verified}{shared}\
              <p>wants to:</p><ul class=\"scopes\">{scopes}</ul>\
              <p class=\"muted\">On these services:</p><ul class=\"muted\">{resources}</ul>\
              <p class=\"muted\">The answer goes to <strong>{redirect_host}</strong>.</p>\

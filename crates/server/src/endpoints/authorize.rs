@@ -46,6 +46,10 @@ pub(crate) struct CodeDetails {
 /// The longest `state` passed through, in bytes.
 const MAX_STATE_BYTES: usize = 2048;
 
+/// How many approved redirect URIs a grant remembers (the newest): a loopback client on a new
+/// port each time would otherwise grow the list without end.
+const MAX_APPROVED_REDIRECTS: usize = 16;
+
 /// `GET /authorize`.
 pub async fn authorize(
     State(state): State<AppState>,
@@ -354,8 +358,8 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
     }
 }
 
-/// Skips the page for a returning installation that asks for no more than it has; otherwise
-/// shows the consent page.
+/// Skips the page for a returning installation that proves its identity and asks for no more
+/// than it has, at a redirect URI the person approved before; otherwise shows the consent page.
 async fn decide(
     state: &AppState,
     id: &str,
@@ -364,17 +368,16 @@ async fn decide(
     user: &UserRecord,
     csrf: &str,
 ) -> Response {
-    let existing = match state.store().live_grant(&user.id, &client.client_id).await {
-        Ok(existing) => existing,
-        Err(error) => return internal(&error),
-    };
-    if let Some(grant) = existing {
-        let granted_scopes: Vec<&str> = grant.scope.split(' ').collect();
-        let granted_resources: Vec<String> =
-            serde_json::from_str(&grant.resources).unwrap_or_default();
-        let covered = pending.scope.split(' ').all(|scope| granted_scopes.contains(&scope))
-            && pending.resources.iter().all(|resource| granted_resources.contains(resource));
-        if covered {
+    // RFC 8252 §8.6: no request is answered without the person unless the client's identity is
+    // proven. Only a client whose code is useless without its own key or secret is; and even
+    // then only at a redirect the person saw on a consent page, so that a program listening on
+    // another loopback port never gets a code nobody was asked about.
+    if client.proves_its_identity() {
+        let existing = match state.store().live_grant(&user.id, &client.client_id).await {
+            Ok(existing) => existing,
+            Err(error) => return internal(&error),
+        };
+        if let Some(grant) = existing.filter(|grant| covers(grant, &pending)) {
             if let Err(error) = state.store().delete_pending_request(id).await {
                 return internal(&error);
             }
@@ -393,11 +396,24 @@ async fn decide(
         address: &user.address,
         application: &application,
         vendor: client.vendor.as_ref().map(|vendor| vendor.name.as_str()),
+        shared: client.is_shared(),
         redirect_host: &redirect_host,
         scopes: pending.scope.split(' ').collect(),
         resources: pending.resources.iter().map(String::as_str).collect(),
         device_name: &application,
     })
+}
+
+/// True when a live grant already holds every scope and resource of the request, and the
+/// request's redirect URI is one the person approved for it, exactly (port included).
+fn covers(grant: &GrantRecord, pending: &PendingRequest) -> bool {
+    let granted_scopes: Vec<&str> = grant.scope.split(' ').collect();
+    let granted_resources: Vec<String> = serde_json::from_str(&grant.resources).unwrap_or_default();
+    let approved_redirects: Vec<String> =
+        serde_json::from_str(&grant.redirect_uris).unwrap_or_default();
+    pending.scope.split(' ').all(|scope| granted_scopes.contains(&scope))
+        && pending.resources.iter().all(|resource| granted_resources.contains(resource))
+        && approved_redirects.contains(&pending.redirect_uri)
 }
 
 /// Creates or updates the grant for this user and installation, issues a code and sends it to
@@ -409,8 +425,16 @@ async fn approve(
     user: &UserRecord,
     device_name: &str,
 ) -> Result<Response, letterlock_store::Error> {
-    let grant =
-        grant_for(state, client, user, device_name, &pending.scope, &pending.resources).await?;
+    let grant = grant_for(
+        state,
+        client,
+        user,
+        device_name,
+        &pending.scope,
+        &pending.resources,
+        Some(&pending.redirect_uri),
+    )
+    .await?;
     let now = state.now();
     let code = random_token(32);
     let details = CodeDetails {
@@ -436,8 +460,10 @@ async fn approve(
     Ok(answer.send(&[("code", &code)]))
 }
 
-/// Creates the grant of this user for this installation, or widens the live one: scopes and
-/// resources accumulate, so a returning installation keeps what it had.
+/// Creates the grant of this user for this installation, or widens the live one: scopes,
+/// resources and approved redirect URIs accumulate, so a returning installation keeps what it
+/// had. Under a shared (well-known) client id every approval is a grant of its own: nothing
+/// proves that two requests under it come from the same program.
 pub(crate) async fn grant_for(
     state: &AppState,
     client: &Client,
@@ -445,10 +471,16 @@ pub(crate) async fn grant_for(
     device_name: &str,
     scope: &str,
     requested_resources: &[String],
+    approved_redirect: Option<&str>,
 ) -> Result<GrantRecord, letterlock_store::Error> {
     let now = state.now();
     let resources_json = serde_json::to_string(requested_resources).unwrap_or_else(|_| "[]".into());
-    let grant = match state.store().live_grant(&user.id, &client.client_id).await? {
+    let existing = if client.is_shared() {
+        None
+    } else {
+        state.store().live_grant(&user.id, &client.client_id).await?
+    };
+    let grant = match existing {
         Some(existing) => {
             // Scopes and resources accumulate: a returning installation keeps what it had.
             let mut scopes: Vec<String> = existing.scope.split(' ').map(str::to_owned).collect();
@@ -464,6 +496,16 @@ pub(crate) async fn grant_for(
                     resources.push(resource.clone());
                 }
             }
+            let mut redirects: Vec<String> =
+                serde_json::from_str(&existing.redirect_uris).unwrap_or_default();
+            if let Some(redirect) = approved_redirect
+                && !redirects.iter().any(|known| known == redirect)
+            {
+                redirects.push(redirect.to_owned());
+            }
+            // Each loopback port is a redirect of its own: keep the newest few.
+            let excess = redirects.len().saturating_sub(MAX_APPROVED_REDIRECTS);
+            redirects.drain(..excess);
             let updated = GrantRecord {
                 device_name: device_name.to_owned(),
                 client_name: application_name(client),
@@ -471,6 +513,8 @@ pub(crate) async fn grant_for(
                     .map(|set| set.to_string())
                     .unwrap_or(existing.scope.clone()),
                 resources: serde_json::to_string(&resources).unwrap_or(resources_json),
+                redirect_uris: serde_json::to_string(&redirects)
+                    .unwrap_or(existing.redirect_uris.clone()),
                 vendor: client.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
                 ..existing
             };
@@ -489,6 +533,10 @@ pub(crate) async fn grant_for(
                 vendor: client.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
                 scope: scope.to_owned(),
                 resources: resources_json,
+                redirect_uris: serde_json::to_string(
+                    &approved_redirect.into_iter().collect::<Vec<_>>(),
+                )
+                .unwrap_or_else(|_| "[]".into()),
                 created_at: now,
                 last_used_at: now,
                 last_address: None,

@@ -237,6 +237,7 @@ async fn consent_for(
         address: &user.address,
         application: &application,
         vendor: client.vendor.as_ref().map(|vendor| vendor.name.as_str()),
+        shared: client.is_shared(),
         redirect_host: "the device that showed you the code",
         scopes: request.scope.split(' ').collect(),
         resources: request.resources.iter().map(String::as_str).collect(),
@@ -283,13 +284,20 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Byt
         Err(response) => return response,
     };
     let device_name = clean_device_name(form.single("device_name").unwrap_or(""), &client);
-    let grant =
-        match grant_for(&state, &client, &user, &device_name, &request.scope, &request.resources)
-            .await
-        {
-            Ok(grant) => grant,
-            Err(error) => return internal(&error),
-        };
+    let grant = match grant_for(
+        &state,
+        &client,
+        &user,
+        &device_name,
+        &request.scope,
+        &request.resources,
+        None,
+    )
+    .await
+    {
+        Ok(grant) => grant,
+        Err(error) => return internal(&error),
+    };
     match state
         .store()
         .update_device_code(&record.hash, "pending", "approved", Some(&grant.id))

@@ -475,17 +475,151 @@ async fn the_whole_code_flow_with_one_consent_and_per_service_tokens() {
     assert_eq!(reply.body["error"], "invalid_grant", "the newest token died too");
 }
 
+/// Approves the consent page a signed-in browser is shown, naming the device; returns the
+/// redirect's parameters.
+pub async fn approve_page(
+    server: &TestServer,
+    browser: &mut Browser,
+    page: &Page,
+    device_name: &str,
+) -> Map<String, Value> {
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("Allow access"), "{}", page.html);
+    let (csrf, request) = (page.field("csrf").unwrap(), page.field("request").unwrap());
+    let page = browser
+        .post(
+            server,
+            "/consent",
+            &[
+                ("request", &request),
+                ("csrf", &csrf),
+                ("device_name", device_name),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    redirect_parameters(page.location())
+}
+
+/// A returning installation whose code is useless without its own key skips the page, for the
+/// redirect URI approved before only (RFC 8252 §8.6: the identity of the client is proven).
 #[tokio::test]
 async fn a_returning_installation_skips_consent_and_keeps_one_grant() {
     let server = with_user(CONFIG).await;
-    let client_id = register(&server, json!({})).await;
+    let key = PrivateKey::generate(Algorithm::Es256, &SystemRandom::new()).unwrap();
+    let client_id = register(&server, json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [key.public_jwk(None).to_json()]}})).await;
     let (mut browser, first) = approve(&server, &client_id, &[]).await;
     let page = browser.get(&server, &authorize_uri(&client_id, &[])).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "no page the second time: {}", page.html);
     let second = redirect_parameters(page.location());
     assert_ne!(first["code"], second["code"]);
+    // Another port is another redirect: a program listening there is asked about.
+    let elsewhere = [("redirect_uri", "http://127.0.0.1:50001/callback")];
+    let page = browser.get(&server, &authorize_uri(&client_id, &elsewhere)).await;
+    let third = approve_page(&server, &mut browser, &page, "Laptop").await;
+    assert!(third["code"].is_string());
+    let page = browser.get(&server, &authorize_uri(&client_id, &elsewhere)).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "approved once, remembered: {}", page.html);
     let user = server.state.store().user_by_address(ADDRESS).await.unwrap().unwrap();
     assert_eq!(server.state.store().grants_of_user(&user.id).await.unwrap().len(), 1);
+
+    // A confidential client (client_secret_basic) likewise.
+    let reply = server
+        .register(
+            json!({"redirect_uris": ["https://webmail.example.com/cb"], "client_name": "Webmail"}),
+        )
+        .await;
+    let webmail = reply.body["client_id"].as_str().unwrap().to_owned();
+    let at_webmail = [("redirect_uri", "https://webmail.example.com/cb")];
+    let page = browser.get(&server, &authorize_uri(&webmail, &at_webmail)).await;
+    approve_page(&server, &mut browser, &page, "Webmail").await;
+    let page = browser.get(&server, &authorize_uri(&webmail, &at_webmail)).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    assert!(redirect_parameters(page.location())["code"].is_string());
+}
+
+/// Issue 14, review finding 2: a well-known public id proves nothing about the program behind
+/// it, so a grant under it must not let another program on the device take codes silently.
+#[tokio::test]
+async fn a_well_known_id_asks_every_time_and_each_program_is_its_own_device() {
+    let server = with_user(&format!(
+        "[[public_clients]]\nclient_id = \"open\"\nname = \"Any mail program\"\n{CONFIG}"
+    ))
+    .await;
+    let (mut browser, first) = approve(&server, "open", &[]).await;
+    let tokens = redeem(&server, "open", first["code"].as_str().unwrap()).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
+    // Another program on the same device opens the browser with its own redirect and wants more.
+    let attacker = [
+        ("redirect_uri", "com.attacker.app:/cb"),
+        (
+            "scope",
+            "urn:ietf:params:oauth:scope:mail urn:ietf:params:oauth:scope:contacts offline_access",
+        ),
+    ];
+    let page = browser.get(&server, &authorize_uri("open", &attacker)).await;
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "a consent page, not a code: {:?}",
+        page.headers.get(header::LOCATION)
+    );
+    assert!(page.html.contains("Allow access"), "{}", page.html);
+    // Even the redirect approved before: any program can listen on a loopback port.
+    let page = browser.get(&server, &authorize_uri("open", &[])).await;
+    assert_eq!(page.status, StatusCode::OK, "{:?}", page.headers.get(header::LOCATION));
+    assert!(page.html.contains("Allow access"), "{}", page.html);
+
+    // The person approves the other program: it becomes a device of its own.
+    let page = browser.get(&server, &authorize_uri("open", &attacker)).await;
+    approve_page(&server, &mut browser, &page, "Other program").await;
+    let user = server.state.store().user_by_address(ADDRESS).await.unwrap().unwrap();
+    let grants = server.state.store().grants_of_user(&user.id).await.unwrap();
+    assert_eq!(grants.len(), 2, "one device per approval: {grants:?}");
+    let laptop = grants.iter().find(|grant| grant.device_name == "Laptop").unwrap();
+    let other = grants.iter().find(|grant| grant.device_name == "Other program").unwrap();
+    assert!(!laptop.scope.contains("contacts"), "scopes do not pile up: {}", laptop.scope);
+    // Revoking the other program leaves the first one working.
+    assert!(server.state.store().revoke_grant(&other.id, Some(&user.id), NOW).await.unwrap());
+    let reply = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens.body["refresh_token"].as_str().unwrap()),
+            ("client_id", "open"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
+
+/// Issue 14, review finding 2: a registered client without a key or secret (`none`) cannot
+/// prove it is the installation, so a returning request shows the page, on any port, with or
+/// without a `dpop_jkt` (the other program brings its own key).
+#[tokio::test]
+async fn a_public_installation_is_asked_again_on_any_redirect() {
+    let server = with_user(CONFIG).await;
+    let client_id = register(&server, json!({})).await;
+    let (mut browser, _) = approve(&server, &client_id, &[]).await;
+    let jkt = letterlock_jose::key::thumbprint(
+        &PrivateKey::generate(Algorithm::Es256, &SystemRandom::new()).unwrap().public_jwk(None),
+    );
+    for extra in [
+        vec![("redirect_uri", "http://127.0.0.1:50002/callback")],
+        vec![],
+        vec![("dpop_jkt", jkt.as_str())],
+    ] {
+        let page = browser.get(&server, &authorize_uri(&client_id, &extra)).await;
+        assert_eq!(
+            page.status,
+            StatusCode::OK,
+            "{extra:?}: a consent page, not a code: {:?}",
+            page.headers.get(header::LOCATION)
+        );
+        assert!(page.html.contains("Allow access"), "{}", page.html);
+    }
 }
 
 /// Issue 14 (RFC 9700 §4.11.2): before anyone signed in, an error for a client with a web
