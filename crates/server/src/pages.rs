@@ -175,6 +175,9 @@ pub struct Consent<'a> {
     pub application: &'a str,
     /// The vendor that vouched, if any.
     pub vendor: Option<&'a str>,
+    /// The registered redirect URI the vendor's statement named and the answer goes to (none
+    /// for a device, whose answer is the polling device itself).
+    pub verified_redirect: Option<&'a str>,
     /// True for a client id that any program may use (a well-known public id): approving
     /// connects the one program that asked, as a device of its own.
     pub shared: bool,
@@ -190,9 +193,17 @@ pub struct Consent<'a> {
 
 /// The one consent page for every requested service.
 pub fn consent(consent: &Consent<'_>) -> Response {
-    let verified = match consent.vendor {
-        Some(vendor) => format!("<p class=\"verified\">Verified: {}</p>", escape(vendor)),
-        None => "<p class=\"unverified\">This name was given by the application and is not verified.</p>".to_owned(),
+    // Say what the vendor's statement verified: the name, and where the answer goes.
+    let verified = match (consent.vendor, consent.verified_redirect) {
+        (Some(vendor), Some(redirect)) => format!(
+            "<p class=\"verified\">Verified by {}: the name and the answer address {}</p>",
+            escape(vendor),
+            escape(redirect)
+        ),
+        (Some(vendor), None) => {
+            format!("<p class=\"verified\">Verified by {}: the name</p>", escape(vendor))
+        }
+        (None, _) => "<p class=\"unverified\">This name was given by the application and is not verified.</p>".to_owned(),
     };
     let shared = if consent.shared {
         "<p class=\"unverified\">Any program can use this name. Approving connects only the \

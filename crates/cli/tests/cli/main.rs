@@ -161,6 +161,8 @@ fn vendor_statement_registration_rotation_and_shutdown() {
         "Example Mail",
         "--software-version",
         "1.0",
+        "--redirect-uri",
+        "http://127.0.0.1/cb",
     ]);
     assert!(sign.status.success(), "{}", String::from_utf8_lossy(&sign.stderr));
     let statement = String::from_utf8(sign.stdout).unwrap().trim().to_owned();

@@ -396,6 +396,13 @@ async fn decide(
         address: &user.address,
         application: &application,
         vendor: client.vendor.as_ref().map(|vendor| vendor.name.as_str()),
+        // The registered redirect the vendor's statement named (a loopback one without port).
+        verified_redirect: client
+            .metadata
+            .redirect_uris
+            .iter()
+            .find(|uri| uri.matches(&pending.redirect_uri))
+            .map(RedirectUri::as_str),
         shared: client.is_shared(),
         redirect_host: &redirect_host,
         scopes: pending.scope.split(' ').collect(),

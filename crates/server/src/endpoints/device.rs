@@ -237,6 +237,7 @@ async fn consent_for(
         address: &user.address,
         application: &application,
         vendor: client.vendor.as_ref().map(|vendor| vendor.name.as_str()),
+        verified_redirect: None,
         shared: client.is_shared(),
         redirect_host: "the device that showed you the code",
         scopes: request.scope.split(' ').collect(),

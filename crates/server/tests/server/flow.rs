@@ -1387,7 +1387,7 @@ async fn the_consent_page_names_a_vouching_vendor() {
         jwk.y.unwrap()
     );
     let server = with_user(&config).await;
-    let claims = json!({"iss": "https://vendor.example", "software_id": "example-mail", "client_name": "Example Mail <Pro>"});
+    let claims = json!({"iss": "https://vendor.example", "software_id": "example-mail", "client_name": "Example Mail <Pro>", "redirect_uris": [CALLBACK]});
     let statement =
         letterlock_jose::statement::sign(&key, claims.as_object().unwrap(), &SystemRandom::new())
             .unwrap();
@@ -1396,9 +1396,26 @@ async fn the_consent_page_names_a_vouching_vendor() {
     let page = browser.get(&server, &authorize_uri(&client_id, &[])).await;
     let page = browser.sign_in(&server, &page, ADDRESS, PASSWORD).await;
     let page = browser.get(&server, page.location()).await;
-    assert!(page.html.contains("Verified: Example Vendor Ltd"), "{}", page.html);
+    // What was verified: the name, and where the vendor's software receives answers.
+    assert!(
+        page.html.contains("Verified by Example Vendor Ltd: the name and the answer address http://127.0.0.1/callback"),
+        "{}",
+        page.html
+    );
     assert!(page.html.contains("Example Mail &lt;Pro&gt;"), "names are escaped");
     assert!(!page.html.contains("not verified"));
+
+    // The same statement copied into a registration with another redirect lends nothing.
+    let copied = register(
+        &server,
+        json!({"software_statement": statement, "redirect_uris": ["com.attacker.app:/cb"]}),
+    )
+    .await;
+    let page = browser
+        .get(&server, &authorize_uri(&copied, &[("redirect_uri", "com.attacker.app:/cb")]))
+        .await;
+    assert!(page.html.contains("not verified"), "{}", page.html);
+    assert!(!page.html.contains("Verified by"), "{}", page.html);
 }
 
 #[tokio::test]
