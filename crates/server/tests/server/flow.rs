@@ -550,7 +550,18 @@ async fn a_well_known_id_asks_every_time_and_each_program_is_its_own_device() {
     let (mut browser, first) = approve(&server, "open", &[]).await;
     let tokens = redeem(&server, "open", first["code"].as_str().unwrap()).await;
     assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
-    // Another program on the same device opens the browser with its own redirect and wants more.
+    // Another program on the same device opens the browser with its own redirect (RFC 8252
+    // §8.6), asking for no more than was granted.
+    let page = browser
+        .get(&server, &authorize_uri("open", &[("redirect_uri", "com.attacker.app:/cb")]))
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "a consent page, not a code: {:?}",
+        page.headers.get(header::LOCATION)
+    );
+    // The same program asks for more.
     let attacker = [
         ("redirect_uri", "com.attacker.app:/cb"),
         (
