@@ -227,8 +227,10 @@ enum VendorCommand {
         /// The software's logo (https).
         #[arg(long)]
         logo_uri: Option<String>,
-        /// Redirect URIs the software uses; repeat for several.
-        #[arg(long = "redirect-uri")]
+        /// Redirect URIs the software uses; repeat for several. Required: a statement vouches
+        /// only for registrations with exactly these (a copy of it cannot vouch for another
+        /// program's redirect).
+        #[arg(long = "redirect-uri", required = true)]
         redirect_uris: Vec<String>,
         /// Days until the statement expires (0: never).
         #[arg(long, default_value_t = 365)]
@@ -663,9 +665,7 @@ fn vendor(command: VendorCommand) -> anyhow::Result<()> {
                     claims.insert(name.into(), value.into());
                 }
             }
-            if !redirect_uris.is_empty() {
-                claims.insert("redirect_uris".into(), Value::from(redirect_uris));
-            }
+            claims.insert("redirect_uris".into(), Value::from(redirect_uris));
             println!("{}", statement::sign(&key, &claims, &random)?);
             Ok(())
         }

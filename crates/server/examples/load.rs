@@ -136,6 +136,7 @@ async fn seed(state: &letterlock_server::AppState, issuer: &str, connections: us
             vendor: None,
             scope: "urn:ietf:params:oauth:scope:mail offline_access".into(),
             resources: json!([RESOURCE]).to_string(),
+            redirect_uris: "[]".into(),
             created_at: now,
             last_used_at: now,
             last_address: None,

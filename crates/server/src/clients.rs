@@ -57,6 +57,27 @@ impl Client {
     pub fn accepts_any_native_redirect(&self) -> bool {
         self.origin == ClientOrigin::WellKnown
     }
+
+    /// True when a code is useless without the installation's own key or secret, because the
+    /// token endpoint makes the client prove it (`private_key_jwt`, `client_secret_basic`).
+    /// RFC 8252 §8.6: only then may a request be answered without asking the person. A public
+    /// client (`none`, every well-known id) can be any program that receives its redirect: a
+    /// private-use scheme or a loopback port is open to every app on the device, and a
+    /// `dpop_jkt` proves nothing, since the other program brings its own key.
+    pub fn proves_its_identity(&self) -> bool {
+        self.origin != ClientOrigin::WellKnown
+            && matches!(
+                self.metadata.token_endpoint_auth_method,
+                AuthMethod::PrivateKeyJwt | AuthMethod::ClientSecretBasic
+            )
+    }
+
+    /// True when many programs share this client id (a well-known public id): each approval is
+    /// then a device of its own, so that revoking one program leaves the others, and scopes
+    /// granted to one never reach another.
+    pub fn is_shared(&self) -> bool {
+        self.origin == ClientOrigin::WellKnown
+    }
 }
 
 /// Why a client id does not open. Every variant is `invalid_client` at the edge.
@@ -90,6 +111,12 @@ struct Sealed {
     /// The vouching vendor's `iss`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     v: Option<String>,
+    /// True when the vendor's statement named the redirect URIs (and keys, if any) sealed in
+    /// `m`. Ids sealed before statements had to (issue 14) carry `v` without it: a statement
+    /// copied out of a vendor's app could vouch there for anyone's redirects, so their `v` is
+    /// not believed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    r: bool,
 }
 
 /// A registration that passed every check, ready to be issued.
@@ -133,15 +160,25 @@ impl AppState {
             }
             (StatementPolicy::Require | StatementPolicy::Prefer, Some(text)) => {
                 match statement::verify(&text, &self.0.vendors, self.now()) {
-                    Ok(verified) => {
-                        // RFC 7591 §2.3: the statement's values take precedence.
-                        request.extend(verified.metadata);
-                        vendor = Some(Vendor {
-                            issuer: verified.vendor_issuer,
-                            name: verified.vendor_name,
-                        });
-                        software_statement = Some(text);
-                    }
+                    Ok(verified) => match binds(&verified.metadata, &request) {
+                        Ok(()) => {
+                            // RFC 7591 §2.3: the statement's values take precedence.
+                            request.extend(verified.metadata);
+                            vendor = Some(Vendor {
+                                issuer: verified.vendor_issuer,
+                                name: verified.vendor_name,
+                            });
+                            software_statement = Some(text);
+                        }
+                        // Like an unknown vendor's statement: neither applied nor echoed.
+                        Err(_) if policy == StatementPolicy::Prefer => {}
+                        Err(reason) => {
+                            return Err(ApiError::bad_request(
+                                ErrorCode::UnapprovedSoftwareStatement,
+                                reason,
+                            ));
+                        }
+                    },
                     Err(StatementError::UnknownVendor(_)) if policy == StatementPolicy::Prefer => {}
                     Err(error @ StatementError::UnknownVendor(_)) => {
                         return Err(ApiError::bad_request(
@@ -177,6 +214,7 @@ impl AppState {
             m: registration.metadata.to_json(),
             t: issued_at,
             v: registration.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
+            r: registration.vendor.is_some(),
         };
         let plaintext = serde_json::to_vec(&sealed).map_err(|error| ApiError::internal(&error))?;
         self.sealer()
@@ -220,11 +258,20 @@ impl AppState {
         let object: Map<String, Value> =
             serde_json::from_str(&record.metadata).map_err(|_| ClientIdError::Outdated)?;
         let metadata = ClientMetadata::from_json(&object).map_err(|_| ClientIdError::Outdated)?;
+        // A record stored before statements had to name the redirect URIs may hold a copied
+        // statement's vendor: the statement kept with it says whether it vouches for these.
+        let vouched = record
+            .software_statement
+            .as_deref()
+            .is_some_and(|statement| names_these_redirects(statement, &object));
         Ok(Client {
             client_id: record.client_id,
             origin: ClientOrigin::Stored,
             metadata,
-            vendor: record.vendor.and_then(|issuer| self.trusted_vendor(&issuer)),
+            vendor: record
+                .vendor
+                .filter(|_| vouched)
+                .and_then(|issuer| self.trusted_vendor(&issuer)),
             issued_at: Some(record.issued_at),
         })
     }
@@ -243,7 +290,7 @@ impl AppState {
             client_id: client_id.to_owned(),
             origin: ClientOrigin::Stateless,
             metadata,
-            vendor: sealed.v.and_then(|issuer| self.trusted_vendor(&issuer)),
+            vendor: sealed.v.filter(|_| sealed.r).and_then(|issuer| self.trusted_vendor(&issuer)),
             issued_at: Some(sealed.t),
         })
     }
@@ -257,7 +304,88 @@ impl AppState {
     }
 }
 
+/// Whether a trusted statement vouches for this registration request, or why not. A statement
+/// is copied easily (it ships inside the vendor's public app), so what it vouches for must be
+/// where the codes go: it must name `redirect_uris`, and the request may leave them out or name
+/// exactly the same; when the statement names `jwks`, the request's keys, if any, must be the
+/// same too. A statement without `jwks` leaves each installation its own key.
+fn binds(statement: &Map<String, Value>, request: &Map<String, Value>) -> Result<(), String> {
+    let Some(named) = statement.get("redirect_uris") else {
+        return Err("the software statement names no redirect_uris, so it cannot vouch for \
+                    where this client's codes go"
+            .into());
+    };
+    if let Some(requested) = request.get("redirect_uris")
+        && !same_strings(requested, named)
+    {
+        return Err("the request's redirect_uris differ from the software statement's".into());
+    }
+    if let (Some(named), Some(requested)) = (statement.get("jwks"), request.get("jwks"))
+        && named != requested
+    {
+        return Err("the request's jwks differ from the software statement's".into());
+    }
+    Ok(())
+}
+
+/// True when a stored (already verified) statement names exactly the redirect URIs of the
+/// stored metadata.
+fn names_these_redirects(statement: &str, metadata: &Map<String, Value>) -> bool {
+    let Ok(jws) = letterlock_jose::jws::UnverifiedJws::parse(statement) else { return false };
+    match (jws.unverified_claims().get("redirect_uris"), metadata.get("redirect_uris")) {
+        (Some(named), Some(registered)) => same_strings(named, registered),
+        _ => false,
+    }
+}
+
+/// Two JSON arrays of strings holding the same strings, in any order.
+fn same_strings(left: &Value, right: &Value) -> bool {
+    let strings = |value: &Value| -> Option<std::collections::BTreeSet<String>> {
+        value.as_array()?.iter().map(|item| item.as_str().map(str::to_owned)).collect()
+    };
+    match (strings(left), strings(right)) {
+        (Some(left), Some(right)) => !left.is_empty() && left == right,
+        _ => false,
+    }
+}
+
 /// A metadata error as RFC 7591 §3.2.2 JSON.
 pub fn registration_error(error: RegistrationError) -> ApiError {
     ApiError::bad_request(error.code(), error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_statement_binds_only_the_redirects_and_keys_it_names() {
+        let statement = object(serde_json::json!({"redirect_uris": ["a:/1", "b:/2"]}));
+        assert!(binds(&statement, &object(serde_json::json!({}))).is_ok());
+        assert!(
+            binds(&statement, &object(serde_json::json!({"redirect_uris": ["b:/2", "a:/1"]})))
+                .is_ok()
+        );
+        for request in [
+            serde_json::json!({"redirect_uris": ["a:/1"]}),
+            serde_json::json!({"redirect_uris": ["a:/1", "b:/2", "c:/3"]}),
+            serde_json::json!({"redirect_uris": "a:/1"}),
+            serde_json::json!({"redirect_uris": []}),
+        ] {
+            assert!(binds(&statement, &object(request.clone())).is_err(), "{request}");
+        }
+        assert!(binds(&object(serde_json::json!({"client_name": "x"})), &Map::new()).is_err());
+        let with_keys = object(
+            serde_json::json!({"redirect_uris": ["a:/1"], "jwks": {"keys": [{"kty": "EC"}]}}),
+        );
+        assert!(binds(&with_keys, &object(serde_json::json!({"redirect_uris": ["a:/1"]}))).is_ok());
+        assert!(
+            binds(&with_keys, &object(serde_json::json!({"jwks": {"keys": [{"kty": "OKP"}]}})))
+                .is_err()
+        );
+    }
 }

@@ -114,45 +114,49 @@ pub fn scope_words(scope: &str) -> &'static str {
     }
 }
 
-/// The sign-in form; `request` continues a pending authorization request after sign-in.
-pub fn sign_in(
-    prefix: &str,
-    request: Option<&str>,
-    address: &str,
-    message: Option<&str>,
-    status: StatusCode,
-) -> Response {
-    sign_in_with(prefix, request.map(|id| ("request", id)), address, message, status)
+/// What the sign-in form shows and carries.
+pub struct SignIn<'a> {
+    /// The issuer's path prefix.
+    pub prefix: &'a str,
+    /// One hidden field to carry on with after sign-in (`request`, or `user_code` for a device
+    /// verification).
+    pub hidden: Option<(&'a str, &'a str)>,
+    /// The browser's sign-in token (login CSRF), the value of its sign-in cookie.
+    pub login_token: &'a str,
+    /// The address to fill in.
+    pub address: &'a str,
+    /// What went wrong the last time, if anything.
+    pub message: Option<&'a str>,
 }
 
-/// The sign-in form with one hidden field to carry on with after sign-in (`request`, or
-/// `user_code` for a device verification).
-pub fn sign_in_with(
-    prefix: &str,
-    hidden: Option<(&str, &str)>,
-    address: &str,
-    message: Option<&str>,
-    status: StatusCode,
-) -> Response {
-    let request_field = hidden
+/// The sign-in form.
+pub fn sign_in(form: &SignIn<'_>, status: StatusCode) -> Response {
+    let prefix = form.prefix;
+    let request_field = form
+        .hidden
         .map(|(name, value)| {
             format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(name), escape(value))
         })
         .unwrap_or_default();
-    let message = message
+    let token_field = format!(
+        "<input type=\"hidden\" name=\"login_csrf\" value=\"{}\">",
+        escape(form.login_token)
+    );
+    let message = form
+        .message
         .map(|text| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(text)))
         .unwrap_or_default();
     page(
         status,
         "Sign in",
         &format!(
-            "<h1>Sign in</h1>{message}<form method=\"post\" action=\"{prefix}/login\">{request_field}\
+            "<h1>Sign in</h1>{message}<form method=\"post\" action=\"{prefix}/login\">{request_field}{token_field}\
              <label for=\"address\">Mail address</label>\
              <input type=\"email\" id=\"address\" name=\"address\" value=\"{}\" autocomplete=\"username\" required>\
              <label for=\"password\">Password</label>\
              <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
              <button type=\"submit\">Sign in</button></form>",
-            escape(address)
+            escape(form.address)
         ),
     )
 }
@@ -171,6 +175,12 @@ pub struct Consent<'a> {
     pub application: &'a str,
     /// The vendor that vouched, if any.
     pub vendor: Option<&'a str>,
+    /// The registered redirect URI the vendor's statement named and the answer goes to (none
+    /// for a device, whose answer is the polling device itself).
+    pub verified_redirect: Option<&'a str>,
+    /// True for a client id that any program may use (a well-known public id): approving
+    /// connects the one program that asked, as a device of its own.
+    pub shared: bool,
     /// Where the answer goes.
     pub redirect_host: &'a str,
     /// The requested scopes.
@@ -183,9 +193,23 @@ pub struct Consent<'a> {
 
 /// The one consent page for every requested service.
 pub fn consent(consent: &Consent<'_>) -> Response {
-    let verified = match consent.vendor {
-        Some(vendor) => format!("<p class=\"verified\">Verified: {}</p>", escape(vendor)),
-        None => "<p class=\"unverified\">This name was given by the application and is not verified.</p>".to_owned(),
+    // Say what the vendor's statement verified: the name, and where the answer goes.
+    let verified = match (consent.vendor, consent.verified_redirect) {
+        (Some(vendor), Some(redirect)) => format!(
+            "<p class=\"verified\">Verified by {}: the name and the answer address {}</p>",
+            escape(vendor),
+            escape(redirect)
+        ),
+        (Some(vendor), None) => {
+            format!("<p class=\"verified\">Verified by {}: the name</p>", escape(vendor))
+        }
+        (None, _) => "<p class=\"unverified\">This name was given by the application and is not verified.</p>".to_owned(),
+    };
+    let shared = if consent.shared {
+        "<p class=\"unverified\">Any program can use this name. Approving connects only the \
+         program that asked now, as a device of its own.</p>"
+    } else {
+        ""
     };
     let scopes: String = consent
         .scopes
@@ -200,7 +224,7 @@ pub fn consent(consent: &Consent<'_>) -> Response {
         &format!(
             "<h1>Allow access to your account?</h1>\
              <p>Signed in as <strong>{address}</strong>.</p>\
-             <p class=\"app\">{application}</p>{verified}\
+             <p class=\"app\">{application}</p>{verified}{shared}\
              <p>wants to:</p><ul class=\"scopes\">{scopes}</ul>\
              <p class=\"muted\">On these services:</p><ul class=\"muted\">{resources}</ul>\
              <p class=\"muted\">The answer goes to <strong>{redirect_host}</strong>.</p>\

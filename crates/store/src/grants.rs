@@ -29,6 +29,9 @@ pub struct GrantRecord {
     pub scope: String,
     /// Granted resources, as a JSON array of strings.
     pub resources: String,
+    /// The redirect URIs the person approved, as a JSON array of strings: a returning
+    /// installation that proves its identity skips the consent page only for one of these.
+    pub redirect_uris: String,
     /// First approval.
     pub created_at: i64,
     /// Last token issued.
@@ -124,8 +127,8 @@ pub enum CodeRedemption {
 }
 
 const GRANT_COLUMNS: &str = "SELECT id, user_id, client_id, device_name, client_name, software_id, \
-     software_version, vendor, scope, resources, created_at, last_used_at, last_address, revoked_at \
-     FROM grants";
+     software_version, vendor, scope, resources, redirect_uris, created_at, last_used_at, \
+     last_address, revoked_at FROM grants";
 
 fn grant_from_row(row: &AnyRow) -> Result<GrantRecord, Error> {
     Ok(GrantRecord {
@@ -139,6 +142,7 @@ fn grant_from_row(row: &AnyRow) -> Result<GrantRecord, Error> {
         vendor: row.try_get("vendor")?,
         scope: row.try_get("scope")?,
         resources: row.try_get("resources")?,
+        redirect_uris: row.try_get("redirect_uris")?,
         created_at: row.try_get("created_at")?,
         last_used_at: row.try_get("last_used_at")?,
         last_address: row.try_get("last_address")?,
@@ -191,8 +195,9 @@ impl Store {
     pub async fn insert_grant(&self, grant: &GrantRecord) -> Result<(), Error> {
         let result = sqlx::query(
             "INSERT INTO grants (id, user_id, client_id, device_name, client_name, software_id, \
-             software_version, vendor, scope, resources, created_at, last_used_at, last_address, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             software_version, vendor, scope, resources, redirect_uris, created_at, last_used_at, \
+             last_address, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&grant.id)
         .bind(&grant.user_id)
@@ -204,6 +209,7 @@ impl Store {
         .bind(&grant.vendor)
         .bind(&grant.scope)
         .bind(&grant.resources)
+        .bind(&grant.redirect_uris)
         .bind(grant.created_at)
         .bind(grant.last_used_at)
         .bind(&grant.last_address)
@@ -213,11 +219,13 @@ impl Store {
         conflict_aware(result)
     }
 
-    /// Replaces what a returning installation was granted (scopes, resources, names).
+    /// Replaces what a returning installation was granted (scopes, resources, approved redirect
+    /// URIs, names).
     pub async fn update_grant(&self, grant: &GrantRecord) -> Result<bool, Error> {
         let result = sqlx::query(
             "UPDATE grants SET device_name = $1, client_name = $2, software_id = $3, software_version = $4, \
-             vendor = $5, scope = $6, resources = $7 WHERE id = $8 AND revoked_at IS NULL",
+             vendor = $5, scope = $6, resources = $7, redirect_uris = $8 \
+             WHERE id = $9 AND revoked_at IS NULL",
         )
         .bind(&grant.device_name)
         .bind(&grant.client_name)
@@ -226,6 +234,7 @@ impl Store {
         .bind(&grant.vendor)
         .bind(&grant.scope)
         .bind(&grant.resources)
+        .bind(&grant.redirect_uris)
         .bind(&grant.id)
         .execute(&self.writer)
         .await?;
@@ -241,7 +250,8 @@ impl Store {
         row.as_ref().map(grant_from_row).transpose()
     }
 
-    /// The live grant of a user for an installation, if any.
+    /// The live grant of a user for an installation, if any. Under a well-known public client id
+    /// each approval is a grant of its own, so there may be several; callers do not ask for those.
     pub async fn live_grant(
         &self,
         user_id: &str,
@@ -584,8 +594,8 @@ impl Store {
         let row = sqlx::query(
             "SELECT r.hash, r.grant_id, r.jkt, r.created_at AS token_created_at, r.expires_at, r.rotated_at, \
              g.id, g.user_id, g.client_id, g.device_name, g.client_name, g.software_id, g.software_version, \
-             g.vendor, g.scope, g.resources, g.created_at, g.last_used_at, g.last_address, g.revoked_at, \
-             u.address, u.disabled \
+             g.vendor, g.scope, g.resources, g.redirect_uris, g.created_at, g.last_used_at, \
+             g.last_address, g.revoked_at, u.address, u.disabled \
              FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id JOIN users u ON u.id = g.user_id \
              WHERE r.hash = $1",
         )
@@ -617,8 +627,8 @@ impl Store {
     ) -> Result<Option<(GrantRecord, String, bool)>, Error> {
         let row = sqlx::query(
             "SELECT g.id, g.user_id, g.client_id, g.device_name, g.client_name, g.software_id, \
-             g.software_version, g.vendor, g.scope, g.resources, g.created_at, g.last_used_at, \
-             g.last_address, g.revoked_at, u.address, u.disabled \
+             g.software_version, g.vendor, g.scope, g.resources, g.redirect_uris, g.created_at, \
+             g.last_used_at, g.last_address, g.revoked_at, u.address, u.disabled \
              FROM grants g JOIN users u ON u.id = g.user_id WHERE g.id = $1",
         )
         .bind(id)

@@ -50,10 +50,8 @@ def sign_in_and_decide(session, url, address, password, decision="approve", devi
     page = session.get(url, timeout=10)
     assert page.status_code == 200, page.text
     hidden = fields(page.text)
-    form = {"address": address, "password": password}
-    for name in ("request", "user_code"):
-        if name in hidden:
-            form[name] = hidden[name]
+    # Every field of the form, as a browser sends it (the sign-in token among them).
+    form = dict(hidden, address=address, password=password)
     page = session.post(f"{base}/login", data=form, timeout=10)
     assert "Allow access" in page.text, page.text
     log("consent verified" if '<p class="verified">' in page.text else "consent unverified")

@@ -352,6 +352,8 @@ fn the_client_signs_in_without_a_browser_and_with_a_vendor_statement() {
         "org.letterlock.cli",
         "--client-name",
         "Letterlock",
+        "--redirect-uri",
+        "http://127.0.0.1/callback",
     ]);
     assert!(signed.status.success(), "{}", text(&signed.stderr));
     let statement = dir.path().join("statement.jwt");

@@ -161,6 +161,8 @@ fn vendor_statement_registration_rotation_and_shutdown() {
         "Example Mail",
         "--software-version",
         "1.0",
+        "--redirect-uri",
+        "http://127.0.0.1/cb",
     ]);
     assert!(sign.status.success(), "{}", String::from_utf8_lossy(&sign.stderr));
     let statement = String::from_utf8(sign.stdout).unwrap().trim().to_owned();
@@ -333,7 +335,8 @@ fn an_independent_oauth_client_completes_the_flow() {
 }
 
 /// A person in Debian's Chromium: sign-in, the one consent page, the loopback redirect with a
-/// code, then the devices page and a revoke. Screenshots are kept in
+/// code, then the devices page and a revoke. Before that, pages on another loopback port and on
+/// `localhost` try to sign the browser in as mallory (login CSRF). Screenshots are kept in
 /// `target/browser-screenshots/`.
 #[test]
 fn a_person_in_chromium_signs_in_consents_and_revokes_the_device() {
@@ -348,6 +351,12 @@ fn a_person_in_chromium_signs_in_consents_and_revokes_the_device() {
         "dana's long password",
     );
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let attacker = user_command(
+        &config,
+        &["add", "mallory@example.com", "--password-stdin"],
+        "mallory's own password",
+    );
+    assert!(attacker.status.success(), "{}", String::from_utf8_lossy(&attacker.stderr));
     let server = Server::start(&config, port);
 
     let browser_tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
@@ -357,6 +366,7 @@ fn a_person_in_chromium_signs_in_consents_and_revokes_the_device() {
         .arg(browser_tests.join("flow.mjs"))
         .args([&format!("http://127.0.0.1:{port}"), "dana@example.com", "dana's long password"])
         .arg(&screenshots)
+        .args(["mallory@example.com", "mallory's own password"])
         .current_dir(&browser_tests)
         .output()
         .expect("node");
@@ -367,6 +377,20 @@ fn a_person_in_chromium_signs_in_consents_and_revokes_the_device() {
         String::from_utf8_lossy(&output.stderr)
     );
     let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    // Issue 14, review finding 9: an attacker's page on another port, or on another site, posts
+    // the sign-in form with the attacker's account; the browser is not signed in.
+    for attack in ["otherPort", "otherSite"] {
+        let result = &seen["loginCsrf"][attack];
+        assert_eq!(result["status"], 403, "{attack}: {result}");
+        let account = result["account"].as_str().unwrap();
+        assert!(
+            account.contains("Sign in") && !account.contains("mallory"),
+            "{attack}: the browser was signed in by another site:\n{account}"
+        );
+    }
+    // The browser's own sign-in is same-origin (Chromium sends `Origin: null` with it under the
+    // pages' `Referrer-Policy: no-referrer`, which the server lets through).
+    assert_eq!(seen["ownSignIn"]["fetchSite"], "same-origin", "{}", seen["ownSignIn"]);
     assert_eq!(seen["signInTitle"], "Sign in");
     assert_eq!(seen["addressPrefilled"], "dana@example.com", "login_hint fills the address");
     let consent = seen["consentText"].as_str().unwrap();

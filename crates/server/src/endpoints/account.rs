@@ -15,8 +15,8 @@ use letterlock_store::{GrantRecord, RevocationRecord, UserRecord};
 
 use crate::accounts::{change_password, same, verify_password};
 use crate::endpoints::authorize::{
-    Parameters, cookie_name, cookie_value, internal, see_other, session_cookie, signed_in,
-    signed_in_form,
+    Parameters, cookie_name, cookie_value, from_this_origin, internal, see_other, session_cookie,
+    sign_in_page, signed_in, signed_in_form,
 };
 use crate::endpoints::introspect::resource_server;
 use crate::error::{ApiError, no_store_json};
@@ -32,7 +32,7 @@ const FEED_POLL: Duration = Duration::from_millis(250);
 pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match signed_in(&state, &headers).await {
         Ok(Some((user, csrf))) => devices_page(&state, &user, &csrf, None).await,
-        Ok(None) => pages::sign_in(state.issuer().path_prefix(), None, "", None, StatusCode::OK),
+        Ok(None) => sign_in_page(&state, &headers, None, "", None, StatusCode::OK),
         Err(error) => internal(&error),
     }
 }
@@ -44,9 +44,8 @@ pub async fn action(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let prefix = state.issuer().path_prefix().to_owned();
     let (user, csrf, form) = match signed_in_form(&state, &headers, &body, |_| {
-        pages::sign_in(&prefix, None, "", Some("Sign in first."), StatusCode::UNAUTHORIZED)
+        sign_in_page(&state, &headers, None, "", Some("Sign in first."), StatusCode::UNAUTHORIZED)
     })
     .await
     {
@@ -114,15 +113,16 @@ pub async fn action(
             {
                 return internal(&error);
             }
-            let mut response = pages::sign_in(
-                state.issuer().path_prefix(),
+            let mut response = sign_in_page(
+                &state,
+                &headers,
                 None,
                 "",
                 Some("You are signed out."),
                 StatusCode::OK,
             );
             if let Ok(value) = HeaderValue::from_str(&session_cookie(&state, "", 0)) {
-                response.headers_mut().insert(header::SET_COOKIE, value);
+                response.headers_mut().append(header::SET_COOKIE, value);
             }
             response
         }
@@ -178,6 +178,13 @@ pub async fn api_revoke_all(
 /// enough, the session's CSRF token must come in `X-CSRF-Token` (which a cross-site form
 /// cannot send).
 async fn api_user_with_csrf(state: &AppState, headers: &HeaderMap) -> Result<UserRecord, ApiError> {
+    if !from_this_origin(state, headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::InvalidRequest,
+            "a request from another origin",
+        ));
+    }
     let (user, csrf) = api_user(state, headers).await?;
     let presented = headers.get("x-csrf-token").and_then(|value| value.to_str().ok()).unwrap_or("");
     if same(presented, &csrf) {

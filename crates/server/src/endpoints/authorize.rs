@@ -46,6 +46,10 @@ pub(crate) struct CodeDetails {
 /// The longest `state` passed through, in bytes.
 const MAX_STATE_BYTES: usize = 2048;
 
+/// How many approved redirect URIs a grant remembers (the newest): a loopback client on a new
+/// port each time would otherwise grow the list without end.
+const MAX_APPROVED_REDIRECTS: usize = 16;
+
 /// `GET /authorize`.
 pub async fn authorize(
     State(state): State<AppState>,
@@ -70,10 +74,19 @@ pub async fn authorize(
         Err(message) => return pages::error(StatusCode::BAD_REQUEST, message),
     };
     let client_state = parameters.single("state").map(str::to_owned);
+    let person = match signed_in(&state, &headers).await {
+        Ok(person) => person,
+        Err(error) => return internal(&error),
+    };
     let answer = Answer {
         issuer: state.issuer().as_str().to_owned(),
         redirect_uri: redirect_uri.clone(),
         state: client_state.clone(),
+        // RFC 9700 §4.11.2: registration is open, so anyone can register a web redirect; an
+        // error sent there at once would make this server an open redirector. Until someone
+        // signed in here, such errors are shown on a page. Loopback and private-use redirects
+        // lead to a program on the person's own device, not to a web site.
+        errors_on_a_page: person.is_none() && !is_native(&redirect_uri),
     };
     if let Some(duplicate) = parameters.duplicate() {
         return answer.error(
@@ -167,16 +180,16 @@ pub async fn authorize(
     {
         return internal(&error);
     }
-    match signed_in(&state, &headers).await {
-        Ok(Some((user, csrf))) => decide(&state, &id, pending, client, &user, &csrf).await,
-        Ok(None) => pages::sign_in(
-            state.issuer().path_prefix(),
-            Some(&id),
+    match person {
+        Some((user, csrf)) => decide(&state, &id, pending, client, &user, &csrf).await,
+        None => sign_in_page(
+            &state,
+            &headers,
+            Some(("request", &id)),
             pending.login_hint.as_deref().unwrap_or(""),
             None,
             StatusCode::OK,
         ),
-        Err(error) => internal(&error),
     }
 }
 
@@ -197,9 +210,10 @@ pub async fn resume(
     let (user, csrf) = match signed_in(&state, &headers).await {
         Ok(Some(signed_in)) => signed_in,
         Ok(None) => {
-            return pages::sign_in(
-                state.issuer().path_prefix(),
-                Some(id),
+            return sign_in_page(
+                &state,
+                &headers,
+                Some(("request", id)),
                 pending.login_hint.as_deref().unwrap_or(""),
                 None,
                 StatusCode::OK,
@@ -218,12 +232,32 @@ pub async fn resume(
 pub async fn login(
     State(state): State<AppState>,
     peer: Option<Extension<PeerAddr>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let form = Parameters::parse(std::str::from_utf8(&body).unwrap_or("")).unwrap_or_default();
+    // Login CSRF: another site's page that posts this form with its owner's account would sign
+    // this browser in as the attacker, and the person's next consent would give their mail
+    // program tokens for the attacker's mailbox. The form must come from this origin and carry
+    // the token of this browser's sign-in cookie; refused before any password is checked, and
+    // with no cookie set.
+    let token_matches = login_token(&state, &headers)
+        .is_some_and(|held| same(form.single("login_csrf").unwrap_or(""), &held));
+    if !from_this_origin(&state, &headers) || !token_matches {
+        return pages::error(
+            StatusCode::FORBIDDEN,
+            "This sign-in form did not come from this site, or it is too old. Go back, reload \
+             the page and sign in again.",
+        );
+    }
     let address = form.single("address").unwrap_or("");
     let password = form.single("password").unwrap_or("");
     let request = form.single("request");
+    let hidden = match (request, form.single("user_code")) {
+        (_, Some(user_code)) => Some(("user_code", user_code)),
+        (Some(id), None) => Some(("request", id)),
+        (None, None) => None,
+    };
     let prefix = state.issuer().path_prefix().to_owned();
     let peer = peer
         .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |Extension(PeerAddr(address))| {
@@ -232,18 +266,20 @@ pub async fn login(
     let user = match state.sign_in(address, password, peer).await {
         Ok(user) => user,
         Err(SignInError::Invalid) => {
-            return pages::sign_in(
-                &prefix,
-                request,
+            return sign_in_page(
+                &state,
+                &headers,
+                hidden,
                 address,
                 Some("The address or password is wrong."),
                 StatusCode::UNAUTHORIZED,
             );
         }
         Err(SignInError::Throttled) => {
-            return pages::sign_in(
-                &prefix,
-                request,
+            return sign_in_page(
+                &state,
+                &headers,
+                hidden,
                 address,
                 Some("Too many attempts. Wait a minute and try again."),
                 StatusCode::TOO_MANY_REQUESTS,
@@ -306,6 +342,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
         issuer: state.issuer().as_str().to_owned(),
         redirect_uri: pending.redirect_uri.clone(),
         state: pending.state.clone(),
+        errors_on_a_page: false,
     };
     if form.single("decision") != Some("approve") {
         return answer.error("access_denied", "the user denied the request");
@@ -321,8 +358,8 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
     }
 }
 
-/// Skips the page for a returning installation that asks for no more than it has; otherwise
-/// shows the consent page.
+/// Skips the page for a returning installation that proves its identity and asks for no more
+/// than it has, at a redirect URI the person approved before; otherwise shows the consent page.
 async fn decide(
     state: &AppState,
     id: &str,
@@ -331,17 +368,16 @@ async fn decide(
     user: &UserRecord,
     csrf: &str,
 ) -> Response {
-    let existing = match state.store().live_grant(&user.id, &client.client_id).await {
-        Ok(existing) => existing,
-        Err(error) => return internal(&error),
-    };
-    if let Some(grant) = existing {
-        let granted_scopes: Vec<&str> = grant.scope.split(' ').collect();
-        let granted_resources: Vec<String> =
-            serde_json::from_str(&grant.resources).unwrap_or_default();
-        let covered = pending.scope.split(' ').all(|scope| granted_scopes.contains(&scope))
-            && pending.resources.iter().all(|resource| granted_resources.contains(resource));
-        if covered {
+    // RFC 8252 §8.6: no request is answered without the person unless the client's identity is
+    // proven. Only a client whose code is useless without its own key or secret is; and even
+    // then only at a redirect the person saw on a consent page, so that a program listening on
+    // another loopback port never gets a code nobody was asked about.
+    if client.proves_its_identity() {
+        let existing = match state.store().live_grant(&user.id, &client.client_id).await {
+            Ok(existing) => existing,
+            Err(error) => return internal(&error),
+        };
+        if let Some(grant) = existing.filter(|grant| covers(grant, &pending)) {
             if let Err(error) = state.store().delete_pending_request(id).await {
                 return internal(&error);
             }
@@ -360,11 +396,31 @@ async fn decide(
         address: &user.address,
         application: &application,
         vendor: client.vendor.as_ref().map(|vendor| vendor.name.as_str()),
+        // The registered redirect the vendor's statement named (a loopback one without port).
+        verified_redirect: client
+            .metadata
+            .redirect_uris
+            .iter()
+            .find(|uri| uri.matches(&pending.redirect_uri))
+            .map(RedirectUri::as_str),
+        shared: client.is_shared(),
         redirect_host: &redirect_host,
         scopes: pending.scope.split(' ').collect(),
         resources: pending.resources.iter().map(String::as_str).collect(),
         device_name: &application,
     })
+}
+
+/// True when a live grant already holds every scope and resource of the request, and the
+/// request's redirect URI is one the person approved for it, exactly (port included).
+fn covers(grant: &GrantRecord, pending: &PendingRequest) -> bool {
+    let granted_scopes: Vec<&str> = grant.scope.split(' ').collect();
+    let granted_resources: Vec<String> = serde_json::from_str(&grant.resources).unwrap_or_default();
+    let approved_redirects: Vec<String> =
+        serde_json::from_str(&grant.redirect_uris).unwrap_or_default();
+    pending.scope.split(' ').all(|scope| granted_scopes.contains(&scope))
+        && pending.resources.iter().all(|resource| granted_resources.contains(resource))
+        && approved_redirects.contains(&pending.redirect_uri)
 }
 
 /// Creates or updates the grant for this user and installation, issues a code and sends it to
@@ -376,8 +432,16 @@ async fn approve(
     user: &UserRecord,
     device_name: &str,
 ) -> Result<Response, letterlock_store::Error> {
-    let grant =
-        grant_for(state, client, user, device_name, &pending.scope, &pending.resources).await?;
+    let grant = grant_for(
+        state,
+        client,
+        user,
+        device_name,
+        &pending.scope,
+        &pending.resources,
+        Some(&pending.redirect_uri),
+    )
+    .await?;
     let now = state.now();
     let code = random_token(32);
     let details = CodeDetails {
@@ -398,12 +462,15 @@ async fn approve(
         issuer: state.issuer().as_str().to_owned(),
         redirect_uri: pending.redirect_uri.clone(),
         state: pending.state.clone(),
+        errors_on_a_page: false,
     };
     Ok(answer.send(&[("code", &code)]))
 }
 
-/// Creates the grant of this user for this installation, or widens the live one: scopes and
-/// resources accumulate, so a returning installation keeps what it had.
+/// Creates the grant of this user for this installation, or widens the live one: scopes,
+/// resources and approved redirect URIs accumulate, so a returning installation keeps what it
+/// had. Under a shared (well-known) client id every approval is a grant of its own: nothing
+/// proves that two requests under it come from the same program.
 pub(crate) async fn grant_for(
     state: &AppState,
     client: &Client,
@@ -411,10 +478,16 @@ pub(crate) async fn grant_for(
     device_name: &str,
     scope: &str,
     requested_resources: &[String],
+    approved_redirect: Option<&str>,
 ) -> Result<GrantRecord, letterlock_store::Error> {
     let now = state.now();
     let resources_json = serde_json::to_string(requested_resources).unwrap_or_else(|_| "[]".into());
-    let grant = match state.store().live_grant(&user.id, &client.client_id).await? {
+    let existing = if client.is_shared() {
+        None
+    } else {
+        state.store().live_grant(&user.id, &client.client_id).await?
+    };
+    let grant = match existing {
         Some(existing) => {
             // Scopes and resources accumulate: a returning installation keeps what it had.
             let mut scopes: Vec<String> = existing.scope.split(' ').map(str::to_owned).collect();
@@ -430,6 +503,16 @@ pub(crate) async fn grant_for(
                     resources.push(resource.clone());
                 }
             }
+            let mut redirects: Vec<String> =
+                serde_json::from_str(&existing.redirect_uris).unwrap_or_default();
+            if let Some(redirect) = approved_redirect
+                && !redirects.iter().any(|known| known == redirect)
+            {
+                redirects.push(redirect.to_owned());
+            }
+            // Each loopback port is a redirect of its own: keep the newest few.
+            let excess = redirects.len().saturating_sub(MAX_APPROVED_REDIRECTS);
+            redirects.drain(..excess);
             let updated = GrantRecord {
                 device_name: device_name.to_owned(),
                 client_name: application_name(client),
@@ -437,6 +520,8 @@ pub(crate) async fn grant_for(
                     .map(|set| set.to_string())
                     .unwrap_or(existing.scope.clone()),
                 resources: serde_json::to_string(&resources).unwrap_or(resources_json),
+                redirect_uris: serde_json::to_string(&redirects)
+                    .unwrap_or(existing.redirect_uris.clone()),
                 vendor: client.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
                 ..existing
             };
@@ -455,6 +540,10 @@ pub(crate) async fn grant_for(
                 vendor: client.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
                 scope: scope.to_owned(),
                 resources: resources_json,
+                redirect_uris: serde_json::to_string(
+                    &approved_redirect.into_iter().collect::<Vec<_>>(),
+                )
+                .unwrap_or_else(|_| "[]".into()),
                 created_at: now,
                 last_used_at: now,
                 last_address: None,
@@ -472,6 +561,9 @@ struct Answer {
     issuer: String,
     redirect_uri: String,
     state: Option<String>,
+    /// Errors go to an error page instead of the redirect (a web redirect before anyone signed
+    /// in; see `authorize`).
+    errors_on_a_page: bool,
 }
 
 impl Answer {
@@ -489,8 +581,19 @@ impl Answer {
     }
 
     fn error(&self, code: &str, description: &str) -> Response {
+        if self.errors_on_a_page {
+            return pages::error(
+                StatusCode::BAD_REQUEST,
+                &format!("The application's request is not valid: {description} ({code})."),
+            );
+        }
         self.send(&[("error", code), ("error_description", description)])
     }
+}
+
+/// True for a loopback or private-use redirect: it leads to a program on the person's device.
+fn is_native(redirect_uri: &str) -> bool {
+    RedirectUri::parse(redirect_uri).is_ok_and(|uri| uri.is_native())
 }
 
 pub(crate) fn see_other(location: &str) -> Response {
@@ -564,6 +667,83 @@ pub(crate) fn session_cookie(state: &AppState, value: &str, max_age: i64) -> Str
     )
 }
 
+/// The sign-in page for this browser. Its form carries the browser's sign-in token (against
+/// login CSRF), made and set as a cookie the first time: `SameSite=Strict`, so that another
+/// site's form never sends it, and `__Host-` on https, so that no other host can plant one.
+pub(crate) fn sign_in_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    hidden: Option<(&str, &str)>,
+    address: &str,
+    message: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let held = login_token(state, headers);
+    let token = held.clone().unwrap_or_else(|| random_token(LOGIN_TOKEN_BYTES));
+    let form = pages::SignIn {
+        prefix: state.issuer().path_prefix(),
+        hidden,
+        login_token: &token,
+        address,
+        message,
+    };
+    let mut response = pages::sign_in(&form, status);
+    let secure = if state.issuer().is_https() { "; Secure" } else { "" };
+    let cookie = format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        login_cookie_name(state),
+        state.lifetimes().session
+    );
+    if held.is_none()
+        && let Ok(value) = HeaderValue::from_str(&cookie)
+    {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// Random bytes in a sign-in token (base64url: 32 characters).
+const LOGIN_TOKEN_BYTES: usize = 24;
+
+fn login_cookie_name(state: &AppState) -> &'static str {
+    if state.issuer().is_https() { "__Host-letterlock-login" } else { "letterlock_login" }
+}
+
+/// The sign-in token this browser holds, if it holds one of the right form.
+fn login_token(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, login_cookie_name(state)).filter(|token| {
+        token.len() == LOGIN_TOKEN_BYTES.div_ceil(3) * 4
+            && token
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+    })
+}
+
+/// False when the browser says a state-changing request comes from another origin: a
+/// `Sec-Fetch-Site` other than `same-origin` (or `none`, the person's own action), or an
+/// `Origin` other than the issuer's. `same-site` is refused too: another port or host of the
+/// same site is another party. `Origin: null` is let through: Chromium sends it for this
+/// site's own forms under `Referrer-Policy: no-referrer`, and the forms' tokens still decide.
+/// A browser that sends neither header is judged by the tokens alone.
+pub(crate) fn from_this_origin(state: &AppState, headers: &HeaderMap) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").map(HeaderValue::to_str);
+    let site_ok = matches!(fetch_site, None | Some(Ok("same-origin" | "none")));
+    let origin = headers.get(header::ORIGIN).map(HeaderValue::to_str);
+    let origin_ok = match origin {
+        None | Some(Ok("null")) => true,
+        Some(Ok(origin)) => origin == state.issuer().origin(),
+        Some(Err(_)) => false,
+    };
+    if !(site_ok && origin_ok) {
+        tracing::info!(
+            sec_fetch_site = ?fetch_site,
+            origin = ?origin,
+            "refused a form posted from another origin"
+        );
+    }
+    site_ok && origin_ok
+}
+
 pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
@@ -618,15 +798,18 @@ pub(crate) async fn client_for_page(state: &AppState, client_id: &str) -> Result
     })
 }
 
-/// Parses a form POSTed by a signed-in person and checks the session's CSRF token: the user,
-/// the session's CSRF token and the form, or the page to answer with (`not_signed_in` when
-/// there is no session, 403 for a bad token).
+/// Parses a form POSTed by a signed-in person and checks where it comes from and the session's
+/// CSRF token: the user, the session's CSRF token and the form, or the page to answer with
+/// (`not_signed_in` when there is no session, 403 for another origin or a bad token).
 pub(crate) async fn signed_in_form(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
     not_signed_in: impl FnOnce(&Parameters) -> Response,
 ) -> Result<(UserRecord, String, Parameters), Response> {
+    if !from_this_origin(state, headers) {
+        return Err(pages::error(StatusCode::FORBIDDEN, "This form did not come from this site."));
+    }
     let form = Parameters::parse(std::str::from_utf8(body).unwrap_or("")).unwrap_or_default();
     let (user, csrf) = match signed_in(state, headers).await {
         Ok(Some(signed_in)) => signed_in,

@@ -17,7 +17,7 @@ use letterlock_store::DeviceCodeRecord;
 use crate::accounts::{hash_secret, random_token};
 use crate::endpoints::authorize::{
     Parameters, application_name, clean_device_name, client_for_page, grant_for, internal,
-    signed_in, signed_in_form,
+    sign_in_page, signed_in, signed_in_form,
 };
 use crate::error::{ApiError, no_store_json};
 use crate::listen::PeerAddr;
@@ -152,8 +152,9 @@ pub async fn verification(
         Ok(Some(signed_in)) => signed_in,
         Ok(None) => {
             let hidden = parameters.single("user_code").map(|code| ("user_code", code));
-            return pages::sign_in_with(
-                &prefix,
+            return sign_in_page(
+                &state,
+                &headers,
                 Some(hidden.unwrap_or(("user_code", ""))),
                 "",
                 None,
@@ -178,7 +179,7 @@ pub async fn enter_code(
     let prefix = state.issuer().path_prefix().to_owned();
     let (user, csrf, form) = match signed_in_form(&state, &headers, &body, |form| {
         let hidden = ("user_code", form.single("user_code").unwrap_or(""));
-        pages::sign_in_with(&prefix, Some(hidden), "", None, StatusCode::UNAUTHORIZED)
+        sign_in_page(&state, &headers, Some(hidden), "", None, StatusCode::UNAUTHORIZED)
     })
     .await
     {
@@ -236,6 +237,8 @@ async fn consent_for(
         address: &user.address,
         application: &application,
         vendor: client.vendor.as_ref().map(|vendor| vendor.name.as_str()),
+        verified_redirect: None,
+        shared: client.is_shared(),
         redirect_host: "the device that showed you the code",
         scopes: request.scope.split(' ').collect(),
         resources: request.resources.iter().map(String::as_str).collect(),
@@ -282,13 +285,20 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Byt
         Err(response) => return response,
     };
     let device_name = clean_device_name(form.single("device_name").unwrap_or(""), &client);
-    let grant =
-        match grant_for(&state, &client, &user, &device_name, &request.scope, &request.resources)
-            .await
-        {
-            Ok(grant) => grant,
-            Err(error) => return internal(&error),
-        };
+    let grant = match grant_for(
+        &state,
+        &client,
+        &user,
+        &device_name,
+        &request.scope,
+        &request.resources,
+        None,
+    )
+    .await
+    {
+        Ok(grant) => grant,
+        Err(error) => return internal(&error),
+    };
     match state
         .store()
         .update_device_code(&record.hash, "pending", "approved", Some(&grant.id))

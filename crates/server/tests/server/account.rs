@@ -9,8 +9,7 @@ use crate::support::TestServer;
 
 async fn signed_in(server: &TestServer) -> Browser {
     let mut browser = Browser::default();
-    let page =
-        browser.post(server, "/login", &[("address", ADDRESS), ("password", PASSWORD)]).await;
+    let page = browser.sign_in_at_account(server, ADDRESS, PASSWORD).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location(), "/account");
     browser
@@ -103,12 +102,12 @@ async fn revoking_one_device_leaves_the_others_and_reaches_the_feed() {
 
     // Revoke all through the API, with X-CSRF-Token.
     let request = Request::post("/account/api/devices/revoke-all")
-        .header(header::COOKIE, browser.cookie.clone().unwrap())
+        .header(header::COOKIE, browser.cookie_header().unwrap())
         .body(Body::empty())
         .unwrap();
     assert_eq!(server.send(request).await.status, StatusCode::FORBIDDEN, "no CSRF header");
     let request = Request::post("/account/api/devices/revoke-all")
-        .header(header::COOKIE, browser.cookie.clone().unwrap())
+        .header(header::COOKIE, browser.cookie_header().unwrap())
         .header("X-CSRF-Token", devices["csrf"].as_str().unwrap())
         .body(Body::empty())
         .unwrap();

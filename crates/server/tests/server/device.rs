@@ -39,13 +39,7 @@ async fn decide(server: &TestServer, user_code: &str, decision: &str) -> String 
     let page = browser.get(server, &format!("/device?user_code={encoded}")).await;
     assert!(page.html.contains("Sign in"), "{}", page.html);
     assert_eq!(page.field("user_code").as_deref(), Some(user_code));
-    let page = browser
-        .post(
-            server,
-            "/login",
-            &[("user_code", user_code), ("address", ADDRESS), ("password", PASSWORD)],
-        )
-        .await;
+    let page = browser.sign_in(server, &page, ADDRESS, PASSWORD).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     let page = browser.get(server, page.location()).await;
     assert!(page.html.contains("Allow access"), "{}", page.html);
@@ -158,7 +152,7 @@ async fn denied_expired_and_unregistered_device_requests() {
 async fn wrong_codes_are_refused_and_guessing_is_throttled() {
     let server = with_user(CONFIG).await;
     let mut browser = Browser::default();
-    browser.post(&server, "/login", &[("address", ADDRESS), ("password", PASSWORD)]).await;
+    browser.sign_in_at_account(&server, ADDRESS, PASSWORD).await;
     let page = browser.get(&server, "/device").await;
     assert!(page.html.contains("Type the code"), "{}", page.html);
     let csrf = page.field("csrf").unwrap();

@@ -40,6 +40,7 @@ fn claims(extra: Value) -> Map<String, Value> {
         "software_id": "example-mail",
         "client_name": "Example Mail (verified)",
         "client_uri": "https://mail.vendor.example/",
+        "redirect_uris": ["http://127.0.0.1/cb"],
     })
     .as_object()
     .cloned()
@@ -178,11 +179,10 @@ async fn a_statement_cannot_smuggle_in_bad_metadata() {
     let server = server(&vendor.config).await;
     let statement =
         sign(&vendor.key, &claims(json!({"redirect_uris": ["http://evil.example.com/"]})));
-    assert_error(
-        &register(&server, Some(&statement)).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_redirect_uri",
-    );
+    // The request leaves the redirect URIs to the statement, which names a bad one.
+    let request =
+        json!({"client_name": "Whatever The Client Says", "software_statement": statement});
+    assert_error(&server.register(request).await, StatusCode::BAD_REQUEST, "invalid_redirect_uri");
 }
 
 #[tokio::test]
@@ -200,4 +200,122 @@ async fn a_vendor_removed_from_the_configuration_stops_vouching() {
         .unwrap();
     let client = without.open_client(client_id).await.unwrap();
     assert!(client.vendor.is_none(), "no longer shown as verified");
+}
+
+/// Issue 14, review finding 11: a statement copied out of a vendor's public app vouches only
+/// for the redirect URIs (and keys) it names, so it lends "Verified" to nothing else.
+#[tokio::test]
+async fn a_copied_statement_vouches_only_for_its_own_redirects_and_keys() {
+    let vendor_prefer = vendor("prefer");
+    let prefer = server(&vendor_prefer.config).await;
+    let vendor_require = vendor("require");
+    let require = server(&vendor_require.config).await;
+    let app_key = PrivateKey::generate(Algorithm::Es256, &SystemRandom::new()).unwrap();
+    let other_key = PrivateKey::generate(Algorithm::Es256, &SystemRandom::new()).unwrap();
+    let jwks = |key: &PrivateKey| json!({"keys": [key.public_jwk(None).to_json()]});
+    let mut without_redirects = claims(json!({}));
+    without_redirects.remove("redirect_uris");
+    let with_jwks =
+        claims(json!({"jwks": jwks(&app_key), "token_endpoint_auth_method": "private_key_jwt"}));
+    let cases: [(&str, Map<String, Value>, Value); 4] = [
+        ("a statement naming no redirect", without_redirects, request(None)),
+        (
+            "a request with another redirect",
+            claims(json!({})),
+            json!({"redirect_uris": ["com.attacker.app:/cb"], "client_name": "Mine"}),
+        ),
+        (
+            "a request with one redirect more",
+            claims(json!({})),
+            json!({"redirect_uris": ["http://127.0.0.1/cb", "com.attacker.app:/cb"]}),
+        ),
+        (
+            "a request with another key",
+            with_jwks,
+            json!({"redirect_uris": ["http://127.0.0.1/cb"], "jwks": jwks(&other_key), "token_endpoint_auth_method": "private_key_jwt"}),
+        ),
+    ];
+    for (name, statement_claims, request) in cases {
+        let mut request = request;
+        request["software_statement"] = sign(&vendor_prefer.key, &statement_claims).into();
+        let reply = prefer.register(request.clone()).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{name}: {}", reply.body);
+        assert!(reply.body.get("software_statement").is_none(), "{name}: not used, not echoed");
+        assert_ne!(reply.body["client_name"], "Example Mail (verified)", "{name}: not applied");
+        let client =
+            prefer.state.open_client(reply.body["client_id"].as_str().unwrap()).await.unwrap();
+        assert!(client.vendor.is_none(), "{name}: not verified");
+
+        request["software_statement"] = sign(&vendor_require.key, &statement_claims).into();
+        assert_error(
+            &require.register(request).await,
+            StatusCode::BAD_REQUEST,
+            "unapproved_software_statement",
+        );
+    }
+
+    // The vendor's own app: the statement's redirects (and keys) are the registration's.
+    for request in [request(None), json!({"client_name": "Left out: the statement names them"})] {
+        let mut request = request;
+        request["software_statement"] = sign(&vendor_require.key, &claims(json!({}))).into();
+        let reply = require.register(request).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        assert_eq!(reply.body["redirect_uris"], json!(["http://127.0.0.1/cb"]));
+        let client =
+            require.state.open_client(reply.body["client_id"].as_str().unwrap()).await.unwrap();
+        assert!(client.vendor.is_some());
+    }
+    let mut request = json!({"redirect_uris": ["http://127.0.0.1/cb"], "jwks": jwks(&app_key), "token_endpoint_auth_method": "private_key_jwt"});
+    request["software_statement"] = sign(
+        &vendor_require.key,
+        &claims(json!({"jwks": jwks(&app_key), "token_endpoint_auth_method": "private_key_jwt"})),
+    )
+    .into();
+    let reply = require.register(request).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+}
+
+/// Issue 14, review finding 11: client ids sealed before statements had to name their redirect
+/// URIs may carry a copied statement's vendor; they no longer show as verified.
+#[tokio::test]
+async fn ids_vouched_for_before_the_redirect_check_are_not_verified() {
+    let vendor = vendor("prefer");
+    let server = server(&vendor.config).await;
+    let sealed = json!({
+        "m": {"redirect_uris": ["com.attacker.app:/cb"], "client_name": "Example Mail (verified)", "token_endpoint_auth_method": "none", "application_type": "native"},
+        "t": NOW,
+        "v": VENDOR,
+    });
+    let client_id = server
+        .state
+        .sealer()
+        .seal(sealed.to_string().as_bytes(), server.state.issuer().as_str(), &SystemRandom::new())
+        .unwrap();
+    let client = server.state.open_client(&client_id).await.unwrap();
+    assert!(client.vendor.is_none(), "an old id's vendor is not shown");
+
+    // Stored registrations keep their statement: it is checked again when the client opens.
+    let stored = crate::support::server(
+        &vendor.config.replace("[registration]\n", "[registration]\nmode = \"stored\"\n"),
+    )
+    .await;
+    let mut without_redirects = claims(json!({}));
+    without_redirects.remove("redirect_uris");
+    stored
+        .state
+        .store()
+        .insert_client(&letterlock_store::ClientRecord {
+            client_id: "old-stored".into(),
+            metadata: json!({"redirect_uris": ["com.attacker.app:/cb"], "token_endpoint_auth_method": "none", "application_type": "native"}).to_string(),
+            software_statement: Some(sign(&vendor.key, &without_redirects)),
+            vendor: Some(VENDOR.into()),
+            registration_token_hash: "x".into(),
+            client_secret_hash: None,
+            issued_at: NOW,
+            updated_at: NOW,
+        })
+        .await
+        .unwrap();
+    let client = stored.state.open_client("old-stored").await.unwrap();
+    assert!(client.vendor.is_none(), "a stored statement naming no redirect does not vouch");
 }
