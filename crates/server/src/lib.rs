@@ -246,7 +246,7 @@ pub async fn run(
         Duration::from_secs(config.keys.reload_interval_seconds.max(1)),
     ));
     tracing::info!(%issuer, address = %listener.local_addr().unwrap_or(address), tls = tls.is_some(), "letterlock is serving");
-    let header_timeout = Duration::from_secs(config.limits.header_read_timeout_seconds.max(1));
+    let listen_options = listen::ListenOptions::from_limits(&config.limits, trusted_proxies);
     // The front doors start once the listener serves, since they read the issuer's metadata
     // and keys over HTTP like remote ones; if they cannot start, the server stops too.
     let (stopping, stopped) = tokio::sync::watch::channel(false);
@@ -279,15 +279,7 @@ pub async fn run(
         }
         let _ = stopping.send(true);
     };
-    listen::serve_behind(
-        listener,
-        router(state.clone()),
-        tls,
-        header_timeout,
-        trusted_proxies,
-        shutdown,
-    )
-    .await;
+    listen::serve_with(listener, router(state.clone()), tls, listen_options, shutdown).await;
     let gateway_result = match gateway {
         Some(gateway) => gateway.await.unwrap_or(Ok(())),
         None => Ok(()),
