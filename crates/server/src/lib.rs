@@ -32,9 +32,11 @@ pub mod dpop;
 mod endpoints;
 pub mod error;
 pub mod keys;
+pub mod limits;
 pub mod listen;
 pub mod pages;
 pub mod proxy;
+pub mod random;
 pub mod replay;
 pub mod state;
 
@@ -72,6 +74,9 @@ pub enum ServerError {
     /// A cryptographic operation failed.
     #[error(transparent)]
     Jose(#[from] letterlock_jose::Error),
+    /// The random generator failed.
+    #[error(transparent)]
+    Random(#[from] random::RandomFailed),
     /// A stored key cannot be loaded.
     #[error("stored key '{0}' is corrupt")]
     CorruptKey(String),
@@ -215,7 +220,7 @@ pub async fn run(
     mut config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    config.add_internal_gateway_credentials(accounts::random_token(32));
+    config.add_internal_gateway_credentials(random::Randomness::system().token(32)?);
     let state = prepare(&config).await?;
     let issuer = state.issuer().clone();
     if !issuer.is_https() {
