@@ -58,8 +58,7 @@ impl ApiError {
 
     /// 500: logs the cause with an incident id and shows only the id.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        let incident = incident_id();
-        tracing::error!(incident, %cause, "internal error");
+        let incident = log_incident(cause);
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::ServerError,
@@ -76,6 +75,14 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+}
+
+/// Logs a fault of ours with a new incident id, and returns the id: the only detail a client or
+/// person is shown.
+pub fn log_incident(cause: &dyn std::fmt::Display) -> String {
+    let incident = incident_id();
+    tracing::error!(incident, %cause, "internal error");
+    incident
 }
 
 /// An id to find the log line by. Not a secret, so when the generator has failed (perhaps the

@@ -612,10 +612,10 @@ pub(crate) fn clean_device_name(text: &str, client: &Client) -> String {
 }
 
 pub(crate) fn internal(error: &dyn std::fmt::Display) -> Response {
-    let _ = crate::error::ApiError::internal(error);
+    let incident = crate::error::log_incident(error);
     pages::error(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong on our side. Try again in a moment.",
+        &format!("Something went wrong on our side (incident {incident}). Try again in a moment."),
     )
 }
 

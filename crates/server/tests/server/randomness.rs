@@ -80,6 +80,7 @@ async fn a_failing_random_generator_issues_no_secret() {
     let requests = rows(&server, "authorization_requests").await;
     let page = Browser::default().get(&server, &authorize_uri(&client_id, &[])).await;
     assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", page.html);
+    assert!(page.html.contains("incident"), "the page names the incident: {}", page.html);
     assert_eq!(rows(&server, "authorization_requests").await, requests, "no request stored");
 
     let form = [
