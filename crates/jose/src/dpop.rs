@@ -15,8 +15,9 @@
 //! assert!(!seen.first_use("jkt:jti", 1_800_000_300, 1_800_000_001));
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::SecureRandom;
@@ -125,7 +126,7 @@ pub fn make_proof(
     header.insert("typ".into(), "dpop+jwt".into());
     header.insert("jwk".into(), key.public_jwk(None).to_json());
     let mut jti = [0u8; 16];
-    random.fill(&mut jti).map_err(|_| crate::Error::Signing)?;
+    random.fill(&mut jti).map_err(|_| crate::Error::Random)?;
     let mut claims = Map::new();
     claims.insert("htm".into(), method.into());
     claims.insert("htu".into(), url.into());
@@ -141,30 +142,77 @@ pub fn make_proof(
     crate::jws::sign_with_header(key, header, &claims, random)
 }
 
-/// How many entries [`SeenOnce`] holds before it sweeps out the expired ones.
-const SWEEP_AT: usize = 100_000;
+/// The width of [`SeenOnce`]'s expiry buckets, in seconds: entries are forgotten at most this
+/// long after they expire.
+const BUCKET_SECONDS: i64 = 16;
 
 /// One-time values remembered in this process until they expire: proof `jti`s and client
 /// assertion `jti`s on a single node.
+///
+/// Expiry costs each entry one look, not the whole cache per insert: keys are also filed by
+/// the [`BUCKET_SECONDS`] slice their expiry falls in, and an insert first drops the slices that
+/// have wholly passed. A flood of fresh proofs thus makes the cache bigger (bounded by the
+/// request rate times the proof lifetime) but never makes an insert slower.
 #[derive(Debug, Default)]
 pub struct SeenOnce {
-    entries: Mutex<HashMap<String, i64>>,
+    entries: Mutex<Entries>,
+    examined: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    /// Each key and when it expires.
+    expiry: HashMap<String, i64>,
+    /// The keys by expiry slice. A key inserted again after it expired sits in two slices; the
+    /// older one finds it live and leaves it.
+    slices: BTreeMap<i64, Vec<String>>,
 }
 
 impl SeenOnce {
     /// Remembers `key` until `expires_at`; false if it was seen before and has not expired.
     pub fn first_use(&self, key: &str, expires_at: i64, now: i64) -> bool {
         let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= SWEEP_AT {
-            entries.retain(|_, expiry| *expiry > now);
+        let Entries { expiry, slices } = &mut *entries;
+        let mut examined = 0_u64;
+        while let Some(slice) = slices.first_entry() {
+            // A slice holds expiries before its end; once `now` reaches the end, all are past.
+            if slice.key().saturating_add(1).saturating_mul(BUCKET_SECONDS) > now {
+                break;
+            }
+            for stale in slice.remove() {
+                examined += 1;
+                if expiry.get(&stale).is_some_and(|expires| *expires <= now) {
+                    expiry.remove(&stale);
+                }
+            }
         }
-        match entries.get(key) {
-            Some(expiry) if *expiry > now => false,
+        self.examined.fetch_add(examined, Ordering::Relaxed);
+        match expiry.get(key) {
+            Some(expires) if *expires > now => false,
             _ => {
-                entries.insert(key.to_owned(), expires_at);
+                expiry.insert(key.to_owned(), expires_at);
+                slices
+                    .entry(expires_at.div_euclid(BUCKET_SECONDS))
+                    .or_default()
+                    .push(key.to_owned());
                 true
             }
         }
+    }
+
+    /// How many entries expiry has looked at so far: the work the cache spends on forgetting.
+    pub fn examined(&self) -> u64 {
+        self.examined.load(Ordering::Relaxed)
+    }
+
+    /// How many values are remembered (some may have expired and wait for their slice).
+    pub fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |entries| entries.expiry.len())
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -244,5 +292,32 @@ mod tests {
         assert!(seen.first_use("a", 100, 10));
         assert!(!seen.first_use("a", 100, 50));
         assert!(seen.first_use("a", 200, 100), "expired, so new again");
+    }
+
+    /// Issue 14, review finding 6: once the cache held 100,000 live entries, every insert
+    /// scanned all of them under the lock. Work is counted, not timed: over any run of inserts,
+    /// expiry may look at each entry about once, never at the whole cache per insert.
+    #[test]
+    fn inserts_into_a_full_cache_do_not_scan_it() {
+        let seen = SeenOnce::default();
+        let mut inserts = 0_u64;
+        let mut insert = |key: String, expires_at: i64, now: i64| {
+            assert!(seen.first_use(&key, expires_at, now), "{key} is new");
+            inserts += 1;
+            let examined = seen.examined();
+            assert!(examined <= 2 * inserts, "{inserts} inserts examined {examined} entries");
+        };
+        for index in 0..200_000 {
+            insert(format!("live:{index}"), NOW + 360, NOW);
+        }
+        for index in 0..10_000 {
+            insert(format!("new:{index}"), NOW + 360, NOW + 1);
+        }
+        // All 210,000 expire: the next inserts look at each of them once.
+        for index in 0..10_000 {
+            insert(format!("later:{index}"), NOW + 1000, NOW + 400);
+        }
+        assert!(!seen.first_use("later:1", NOW + 1000, NOW + 401), "still remembered");
+        assert!(seen.first_use("live:1", NOW + 1000, NOW + 401), "expired, so new again");
     }
 }

@@ -9,7 +9,9 @@
 //! - [`PublicJwk`]: an installation's P-256 or Ed25519 public key;
 //! - [`ScopeSet`] and [`Resource`]: the interoperable mail scopes and the protected services;
 //! - [`AuthorizationServerMetadata`]: the RFC 8414 document;
-//! - [`ErrorBody`]: the `{"error": ...}` JSON every endpoint answers with.
+//! - [`ErrorBody`]: the `{"error": ...}` JSON every endpoint answers with;
+//! - [`address::AddressBlock`]: the block (an IPv4 address, an IPv6 /64) that per-address limits
+//!   count a client by.
 //!
 //! ```
 //! use letterlock_protocol::{ClientMetadata, AuthMethod, registration::parse_request_body};
@@ -21,6 +23,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod address;
 pub mod base64url;
 pub mod error;
 pub mod issuer;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
 use letterlock_jose::{Algorithm, PrivateKey, jws};
-use letterlock_server::accounts::{add_user, hash_secret, random_id, random_token};
+use letterlock_server::accounts::{add_user, hash_secret};
 use letterlock_server::clock::{Clock as _, SystemClock};
 use letterlock_server::config::Config;
 use letterlock_store::{GrantRecord, RefreshTokenRecord, Store};
@@ -51,7 +51,8 @@ fn main() {
     let issuer = format!("http://{address}");
     let config = Config::parse(&format!(
         "issuer = \"{issuer}\"\n[dpop]\nrequire_nonce = false\n[[resources]]\nuri = \"{RESOURCE}\"\n\
-         [[resource_servers]]\nclient_id = \"load\"\nsecret = \"load-secret-0123456789\"\nresources = [\"{RESOURCE}\"]\n"
+         [[resource_servers]]\nclient_id = \"load\"\nsecret = \"load-secret-0123456789\"\nresources = [\"{RESOURCE}\"]\n\
+         [limits]\ntoken_requests_per_minute_per_address = 4000000000\nconnections_per_address = 100000\n"
     ))
     .unwrap();
     let state = server_runtime.block_on(async {
@@ -60,11 +61,12 @@ fn main() {
         letterlock_server::AppState::new(&config, store, Arc::new(SystemClock)).await.unwrap()
     });
     let router = letterlock_server::router(state.clone());
-    server_runtime.spawn(letterlock_server::listen::serve(
+    // Every load connection comes from 127.0.0.1: the per-address limits are lifted above.
+    server_runtime.spawn(letterlock_server::listen::serve_with(
         listener,
         router,
         None,
-        Duration::from_secs(10),
+        letterlock_server::listen::ListenOptions::from_limits(&config.limits, Vec::new()),
         std::future::pending(),
     ));
 
@@ -103,7 +105,7 @@ async fn seed(state: &letterlock_server::AppState, issuer: &str, connections: us
     let now = SystemClock.now();
     let user = add_user(
         state.store(),
-        &format!("load-{}@example.com", random_id().to_lowercase()),
+        &format!("load-{}@example.com", state.random().id().unwrap().to_lowercase()),
         "load test password",
         now,
     )
@@ -126,7 +128,7 @@ async fn seed(state: &letterlock_server::AppState, issuer: &str, connections: us
         let client_id =
             state.seal_client_id(&registration, now).map_err(|error| format!("{error:?}")).unwrap();
         let grant = GrantRecord {
-            id: random_id(),
+            id: state.random().id().unwrap(),
             user_id: user.id.clone(),
             client_id: client_id.clone(),
             device_name: "load".into(),
@@ -143,7 +145,7 @@ async fn seed(state: &letterlock_server::AppState, issuer: &str, connections: us
             revoked_at: None,
         };
         state.store().insert_grant(&grant).await.unwrap();
-        let refresh_token = random_token(32);
+        let refresh_token = state.random().token(32).unwrap();
         state
             .store()
             .insert_refresh_token(&RefreshTokenRecord {
@@ -164,7 +166,7 @@ async fn seed(state: &letterlock_server::AppState, issuer: &str, connections: us
 
 fn assertion(seed: &Seed, issuer: &str) -> String {
     let now = SystemClock.now();
-    let claims = json!({"iss": seed.client_id, "sub": seed.client_id, "aud": issuer, "exp": now + 60, "iat": now, "jti": random_id()});
+    let claims = json!({"iss": seed.client_id, "sub": seed.client_id, "aud": issuer, "exp": now + 60, "iat": now, "jti": letterlock_server::random::Randomness::system().id().unwrap()});
     jws::sign(&seed.key, None, "JWT", claims.as_object().unwrap(), &SystemRandom::new()).unwrap()
 }
 

@@ -6,11 +6,14 @@ use std::sync::Arc;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use aws_lc_rs::digest;
-use aws_lc_rs::rand::SecureRandom as _;
+use letterlock_protocol::address::AddressBlock;
 use letterlock_protocol::base64url;
 use letterlock_store::{SessionRecord, Store, UserRecord};
 use tokio::sync::Semaphore;
 
+use crate::error::InternalError;
+use crate::limits::RetryAfter;
+use crate::random::{RandomFailed, Randomness};
 use crate::state::AppState;
 
 /// Why an account operation failed.
@@ -32,6 +35,9 @@ pub enum AccountError {
     /// Hashing failed.
     #[error("password hashing failed")]
     Hashing,
+    /// The random generator failed (for a salt or an id).
+    #[error(transparent)]
+    Random(#[from] RandomFailed),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] letterlock_store::Error),
@@ -61,7 +67,7 @@ fn check_password(password: &str) -> Result<(), AccountError> {
 /// second recommendation) and a random 16-byte salt.
 pub fn hash_password(password: &str) -> Result<String, AccountError> {
     let mut salt = [0u8; 16];
-    aws_lc_rs::rand::SystemRandom::new().fill(&mut salt).map_err(|_| AccountError::Hashing)?;
+    Randomness::system().fill(&mut salt)?;
     let hash = Argon2::default()
         .hash_password_with_salt(password.as_bytes(), &salt)
         .map_err(|_| AccountError::Hashing)?;
@@ -94,7 +100,7 @@ pub async fn add_user(
         .await
         .map_err(|_| AccountError::Hashing)??;
     let user = UserRecord {
-        id: random_id(),
+        id: Randomness::system().id()?,
         address: address.clone(),
         password_hash,
         disabled: false,
@@ -130,22 +136,6 @@ pub async fn change_password(
     if revoke_devices { Ok(store.revoke_grants_of_user(&user.id, now).await?) } else { Ok(0) }
 }
 
-/// A random 128-bit id, base64url.
-pub fn random_id() -> String {
-    random_token(16)
-}
-
-/// A random token of `bytes` bytes, base64url.
-pub fn random_token(bytes: usize) -> String {
-    let mut buffer = vec![0u8; bytes];
-    // SystemRandom fails only if the kernel's generator does; an all-zero token is then refused
-    // by nothing, so fail loudly in the log instead of silently.
-    if aws_lc_rs::rand::SystemRandom::new().fill(&mut buffer).is_err() {
-        tracing::error!("the system random generator failed");
-    }
-    base64url::encode(buffer)
-}
-
 /// SHA-256, base64url: how session ids, codes, refresh tokens, registration access tokens and
 /// stored client secrets are kept. They are 256 random bits, so a plain SHA-256 is enough to make
 /// them useless to someone who reads the database.
@@ -173,7 +163,7 @@ pub enum SignInError {
 /// Sign-in throttling and the bound on concurrent hashing.
 pub struct SignInGuard {
     per_account: governor::DefaultKeyedRateLimiter<String>,
-    per_address: governor::DefaultKeyedRateLimiter<IpAddr>,
+    per_address: governor::DefaultKeyedRateLimiter<AddressBlock>,
     hashing: Arc<Semaphore>,
 }
 
@@ -211,7 +201,7 @@ impl AppState {
     ) -> Result<UserRecord, SignInError> {
         let guard = &self.0.sign_in;
         let normalized = normalize_address(address).unwrap_or_else(|_| address.to_lowercase());
-        if guard.per_address.check_key(&peer).is_err()
+        if guard.per_address.check_key(&self.address_block(peer)).is_err()
             || guard.per_account.check_key(&normalized).is_err()
         {
             return Err(SignInError::Throttled);
@@ -221,38 +211,67 @@ impl AppState {
         let hash = user
             .as_ref()
             .map_or_else(|| dummy_hash().to_owned(), |user| user.password_hash.clone());
-        let permit =
-            guard.hashing.clone().acquire_owned().await.map_err(|_| SignInError::Invalid)?;
-        let password = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            verify_password(&password, &hash)
-        })
-        .await
-        .unwrap_or(false);
+        let matches = self.verify_bounded(password, hash).await;
         match user {
             Some(user) if matches && !user.disabled => Ok(user),
             _ => Err(SignInError::Invalid),
         }
     }
 
-    /// Counts a typed device code against the address's sign-in budget; false when it is spent.
-    pub fn allow_code_entry(&self, peer: IpAddr) -> bool {
-        self.0.sign_in.per_address.check_key(&peer).is_ok()
+    /// Checks a signed-in user's current password (before a change) under the same guard as
+    /// signing in: the account's attempt budget, and the bound on Argon2id checks at once.
+    /// Otherwise a session, or a stolen cookie, could guess it at full speed and run any
+    /// number of 19 MiB checks together.
+    pub async fn check_current_password(
+        &self,
+        user: &UserRecord,
+        password: &str,
+    ) -> Result<(), SignInError> {
+        if self.0.sign_in.per_account.check_key(&user.address).is_err() {
+            return Err(SignInError::Throttled);
+        }
+        if self.verify_bounded(password, user.password_hash.clone()).await {
+            Ok(())
+        } else {
+            Err(SignInError::Invalid)
+        }
+    }
+
+    /// An Argon2id check on a blocking thread, at most `concurrent_password_checks` at once.
+    async fn verify_bounded(&self, password: &str, hash: String) -> bool {
+        let Ok(permit) = self.0.sign_in.hashing.clone().acquire_owned().await else {
+            return false;
+        };
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            verify_password(&password, &hash)
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Counts a device code look-up (typed, followed from a link, or decided on) against the
+    /// address's sign-in budget, so that codes cannot be guessed by any path; the wait when the
+    /// budget is spent.
+    pub fn allow_code_entry(&self, peer: IpAddr) -> Result<(), RetryAfter> {
+        self.0
+            .sign_in
+            .per_address
+            .check_key(&self.address_block(peer))
+            .map_err(|not_until| RetryAfter::from_not_until(&not_until))
     }
 
     /// Starts a session for a user; returns the cookie value.
-    pub async fn start_session(
-        &self,
-        user: &UserRecord,
-    ) -> Result<String, letterlock_store::Error> {
-        let id = random_token(32);
+    pub async fn start_session(&self, user: &UserRecord) -> Result<String, InternalError> {
+        let id = self.random().token(32)?;
+        let csrf = self.random().token(24)?;
         let now = self.now();
         self.store()
             .insert_session(&SessionRecord {
                 id_hash: hash_secret(&id),
                 user_id: user.id.clone(),
-                csrf: random_token(24),
+                csrf,
                 created_at: now,
                 expires_at: now + self.0.lifetimes.session,
             })

@@ -218,7 +218,7 @@ impl AppState {
         };
         let plaintext = serde_json::to_vec(&sealed).map_err(|error| ApiError::internal(&error))?;
         self.sealer()
-            .seal(&plaintext, self.issuer().as_str(), &self.0.random)
+            .seal(&plaintext, self.issuer().as_str(), self.random().for_crypto())
             .map_err(|error| ApiError::internal(&error))
     }
 

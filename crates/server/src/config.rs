@@ -350,6 +350,26 @@ pub struct LimitsConfig {
     pub request_timeout_seconds: u64,
     /// The longest a client may take to send the request head.
     pub header_read_timeout_seconds: u64,
+    /// How long a connection may stay open with no request in flight (HTTP/1.1 keep-alive and
+    /// HTTP/2) before the server closes it.
+    pub idle_timeout_seconds: u64,
+    /// Open connections at once, in total; further clients wait in the listen queue.
+    pub max_connections: u32,
+    /// Open connections at once from one address block; more are closed at once.
+    pub connections_per_address: u32,
+    /// How many leading bits of an IPv6 address name one client for every per-address limit.
+    pub ipv6_prefix_length: u8,
+    /// `GET /authorize` requests (each stores a pending request) per minute per address block.
+    pub authorization_requests_per_minute_per_address: u32,
+    /// `GET /authorize` requests per minute from all addresses together.
+    pub authorization_requests_per_minute: u32,
+    /// `POST /device_authorization` requests (each stores a device code) per minute per address
+    /// block.
+    pub device_authorizations_per_minute_per_address: u32,
+    /// `POST /device_authorization` requests per minute from all addresses together.
+    pub device_authorizations_per_minute: u32,
+    /// `POST /token` and `POST /revoke` requests per minute per address block.
+    pub token_requests_per_minute_per_address: u32,
 }
 
 impl Default for LimitsConfig {
@@ -358,6 +378,15 @@ impl Default for LimitsConfig {
             max_body_bytes: 64 * 1024,
             request_timeout_seconds: 10,
             header_read_timeout_seconds: 10,
+            idle_timeout_seconds: 60,
+            max_connections: 4096,
+            connections_per_address: 64,
+            ipv6_prefix_length: 64,
+            authorization_requests_per_minute_per_address: 60,
+            authorization_requests_per_minute: 1200,
+            device_authorizations_per_minute_per_address: 20,
+            device_authorizations_per_minute: 300,
+            token_requests_per_minute_per_address: 120,
         }
     }
 }

@@ -44,21 +44,21 @@ impl ApiError {
         error
     }
 
-    /// 429 with `Retry-After`.
-    pub fn too_many_requests(retry_after: u64) -> Self {
+    /// 429 `temporarily_unavailable` with `Retry-After` (RFC 6585 §4): `what` came too often
+    /// from the client's address.
+    pub fn too_many_requests(retry_after: crate::limits::RetryAfter, what: &str) -> Self {
         let mut error = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::TemporarilyUnavailable,
-            "too many registrations from this address; try again later",
+            format!("too many {what} from this address; try again later"),
         );
-        error.retry_after = Some(retry_after.max(1));
+        error.retry_after = Some(retry_after.0.max(1));
         error
     }
 
     /// 500: logs the cause with an incident id and shows only the id.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        let incident = incident_id();
-        tracing::error!(incident, %cause, "internal error");
+        let incident = log_incident(cause);
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::ServerError,
@@ -77,10 +77,50 @@ impl ApiError {
     }
 }
 
+/// Logs a fault of ours with a new incident id, and returns the id: the only detail a client or
+/// person is shown.
+pub fn log_incident(cause: &dyn std::fmt::Display) -> String {
+    let incident = incident_id();
+    tracing::error!(incident, %cause, "internal error");
+    incident
+}
+
+/// An id to find the log line by. Not a secret, so when the generator has failed (perhaps the
+/// very fault being reported) a count and the time stand in, which still tell incidents apart.
 fn incident_id() -> String {
-    let mut bytes = [0u8; 6];
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    letterlock_protocol::base64url::encode(bytes)
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    crate::random::Randomness::system().token(6).unwrap_or_else(|_| {
+        let count = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        format!("t{seconds:x}-{count}")
+    })
+}
+
+/// Something on the server's side failed: storage or the random generator. It becomes a 500
+/// with an incident id; the cause goes only to the log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InternalError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] letterlock_store::Error),
+    /// The random generator failed, so no secret was made.
+    #[error(transparent)]
+    Random(#[from] crate::random::RandomFailed),
+}
+
+impl From<InternalError> for ApiError {
+    fn from(error: InternalError) -> Self {
+        Self::internal(&error)
+    }
+}
+
+impl From<crate::random::RandomFailed> for ApiError {
+    fn from(error: crate::random::RandomFailed) -> Self {
+        Self::internal(&error)
+    }
 }
 
 /// A JSON response that no cache may keep: every OAuth answer carries tokens, secrets or

@@ -1,6 +1,6 @@
 //! The server's keys in storage: creating the first ones, rotating, retiring, loading.
 
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::rand::SystemRandom;
 use letterlock_jose::keyring::{SigningKey, SigningKeyRing};
 use letterlock_jose::sealing::{Sealer, SealingKey};
 use letterlock_jose::{Algorithm, PrivateKey, key::thumbprint};
@@ -32,11 +32,11 @@ pub async fn add_signing_key(
 
 /// Makes a sealing key and stores it; it seals from now on. Returns its key id.
 pub async fn add_sealing_key(store: &Store, now: i64) -> Result<String, ServerError> {
-    let random = SystemRandom::new();
+    let random = crate::random::Randomness::system();
     let mut material = [0u8; SealingKey::LEN];
     let mut kid = [0u8; 6];
-    random.fill(&mut material).map_err(|_| letterlock_jose::Error::Random)?;
-    random.fill(&mut kid).map_err(|_| letterlock_jose::Error::Random)?;
+    random.fill(&mut material)?;
+    random.fill(&mut kid)?;
     let kid = base64url::encode(kid);
     store
         .insert_sealing_key(&SealingKeyRecord {

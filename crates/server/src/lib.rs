@@ -32,9 +32,11 @@ pub mod dpop;
 mod endpoints;
 pub mod error;
 pub mod keys;
+pub mod limits;
 pub mod listen;
 pub mod pages;
 pub mod proxy;
+pub mod random;
 pub mod replay;
 pub mod state;
 
@@ -72,6 +74,9 @@ pub enum ServerError {
     /// A cryptographic operation failed.
     #[error(transparent)]
     Jose(#[from] letterlock_jose::Error),
+    /// The random generator failed.
+    #[error(transparent)]
+    Random(#[from] random::RandomFailed),
     /// A stored key cannot be loaded.
     #[error("stored key '{0}' is corrupt")]
     CorruptKey(String),
@@ -215,7 +220,7 @@ pub async fn run(
     mut config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    config.add_internal_gateway_credentials(accounts::random_token(32));
+    config.add_internal_gateway_credentials(random::Randomness::system().token(32)?);
     let state = prepare(&config).await?;
     let issuer = state.issuer().clone();
     if !issuer.is_https() {
@@ -246,7 +251,7 @@ pub async fn run(
         Duration::from_secs(config.keys.reload_interval_seconds.max(1)),
     ));
     tracing::info!(%issuer, address = %listener.local_addr().unwrap_or(address), tls = tls.is_some(), "letterlock is serving");
-    let header_timeout = Duration::from_secs(config.limits.header_read_timeout_seconds.max(1));
+    let listen_options = listen::ListenOptions::from_limits(&config.limits, trusted_proxies);
     // The front doors start once the listener serves, since they read the issuer's metadata
     // and keys over HTTP like remote ones; if they cannot start, the server stops too.
     let (stopping, stopped) = tokio::sync::watch::channel(false);
@@ -279,15 +284,7 @@ pub async fn run(
         }
         let _ = stopping.send(true);
     };
-    listen::serve_behind(
-        listener,
-        router(state.clone()),
-        tls,
-        header_timeout,
-        trusted_proxies,
-        shutdown,
-    )
-    .await;
+    listen::serve_with(listener, router(state.clone()), tls, listen_options, shutdown).await;
     let gateway_result = match gateway {
         Some(gateway) => gateway.await.unwrap_or(Ok(())),
         None => Ok(()),

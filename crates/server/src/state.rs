@@ -2,12 +2,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
 
-use aws_lc_rs::rand::SystemRandom;
 use axum::body::Bytes;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use letterlock_jose::keyring::SigningKeyRing;
 use letterlock_jose::sealing::Sealer;
 use letterlock_jose::statement::TrustedVendor;
@@ -21,6 +18,8 @@ use crate::config::{
     Config, ConfigError, LimitsConfig, RegistrationMode, StatementPolicy, VendorConfig,
 };
 use crate::keys;
+use crate::limits::{AddressLimit, Limits, positive};
+use crate::random::Randomness;
 
 /// Registration settings after checking.
 #[derive(Debug, Clone)]
@@ -81,8 +80,9 @@ pub(crate) struct Inner {
     pub vendors: Vec<TrustedVendor>,
     pub registration: RegistrationSettings,
     pub public_clients: HashMap<String, PublicClient>,
-    pub limiter: DefaultKeyedRateLimiter<IpAddr>,
+    pub registration_limit: AddressLimit,
     pub limits: LimitsConfig,
+    pub address_limits: Limits,
     pub max_token_lifetime: i64,
     pub lifetimes: Lifetimes,
     pub resources: Vec<Resource>,
@@ -92,7 +92,7 @@ pub(crate) struct Inner {
     pub dpop_require_nonce: bool,
     pub replay: crate::replay::ReplayCache,
     pub clock: Arc<dyn Clock>,
-    pub random: SystemRandom,
+    pub random: Randomness,
 }
 
 impl AppState {
@@ -102,6 +102,16 @@ impl AppState {
         config: &Config,
         store: Store,
         clock: Arc<dyn Clock>,
+    ) -> Result<Self, ServerError> {
+        Self::with_randomness(config, store, clock, Randomness::system()).await
+    }
+
+    /// [`AppState::new`] with another source of secrets (tests of a failing generator).
+    pub async fn with_randomness(
+        config: &Config,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        random: Randomness,
     ) -> Result<Self, ServerError> {
         let issuer = Issuer::parse(config.issuer_text())
             .map_err(|error| ConfigError::invalid("issuer", error.to_string()))?;
@@ -131,13 +141,12 @@ impl AppState {
             )
             .into());
         }
-        let per_minute = NonZeroU32::new(registration.rate_limit_per_minute).ok_or_else(|| {
-            ConfigError::invalid("registration.rate_limit_per_minute", "must be at least 1")
-        })?;
-        let burst = NonZeroU32::new(registration.rate_limit_burst).ok_or_else(|| {
-            ConfigError::invalid("registration.rate_limit_burst", "must be at least 1")
-        })?;
-        let limiter = RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst));
+        let registration_limit = AddressLimit::with_burst(
+            positive("registration.rate_limit_per_minute", registration.rate_limit_per_minute)?,
+            positive("registration.rate_limit_burst", registration.rate_limit_burst)?,
+            None,
+        );
+        let address_limits = Limits::new(&config.limits)?;
         let mut public_clients = HashMap::new();
         for client in &config.public_clients {
             let id = &client.client_id;
@@ -205,8 +214,9 @@ impl AppState {
                     .then(|| i64::try_from(max_age).unwrap_or(i64::MAX)),
             },
             public_clients,
-            limiter,
+            registration_limit,
             limits: config.limits.clone(),
+            address_limits,
             max_token_lifetime,
             lifetimes,
             resources,
@@ -220,7 +230,7 @@ impl AppState {
             dpop_require_nonce: config.dpop.require_nonce,
             replay,
             clock,
-            random: SystemRandom::new(),
+            random,
         })))
     }
 
@@ -268,9 +278,19 @@ impl AppState {
 
     /// Forgets rate-limiter entries that have refilled, so that the maps do not grow forever.
     pub fn prune_rate_limits(&self) {
-        self.0.limiter.retain_recent();
-        self.0.limiter.shrink_to_fit();
+        self.0.registration_limit.prune();
+        self.0.address_limits.prune();
         self.0.sign_in.prune();
+    }
+
+    /// Where secrets come from.
+    pub fn random(&self) -> &Randomness {
+        &self.0.random
+    }
+
+    /// The block a client address is counted under by every per-address limit.
+    pub fn address_block(&self, address: IpAddr) -> letterlock_protocol::address::AddressBlock {
+        self.0.address_limits.block(address)
     }
 
     /// The configured protected resources.

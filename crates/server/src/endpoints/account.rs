@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use letterlock_protocol::ErrorCode;
 use letterlock_store::{GrantRecord, RevocationRecord, UserRecord};
 
-use crate::accounts::{change_password, same, verify_password};
+use crate::accounts::{SignInError, change_password, same};
 use crate::endpoints::authorize::{
     Parameters, cookie_name, cookie_value, from_this_origin, internal, see_other, session_cookie,
     sign_in_page, signed_in, signed_in_form,
@@ -69,14 +69,30 @@ pub async fn action(
             see_other(&back)
         }
         "password" => {
-            let current = form.single("current").unwrap_or("").to_owned();
-            let hash = user.password_hash.clone();
-            let matches = tokio::task::spawn_blocking(move || verify_password(&current, &hash))
-                .await
-                .unwrap_or(false);
-            if !matches {
-                return devices_page(&state, &user, &csrf, Some("The current password is wrong."))
+            match state.check_current_password(&user, form.single("current").unwrap_or("")).await {
+                Ok(()) => {}
+                Err(SignInError::Invalid) => {
+                    return devices_page(
+                        &state,
+                        &user,
+                        &csrf,
+                        Some("The current password is wrong."),
+                    )
                     .await;
+                }
+                Err(SignInError::Throttled) => {
+                    let mut response = devices_page(
+                        &state,
+                        &user,
+                        &csrf,
+                        Some("Too many attempts. Wait a minute and try again."),
+                    )
+                    .await;
+                    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                    // The account's budget refills within a minute.
+                    crate::limits::RetryAfter(60).set_on(&mut response);
+                    return response;
+                }
             }
             let revoke_all = form.single("revoke_all") == Some("on");
             match change_password(

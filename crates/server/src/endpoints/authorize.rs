@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use letterlock_protocol::{RedirectUri, ScopeSet, base64url};
 use letterlock_store::{GrantRecord, UserRecord};
 
-use crate::accounts::{SignInError, hash_secret, random_id, random_token, same};
+use crate::accounts::{SignInError, hash_secret, same};
 use crate::clients::Client;
+use crate::error::InternalError;
 use crate::listen::PeerAddr;
 use crate::pages;
 use crate::state::AppState;
@@ -53,9 +54,16 @@ const MAX_APPROVED_REDIRECTS: usize = 16;
 /// `GET /authorize`.
 pub async fn authorize(
     State(state): State<AppState>,
+    peer: Option<Extension<PeerAddr>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    // Each request stores a pending request before anyone signs in: a per-address budget, and
+    // one for all addresses, bound what strangers can make the server keep.
+    let block = state.address_block(crate::listen::client_ip(peer));
+    if let Err(retry) = state.0.address_limits.authorization_requests.check(block) {
+        return crate::limits::page(retry);
+    }
     let parameters = match Parameters::parse(query.as_deref().unwrap_or("")) {
         Ok(parameters) => parameters,
         Err(message) => return pages::error(StatusCode::BAD_REQUEST, &message),
@@ -169,7 +177,10 @@ pub async fn authorize(
         dpop_jkt,
         login_hint: parameters.single("login_hint").map(|hint| hint.chars().take(254).collect()),
     };
-    let id = random_token(24);
+    let id = match state.random().token(24) {
+        Ok(id) => id,
+        Err(error) => return internal(&error),
+    };
     let Ok(json) = serde_json::to_string(&pending) else {
         return pages::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
     };
@@ -431,7 +442,7 @@ async fn approve(
     client: &Client,
     user: &UserRecord,
     device_name: &str,
-) -> Result<Response, letterlock_store::Error> {
+) -> Result<Response, InternalError> {
     let grant = grant_for(
         state,
         client,
@@ -443,7 +454,7 @@ async fn approve(
     )
     .await?;
     let now = state.now();
-    let code = random_token(32);
+    let code = state.random().token(32)?;
     let details = CodeDetails {
         client_id: client.client_id.clone(),
         redirect_uri: pending.redirect_uri.clone(),
@@ -479,7 +490,7 @@ pub(crate) async fn grant_for(
     scope: &str,
     requested_resources: &[String],
     approved_redirect: Option<&str>,
-) -> Result<GrantRecord, letterlock_store::Error> {
+) -> Result<GrantRecord, InternalError> {
     let now = state.now();
     let resources_json = serde_json::to_string(requested_resources).unwrap_or_else(|_| "[]".into());
     let existing = if client.is_shared() {
@@ -530,7 +541,7 @@ pub(crate) async fn grant_for(
         }
         None => {
             let grant = GrantRecord {
-                id: random_id(),
+                id: state.random().id()?,
                 user_id: user.id.clone(),
                 client_id: client.client_id.clone(),
                 device_name: device_name.to_owned(),
@@ -781,10 +792,10 @@ pub(crate) fn clean_device_name(text: &str, client: &Client) -> String {
 }
 
 pub(crate) fn internal(error: &dyn std::fmt::Display) -> Response {
-    let _ = crate::error::ApiError::internal(error);
+    let incident = crate::error::log_incident(error);
     pages::error(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong on our side. Try again in a moment.",
+        &format!("Something went wrong on our side (incident {incident}). Try again in a moment."),
     )
 }
 
@@ -825,6 +836,11 @@ pub(crate) async fn signed_in_form(
     Ok((user, csrf, form))
 }
 
+/// The most parameters a query or form may have. The largest request a client needs (an
+/// authorization request naming every service as a `resource`) has about 15; the bound keeps
+/// every look-up short, whoever sends the request.
+const MAX_PARAMETERS: usize = 100;
+
 /// Query or form parameters, keeping repeats (for `resource`) and noticing duplicates.
 #[derive(Debug, Default)]
 pub(crate) struct Parameters(Vec<(String, String)>);
@@ -834,7 +850,14 @@ impl Parameters {
         if text.len() > 16 * 1024 {
             return Err("The request is too long.".into());
         }
-        Ok(Self(url::form_urlencoded::parse(text.as_bytes()).into_owned().collect()))
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(text.as_bytes())
+            .into_owned()
+            .take(MAX_PARAMETERS + 1)
+            .collect();
+        if pairs.len() > MAX_PARAMETERS {
+            return Err(format!("The request has too many parameters (at most {MAX_PARAMETERS})."));
+        }
+        Ok(Self(pairs))
     }
 
     /// The value of a parameter that appears once; `None` if absent or empty.
@@ -852,9 +875,10 @@ impl Parameters {
 
     /// A parameter other than `resource` that appears twice (RFC 6749 §3.1).
     pub(crate) fn duplicate(&self) -> Option<&str> {
-        self.0.iter().enumerate().find_map(|(index, (key, _))| {
-            (key != "resource" && self.0[..index].iter().any(|(earlier, _)| earlier == key))
-                .then_some(key.as_str())
-        })
+        let mut seen = std::collections::HashSet::with_capacity(self.0.len());
+        self.0
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .find(|key| *key != "resource" && !seen.insert(*key))
     }
 }

@@ -14,14 +14,16 @@ use serde_json::json;
 use letterlock_protocol::{ErrorCode, GrantType, ScopeSet};
 use letterlock_store::DeviceCodeRecord;
 
-use crate::accounts::{hash_secret, random_token};
+use crate::accounts::hash_secret;
 use crate::endpoints::authorize::{
     Parameters, application_name, clean_device_name, client_for_page, grant_for, internal,
     sign_in_page, signed_in, signed_in_form,
 };
 use crate::error::{ApiError, no_store_json};
-use crate::listen::PeerAddr;
+use crate::limits::RetryAfter;
+use crate::listen::{PeerAddr, client_ip};
 use crate::pages;
+use crate::random::{RandomFailed, Randomness};
 use crate::state::AppState;
 
 /// How long a device code lives, in seconds (RFC 8628 §3.2 `expires_in`).
@@ -42,9 +44,19 @@ pub(crate) struct DeviceRequest {
 /// `POST /device_authorization` (RFC 8628 §3.1).
 pub async fn device_authorization(
     State(state): State<AppState>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // Each request stores a device code before anyone signs in (and a client assertion's `jti`
+    // in the replay cache): a budget per address and one for all addresses bound both.
+    let block = state.address_block(crate::listen::client_ip(peer));
+    state
+        .0
+        .address_limits
+        .device_authorizations
+        .check(block)
+        .map_err(|retry| ApiError::too_many_requests(retry, "device authorizations"))?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request(ErrorCode::InvalidRequest, "the body is not UTF-8"))?;
     let form = Parameters::parse(text)
@@ -86,9 +98,9 @@ pub async fn device_authorization(
     }
     let request =
         DeviceRequest { client_id: client.client_id.clone(), scope: scope.to_string(), resources };
-    let device_code = random_token(32);
+    let device_code = state.random().token(32)?;
     let now = state.now();
-    let user_code = user_code();
+    let user_code = user_code(state.random())?;
     state
         .store()
         .insert_device_code(&DeviceCodeRecord {
@@ -113,20 +125,11 @@ pub async fn device_authorization(
     Ok(no_store_json(StatusCode::OK, body.to_string().into_bytes()))
 }
 
-/// Eight letters from [`USER_CODE_ALPHABET`], `XXXX-XXXX`: about 34 bits, guessed at most
-/// `sign_in.attempts_per_minute_per_address` times a minute per address.
-fn user_code() -> String {
-    let random = random_token(8);
-    let letters: Vec<char> = random
-        .bytes()
-        .take(8)
-        .map(|byte| USER_CODE_ALPHABET[usize::from(byte) % USER_CODE_ALPHABET.len()] as char)
-        .collect();
-    format!(
-        "{}-{}",
-        letters[..4].iter().collect::<String>(),
-        letters[4..].iter().collect::<String>()
-    )
+/// Eight letters from [`USER_CODE_ALPHABET`], each drawn uniformly, `XXXX-XXXX`: about 34 bits,
+/// guessed at most `sign_in.attempts_per_minute_per_address` times a minute per address block.
+fn user_code(random: &Randomness) -> Result<String, RandomFailed> {
+    let letters = random.characters(USER_CODE_ALPHABET, 8)?;
+    Ok(format!("{}-{}", &letters[..4], &letters[4..]))
 }
 
 /// Accepts what people type: lower case, spaces, missing or extra dashes.
@@ -143,6 +146,7 @@ fn normalize_user_code(text: &str) -> String {
 /// `GET /device[?user_code=...]`: the verification page.
 pub async fn verification(
     State(state): State<AppState>,
+    peer: Option<Extension<PeerAddr>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -164,9 +168,27 @@ pub async fn verification(
         Err(error) => return internal(&error),
     };
     match parameters.single("user_code") {
-        Some(code) => consent_for(&state, &normalize_user_code(code), &user, &csrf).await,
+        Some(code) => {
+            // A link with a code looks it up like a typed one, so it spends the same budget.
+            if let Err(retry) = state.allow_code_entry(client_ip(peer)) {
+                return too_many_guesses(&prefix, &csrf, retry);
+            }
+            consent_for(&state, &normalize_user_code(code), &user, &csrf).await
+        }
         None => pages::device_code_entry(&prefix, &csrf, None, StatusCode::OK),
     }
+}
+
+/// The code entry page with a 429 and `Retry-After`.
+fn too_many_guesses(prefix: &str, csrf: &str, retry: RetryAfter) -> Response {
+    let mut response = pages::device_code_entry(
+        prefix,
+        csrf,
+        Some("Too many attempts. Wait a minute and try again."),
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    retry.set_on(&mut response);
+    response
 }
 
 /// `POST /device`: the code typed on the verification page.
@@ -187,17 +209,8 @@ pub async fn enter_code(
         Err(response) => return response,
     };
     // Typing codes is throttled like signing in, so that codes cannot be guessed.
-    let peer = peer
-        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |Extension(PeerAddr(address))| {
-            address.ip()
-        });
-    if !state.allow_code_entry(peer) {
-        return pages::device_code_entry(
-            &prefix,
-            &csrf,
-            Some("Too many attempts. Wait a minute and try again."),
-            StatusCode::TOO_MANY_REQUESTS,
-        );
+    if let Err(retry) = state.allow_code_entry(client_ip(peer)) {
+        return too_many_guesses(&prefix, &csrf, retry);
     }
     consent_for(&state, &normalize_user_code(form.single("user_code").unwrap_or("")), &user, &csrf)
         .await
@@ -247,7 +260,12 @@ async fn consent_for(
 }
 
 /// `POST /device/consent`: Approve or Deny a device.
-pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn decide(
+    State(state): State<AppState>,
+    peer: Option<Extension<PeerAddr>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (user, _, form) = match signed_in_form(&state, &headers, &body, |_| {
         pages::error(StatusCode::UNAUTHORIZED, "You are not signed in any more. Start again.")
     })
@@ -256,6 +274,10 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Byt
         Ok(signed_in) => signed_in,
         Err(response) => return response,
     };
+    // The form names a user code, which is looked up: a guess like a typed one.
+    if let Err(retry) = state.allow_code_entry(client_ip(peer)) {
+        return crate::limits::page(retry);
+    }
     let user_code = normalize_user_code(form.single("request").unwrap_or(""));
     let record = match state.store().device_code(None, Some(&user_code)).await {
         Ok(Some(record)) if record.status == "pending" && record.expires_at > state.now() => record,
@@ -319,7 +341,7 @@ mod tests {
 
     #[test]
     fn user_codes_are_consonants_in_two_groups() {
-        let code = user_code();
+        let code = user_code(&Randomness::system()).unwrap();
         assert_eq!(code.len(), 9);
         assert!(
             code.chars().all(|c| c == '-' || USER_CODE_ALPHABET.contains(&(c as u8))),

@@ -20,9 +20,14 @@ use crate::state::{AppState, ResourceServer};
 /// tokens and tokens of other clients get 200 and change nothing (RFC 7009 §2.2).
 pub async fn revoke(
     State(state): State<AppState>,
+    peer: Option<axum::Extension<crate::listen::PeerAddr>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // Client authentication here remembers assertion `jti`s too: the token endpoint's budget.
+    state
+        .check_token_budget(peer.map(|axum::Extension(peer)| peer))
+        .map_err(|retry| ApiError::too_many_requests(retry, "token requests"))?;
     let form = form(&body)?;
     let client = state.authenticate_client(&headers, &form).await?;
     let token = form

@@ -1,7 +1,6 @@
 //! `POST /register` (RFC 7591 §3) and, in stored mode, the client configuration endpoint
 //! `GET|PUT|DELETE /register/{client_id}` (RFC 7592 §2).
 
-use aws_lc_rs::rand::SecureRandom as _;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -10,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use letterlock_protocol::registration::parse_request_body;
-use letterlock_protocol::{AuthMethod, ErrorCode, base64url};
+use letterlock_protocol::{AuthMethod, ErrorCode};
 use letterlock_store::ClientRecord;
 
 use crate::accounts::{hash_secret, same};
@@ -27,15 +26,12 @@ pub async fn register(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let address = peer
-        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |Extension(PeerAddr(address))| {
-            address.ip()
-        });
-    if let Err(not_until) = state.0.limiter.check_key(&address) {
-        let wait = not_until
-            .wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-        return Err(ApiError::too_many_requests(wait.as_secs_f64().ceil() as u64));
-    }
+    let block = state.address_block(crate::listen::client_ip(peer));
+    state
+        .0
+        .registration_limit
+        .check(block)
+        .map_err(|retry| ApiError::too_many_requests(retry, "registrations"))?;
     let request = read_json(&state, &headers, body).await?;
     let registration = state.check_registration(request)?;
     if !registration.metadata.is_native_installation()
@@ -265,13 +261,7 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn random_token(state: &AppState, bytes: usize) -> Result<String, ApiError> {
-    let mut buffer = vec![0u8; bytes];
-    state
-        .0
-        .random
-        .fill(&mut buffer)
-        .map_err(|_| ApiError::internal(&"the random generator failed"))?;
-    Ok(base64url::encode(buffer))
+    Ok(state.random().token(bytes)?)
 }
 
 fn configuration_uri(state: &AppState, client_id: &str) -> String {

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use letterlock_protocol::{AuthMethod, ErrorCode, ScopeSet, base64url};
 use letterlock_store::{CodeRedemption, GrantRecord, RefreshTokenRecord};
 
-use crate::accounts::{hash_secret, random_id, random_token, same};
+use crate::accounts::{hash_secret, same};
 use crate::clients::{Client, ClientOrigin};
 use crate::dpop::DpopError;
 use crate::endpoints::authorize::{CodeDetails, Parameters};
@@ -36,6 +36,15 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // A client may make its own DPoP keys and, after registering, its own assertion keys: every
+    // fresh proof or assertion is remembered in the replay cache, so requests are budgeted per
+    // address before anything is checked.
+    if let Err(retry) = state.check_token_budget(peer.as_ref().map(|Extension(peer)| *peer)) {
+        return with_nonce(
+            &state,
+            ApiError::too_many_requests(retry, "token requests").into_response(),
+        );
+    }
     let peer = peer.map(|Extension(PeerAddr(address))| address.ip().to_string());
     match grant(&state, &headers, &body, peer.as_deref()).await {
         Ok(response) => response,
@@ -385,7 +394,7 @@ async fn issue(
     }
     claims.insert("client_id".into(), client.client_id.clone().into());
     claims.insert("scope".into(), access_scope.join(" ").into());
-    claims.insert("jti".into(), random_id().into());
+    claims.insert("jti".into(), state.random().id()?.into());
     claims.insert("iat".into(), now.into());
     claims.insert("exp".into(), (now + lifetimes.access_token).into());
     claims.insert("grant_id".into(), grant.id.clone().into());
@@ -398,7 +407,7 @@ async fn issue(
             audience.as_deref().map_or("at+jwt", |audience| state.token_typ(audience)),
             &claims,
             now,
-            &state.0.random,
+            state.random().for_crypto(),
         )
         .map_err(|error| ApiError::internal(&error))?;
     let mut body = json!({
@@ -409,7 +418,7 @@ async fn issue(
     });
     let mut issued = None;
     if scope.contains(letterlock_protocol::scope::OFFLINE_ACCESS) || subject.rotated.is_some() {
-        let refresh = random_token(32);
+        let refresh = state.random().token(32)?;
         // The refresh token is bound to the DPoP key the client proved, if it sent a proof:
         // a thief without the installation's key cannot use it (RFC 9449 §5).
         issued = Some(RefreshTokenRecord {
@@ -461,6 +470,15 @@ fn bad(code: ErrorCode, description: impl Into<String>) -> ApiError {
 }
 
 impl AppState {
+    /// Spends one from the address's budget of token and revocation requests.
+    pub(crate) fn check_token_budget(
+        &self,
+        peer: Option<PeerAddr>,
+    ) -> Result<(), crate::limits::RetryAfter> {
+        let block = self.address_block(crate::listen::client_ip(peer.map(Extension)));
+        self.0.address_limits.token_requests.check(block)
+    }
+
     /// Authenticates the client of a token, revocation or similar request: HTTP Basic
     /// (`client_secret_basic`), a JWT assertion (`private_key_jwt`, RFC 7523), or a public client
     /// naming itself (`none`). The method must be the one the client registered.
@@ -610,6 +628,5 @@ mod tests {
             HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
         );
         assert_eq!(basic_credentials(&headers), Some(("my:client".into(), "p@ss word".into())));
-        assert!(random_id().len() >= 22);
     }
 }

@@ -170,3 +170,37 @@ async fn wrong_codes_are_refused_and_guessing_is_throttled() {
     let forged = browser.post(&server, "/device", &[("user_code", "BCDF-GHJK")]).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN, "no CSRF token");
 }
+
+/// Issue 14, review finding 8: only `POST /device` counted guesses; the code was also looked up
+/// by `GET /device?user_code=` and `POST /device/consent` without a throttle. Each path now
+/// spends the same per-address budget as signing in.
+#[tokio::test]
+async fn guessing_codes_is_throttled_on_every_path_that_looks_one_up() {
+    for path in ["GET /device?user_code=", "POST /device/consent"] {
+        let server = with_user(CONFIG).await;
+        let mut browser = Browser::default();
+        browser.post(&server, "/login", &[("address", ADDRESS), ("password", PASSWORD)]).await;
+        let csrf = browser.get(&server, "/device").await.field("csrf").unwrap();
+        let mut statuses = Vec::new();
+        for _ in 0..40 {
+            let page = if path.starts_with("GET") {
+                browser.get(&server, "/device?user_code=BCDF-GHJK").await
+            } else {
+                browser
+                    .post(
+                        &server,
+                        "/device/consent",
+                        &[("csrf", &csrf), ("request", "BCDF-GHJK"), ("decision", "approve")],
+                    )
+                    .await
+            };
+            statuses.push(page.status);
+        }
+        assert_eq!(statuses[0], StatusCode::BAD_REQUEST, "{path}: an unknown code");
+        assert_eq!(
+            *statuses.last().unwrap(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "{path}: {statuses:?}"
+        );
+    }
+}

@@ -99,6 +99,7 @@ mod flow;
 mod keys;
 mod limits;
 mod listener;
+mod randomness;
 mod registration;
 mod statements;
 mod stored;
