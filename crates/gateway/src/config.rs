@@ -374,11 +374,13 @@ pub struct DavConfig {
     /// The resource identifier (RFC 8707, RFC 9728 `resource`): the https URL clients use, for
     /// example `https://dav.example.com`. DPoP proofs name URLs under it (`htu`).
     pub resource: String,
-    /// Tokens must carry one of these scopes for any path that [`DavConfig::paths`] does not
-    /// name; they are also the metadata's `scopes_supported`.
+    /// The scopes this door serves (the metadata's `scopes_supported`): a token needs at least
+    /// one, and each request the one for what it touches (contacts for an address book,
+    /// calendars for a calendar, every one where the door cannot tell).
     #[serde(default = "dav_scopes")]
     pub scopes: Vec<String>,
-    /// Paths that need one scope: the first rule whose prefix matches wins.
+    /// Paths that need a scope besides what their collection needs: the first rule whose prefix
+    /// matches (whatever the case) adds its scope.
     #[serde(default)]
     pub paths: Vec<PathScope>,
     /// The back-end user name made from the token's `sub` (as for the mail doors).
@@ -397,6 +399,16 @@ pub struct DavConfig {
     /// The largest request head (request line and headers), in bytes.
     #[serde(default = "max_header_bytes")]
     pub max_header_bytes: usize,
+    /// Where bodies of unknown length too large for memory wait before they go on (unlinked
+    /// files); the system's temporary directory by default.
+    #[serde(default)]
+    pub spool_directory: Option<PathBuf>,
+    /// The most those waiting bodies may take on disk together (503 with `Retry-After` beyond).
+    #[serde(default = "max_spool_bytes")]
+    pub max_spool_bytes: u64,
+    /// A connection with no request in flight for this long is closed (HTTP/2 with GOAWAY).
+    #[serde(default = "dav_idle_timeout_seconds")]
+    pub idle_timeout_seconds: u64,
 }
 
 /// `[[dav.paths]]`: one path rule. `*` in `prefix` stands for one whole path segment, so
@@ -424,6 +436,14 @@ fn max_body_bytes() -> u64 {
 
 fn max_header_bytes() -> usize {
     16 * 1024
+}
+
+fn max_spool_bytes() -> u64 {
+    1024 * 1024 * 1024
+}
+
+fn dav_idle_timeout_seconds() -> u64 {
+    60
 }
 
 impl DavConfig {
@@ -457,7 +477,8 @@ impl DavConfig {
         let header = self.user_header.to_ascii_lowercase();
         if header.is_empty()
             || !header.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
-            || ["authorization", "dpop", "host", "cookie"].contains(&header.as_str())
+            || ["authorization", "dpop", "host", "cookie", "x-forwarded-for"]
+                .contains(&header.as_str())
         {
             return Err(DoorConfigError::new(key("user_header"), "must be a plain header name"));
         }
@@ -472,6 +493,12 @@ impl DavConfig {
         }
         if self.max_header_bytes < 8192 {
             return Err(DoorConfigError::new(key("max_header_bytes"), "must be at least 8192"));
+        }
+        if self.idle_timeout_seconds == 0 {
+            return Err(DoorConfigError::new(key("idle_timeout_seconds"), "must be at least 1"));
+        }
+        if self.spool_directory.as_ref().is_some_and(|directory| !directory.is_absolute()) {
+            return Err(DoorConfigError::new(key("spool_directory"), "must be an absolute path"));
         }
         Ok(())
     }

@@ -8,15 +8,19 @@
 //!    `DPoP algs=…`, so a client that knows only this server finds the issuer (RFC 9728 §5).
 //! 3. The token (RFC 6750 `Bearer`, or RFC 9449 `DPoP` with its proof) is checked by the
 //!    [`Authority`](crate::authority::Authority) the mail doors share: signature, `iss`, `aud` =
-//!    this resource, the scope the path needs, expiry, and the revocation feed.
-//! 4. The request goes on with the client's `Authorization` and `DPoP` headers removed and the
-//!    user in the configured header (Radicale's `X-Remote-User`); a client's own copy of that
-//!    header is removed first. Bodies stream both ways; every method passes, and redirects
-//!    (`/.well-known/caldav`) come back as the back end wrote them.
+//!    this resource, one of the door's scopes, expiry, and the revocation feed.
+//! 4. The scope the request needs follows what the collection it touches is, as the back end
+//!    says ([`scopes`]): an address book needs contacts, a calendar calendars, whatever their
+//!    names; a MOVE's or COPY's `Destination` is checked the same way.
+//! 5. The request goes on with the client's `Authorization` and `DPoP` headers removed and the
+//!    user in the configured header (Radicale's `X-Remote-User`); every client header a back end
+//!    could take for the user or for its proxy's word (`X_Remote_User`, `Forwarded`,
+//!    `X-Forwarded-*`, ...) is removed first, and `X-Forwarded-For` names the client's address.
+//!    Bodies of known length stream; others are gathered within a budget ([`body`]). Every
+//!    method passes, and redirects (`/.well-known/caldav`) come back as the back end wrote them.
 //!
-//! Path rules are matched on the percent-decoded path, and paths with `.`, `..` or empty
-//! segments are refused: otherwise `/ann/contacts/..%2Fcalendar/` would pass as contacts and be
-//! served as a calendar.
+//! Paths with `.`, `..` or empty segments are refused: otherwise `/ann/contacts/..%2Fcalendar/`
+//! would be checked as the address book and served as a calendar.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -36,16 +40,56 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use self::body::{BodyError, Budget, Gathered};
+use self::idle::{Activity, Tracked};
+use self::scopes::{Access, BodySays, DavPath, Kind, KindCache, Location, Scopes};
 use crate::authority::Refusal;
 use crate::config::{DavConfig, TlsMode};
 use crate::door::Shared;
 use crate::stream::Stream;
 use crate::{GatewayError, tls};
 
+mod body;
+mod idle;
+mod scopes;
+
 /// The algorithms DPoP proofs may use (those of [`letterlock_jose`]).
 const DPOP_ALGS: &str = "ES256 EdDSA";
 /// How long the back end may take to start answering.
 const BACKEND_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the back end may take to say what a collection is.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest `PROPFIND` answer read when asking what a collection is.
+const LOOKUP_ANSWER_BYTES: usize = 256 * 1024;
+/// The most questions one request may put to the back end about what collections are (a
+/// multiget may name items in many); beyond, the request needs every scope.
+const MAX_LOOKUPS: usize = 32;
+/// RFC 4918 §9.1: a `PROPFIND` for one property.
+const PROPFIND_RESOURCETYPE: &[u8] = b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\
+    <propfind xmlns=\"DAV:\"><prop><resourcetype/></prop></propfind>";
+/// Headers a back end may believe of the proxy in front of it, compared after folding (lower
+/// case, `_` to `-`, as CGI and WSGI servers do): who the user is, who the client is, which
+/// path or method was "really" asked. Only the door says such things; a client's are removed.
+const PROXY_HEADERS: [&str; 15] = [
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+    "remote-user",
+    "x-remote-user",
+    "x-script-name",
+    "x-original-url",
+    "x-original-uri",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+/// Header name prefixes of the same kind (`X-Forwarded-For`, `X-Forwarded-User`, oauth2-proxy's
+/// `X-Auth-Request-User`).
+const PROXY_HEADER_PREFIXES: [&str; 2] = ["x-forwarded-", "x-auth-request-"];
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Body = BoxBody<Bytes, BoxError>;
@@ -66,7 +110,9 @@ pub struct DavDoor {
     metadata_url: String,
     metadata: Bytes,
     user_header: HeaderName,
-    rules: Vec<(Vec<String>, String)>,
+    scopes: Scopes,
+    kinds: KindCache,
+    budget: Budget,
     seen: SeenOnce,
 }
 
@@ -84,6 +130,20 @@ enum Presented<'a> {
     Dpop(&'a str),
 }
 
+/// The user the back end hears of: the name, and the name as a header value.
+struct BackendUser {
+    name: String,
+    header: HeaderValue,
+}
+
+/// A request body on its way to the back end.
+enum Outgoing {
+    /// Of known length (or empty): streamed.
+    Stream(Incoming),
+    /// Gathered whole first.
+    Gathered(Gathered),
+}
+
 /// Why a request is refused, each answered in RFC 6750 / RFC 9449 form.
 #[derive(Debug)]
 enum Refused {
@@ -99,6 +159,14 @@ enum Refused {
     Proof(String),
     /// 400 for a path this door will not pass on.
     Path,
+    /// 502: a `Destination` on another server (RFC 4918 §9.9.4).
+    Elsewhere,
+    /// 403: a user name that cannot be a header value.
+    User,
+    /// The back end did not say what a collection is: 502.
+    Backend,
+    /// A body that could not be gathered.
+    Body(BodyError),
 }
 
 impl DavDoor {
@@ -131,8 +199,11 @@ impl DavDoor {
         let backend = config.backend.trim_end_matches('/').to_owned();
         let user_header = HeaderName::from_bytes(config.user_header.as_bytes())
             .map_err(|error| GatewayError::Config(format!("dav.user_header: {error}")))?;
-        let rules =
-            config.paths.iter().map(|rule| (segments(&rule.prefix), rule.scope.clone())).collect();
+        let rules: Vec<(String, String)> =
+            config.paths.iter().map(|rule| (rule.prefix.clone(), rule.scope.clone())).collect();
+        let scopes = Scopes::new(&config.scopes, &rules);
+        let spool = config.spool_directory.clone().unwrap_or_else(std::env::temp_dir);
+        let budget = Budget::new(spool, config.max_spool_bytes, shared.login_timeout());
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(10)));
@@ -151,7 +222,9 @@ impl DavDoor {
             metadata_url,
             metadata: Bytes::from(metadata.to_string()),
             user_header,
-            rules,
+            scopes,
+            kinds: KindCache::default(),
+            budget,
             seen: SeenOnce::default(),
         })
     }
@@ -183,16 +256,26 @@ impl DavDoor {
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(self.config.max_header_bytes).unwrap_or(u32::MAX));
+        let activity = Activity::new();
         let door = self.clone();
+        let requests = activity.clone();
         let service = hyper::service::service_fn(move |request| {
-            let door = door.clone();
-            async move { Ok::<_, Infallible>(door.handle(request, peer).await) }
+            let (door, in_flight) = (door.clone(), requests.begin());
+            async move {
+                let response = door.handle(request, peer).await;
+                Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight)))
+            }
         });
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let mut connection = std::pin::pin!(connection);
+        let idle = Duration::from_secs(self.config.idle_timeout_seconds.max(1));
         tokio::select! {
             _ = connection.as_mut() => return,
             () = self.shared.shutting_down() => connection.as_mut().graceful_shutdown(),
+            () = activity.idle_for(idle) => {
+                tracing::debug!(%peer, "idle DAV connection closed");
+                connection.as_mut().graceful_shutdown();
+            }
         }
         let grace = Duration::from_secs(self.shared.settings.shutdown_grace_seconds.max(1));
         let _ = tokio::time::timeout(grace, connection).await;
@@ -203,13 +286,98 @@ impl DavDoor {
         if request.uri().path() == self.metadata_path {
             return self.metadata(request.method());
         }
-        match self.authorize(&request) {
+        match self.pass(request, peer).await {
+            Ok(response) => response,
             Err(refused) => self.refusal(refused, peer),
-            Ok(presented) => match self.check(&request, presented).await {
-                Err(refused) => self.refusal(refused, peer),
-                Ok(user) => self.forward(request, &user).await,
-            },
         }
+    }
+
+    /// Checks a request and passes it on.
+    async fn pass(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<Body>, Refused> {
+        let presented = self.authorize(&request)?;
+        let path = DavPath::parse(request.uri().path()).ok_or(Refused::Path)?;
+        let destination = self.destination(&request)?;
+        let (granted, user) = self.check(&request, presented).await?;
+        let (parts, body) = request.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > self.config.max_body_bytes) {
+            return Err(Refused::Body(BodyError::TooLarge));
+        }
+        let method = parts.method.as_str();
+        // MKCOL and PROPPATCH bodies say what they make or change, REPORT bodies which other
+        // resources they want: read them first.
+        let (body, says, references) = if matches!(method, "MKCOL" | "PROPPATCH" | "REPORT") {
+            let limit = self.config.max_body_bytes.min(body::MEMORY_PER_BODY as u64);
+            let gathered = self.budget.gather(body, limit, false).await.map_err(Refused::Body)?;
+            let encoded = parts.headers.contains_key(header::CONTENT_ENCODING);
+            let bytes = gathered.bytes().unwrap_or_default();
+            let references = if method == "REPORT" {
+                scopes::references(&bytes, encoded)
+            } else {
+                Some(Vec::new())
+            };
+            (Outgoing::Gathered(gathered), Some(BodySays::read(&bytes, encoded)), references)
+        } else {
+            (Outgoing::Stream(body), None, Some(Vec::new()))
+        };
+        let mut lookups = MAX_LOOKUPS;
+        let location = self.locate(&user, &path, &mut lookups).await?;
+        let mut elsewhere = Vec::new();
+        if let Some(destination) = &destination {
+            elsewhere.push(self.locate(&user, destination, &mut lookups).await?);
+        }
+        match references {
+            Some(mut references) => {
+                references.sort_unstable();
+                references.dedup();
+                for reference in references {
+                    elsewhere.push(match self.reference(&reference) {
+                        Some(place) => self.locate(&user, &place, &mut lookups).await?,
+                        None => Location::Unknown,
+                    });
+                }
+            }
+            // A body whose hrefs the door cannot read for certain could name anything.
+            None => elsewhere.push(Location::Unknown),
+        }
+        let depth = parts.headers.get("depth").and_then(|depth| depth.to_str().ok());
+        let access =
+            Access { method, depth, path: &path, location, elsewhere: &elsewhere, body: says };
+        let needed = self.scopes.needed(&access);
+        if !needed.iter().all(|scope| granted.contains(scope)) {
+            return Err(Refused::Scope(needed.into_iter().collect::<Vec<_>>().join(" ")));
+        }
+        // What may change what a collection is makes the door forget what it knew there.
+        let changes = match method {
+            "PUT" => !matches!(location, Location::Inside { below: 1.., .. }),
+            other => matches!(other, "DELETE" | "MOVE" | "MKCOL" | "MKCALENDAR" | "PROPPATCH"),
+        };
+        let body = match body {
+            Outgoing::Stream(body)
+                if declared.is_none() && !hyper::body::Body::is_end_stream(&body) =>
+            {
+                // A body of unknown length (chunked, or HTTP/2 without content-length): WSGI
+                // servers such as Radicale cannot read one, so it is gathered, spooled if large.
+                let gathered = self.budget.gather(body, self.config.max_body_bytes, true).await;
+                Outgoing::Gathered(gathered.map_err(Refused::Body)?)
+            }
+            body => body,
+        };
+        let response = self.forward(parts, body, &user.header, peer).await;
+        if changes {
+            self.kinds.forget(&user.name, &path.decoded_prefix(path.len()));
+            if let Some(destination) = &destination {
+                self.kinds.forget(&user.name, &destination.decoded_prefix(destination.len()));
+            }
+        }
+        Ok(response)
     }
 
     fn metadata(&self, method: &Method) -> Response<Body> {
@@ -250,25 +418,72 @@ impl DavDoor {
         Ok(presented)
     }
 
-    /// Checks the token and its proof for this request; returns the back-end user.
+    /// The `Destination` of a MOVE or COPY (RFC 4918 §10.3), which must be on this resource's
+    /// origin and pass like a request path.
+    fn destination(&self, request: &Request<Incoming>) -> Result<Option<DavPath>, Refused> {
+        if !matches!(request.method().as_str(), "MOVE" | "COPY") {
+            return Ok(None);
+        }
+        let mut values = request.headers().get_all("destination").iter();
+        let value = match (values.next(), values.next()) {
+            (Some(value), None) => value.to_str().map_err(|_| Refused::Path)?,
+            _ => return Err(Refused::Request("send exactly one Destination header".into())),
+        };
+        // RFC 4918 §10.3: an absolute URI or an absolute path.
+        if !value.starts_with('/') && !value.contains("://") {
+            return Err(Refused::Path);
+        }
+        let path = self.local_path(value).ok_or(Refused::Elsewhere)?;
+        DavPath::parse(path).map(Some).ok_or(Refused::Path)
+    }
+
+    /// Where a REPORT's `DAV:href` points, if the door can tell: an absolute path or a URL on
+    /// this resource's origin whose path passes.
+    fn reference(&self, href: &str) -> Option<DavPath> {
+        DavPath::parse(self.local_path(href)?)
+    }
+
+    /// The path of an absolute path or of a URL on this resource's origin, as written (a URL
+    /// parser would resolve `..` before the door could refuse it); `None` for anything else.
+    fn local_path<'a>(&self, reference: &'a str) -> Option<&'a str> {
+        let path = if reference.starts_with('/') {
+            reference
+        } else {
+            let (scheme, rest) = reference.split_once("://")?;
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let origin = url::Url::parse(&format!("{scheme}://{}/", &rest[..end]))
+                .ok()?
+                .origin()
+                .ascii_serialization();
+            if origin != self.origin {
+                return None;
+            }
+            &rest[end..]
+        };
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        Some(if path.is_empty() { "/" } else { path })
+    }
+
+    /// Checks the token and its proof for this request; returns its scopes and the back-end
+    /// user.
     async fn check(
         &self,
         request: &Request<Incoming>,
         presented: Presented<'_>,
-    ) -> Result<String, Refused> {
+    ) -> Result<(Vec<String>, BackendUser), Refused> {
         let (token, dpop) = match presented {
             Presented::Nothing => return Err(Refused::NoToken),
             Presented::Bearer(token) => (token, false),
             Presented::Dpop(token) => (token, true),
         };
         let path = request.uri().path();
-        let scopes = self.scopes_for(path).ok_or(Refused::Path)?;
+        let any_of: Vec<&str> = self.scopes.all().iter().map(String::as_str).collect();
         let now = (self.shared.clock)();
         let claims =
-            self.shared.authority.check(token, &self.config.resource, &scopes, now).await.map_err(
+            self.shared.authority.check(token, &self.config.resource, &any_of, now).await.map_err(
                 |refusal| match refusal {
                     Refusal::Token(error) if error.status() == "insufficient_scope" => {
-                        Refused::Scope(scopes.join(" "))
+                        Refused::Scope(any_of.join(" "))
                     }
                     refusal => Refused::Token(refusal.to_string()),
                 },
@@ -302,24 +517,99 @@ impl DavDoor {
                 }
             }
         }
-        Ok(self.config.backend_user(&claims.subject))
+        let name = self.config.backend_user(&claims.subject);
+        // RFC 9110 §5.5: a field value may carry any octet but controls, so an address that is
+        // not ASCII (EAI, RFC 6530) goes as its UTF-8 bytes.
+        let header = HeaderValue::from_bytes(name.as_bytes()).map_err(|_| Refused::User)?;
+        Ok((claims.scopes, BackendUser { name, header }))
     }
 
-    /// The scopes a path needs (any one of them), or `None` for a path not passed on.
-    fn scopes_for(&self, path: &str) -> Option<Vec<&str>> {
-        path_scopes(&self.rules, &self.config.scopes, path)
+    /// Where `path` lies: asks the back end what each collection on it is, from the top down,
+    /// until a calendar or an address book (or nothing) is found.
+    /// At most `lookups` questions go to the back end (the rest is [`Kind::Unknown`]).
+    async fn locate(
+        &self,
+        user: &BackendUser,
+        path: &DavPath,
+        lookups: &mut usize,
+    ) -> Result<Location, Refused> {
+        if !self.scopes.asks_the_back_end() {
+            return Ok(Location::Unknown);
+        }
+        let mut kinds = Vec::new();
+        for count in 1..=path.len().min(scopes::MAX_WALK) {
+            let kind = self.kind(user, path, count, lookups).await?;
+            kinds.push(kind);
+            if !Location::walk_on(kind) {
+                break;
+            }
+        }
+        Ok(Location::from_walk(&kinds, path.len()))
+    }
+
+    /// What the collection at the first `count` segments of `path` is, for `user`: a `PROPFIND`
+    /// at depth 0 for its `resourcetype` (RFC 4918 §9.1), remembered briefly.
+    async fn kind(
+        &self,
+        user: &BackendUser,
+        path: &DavPath,
+        count: usize,
+        lookups: &mut usize,
+    ) -> Result<Kind, Refused> {
+        let key = path.decoded_prefix(count);
+        let now = std::time::Instant::now();
+        if let Some(kind) = self.kinds.get(&user.name, &key, now) {
+            return Ok(kind);
+        }
+        let Some(left) = lookups.checked_sub(1) else { return Ok(Kind::Unknown) };
+        *lookups = left;
+        let uri: hyper::Uri = format!("{}{}", self.backend, path.raw_prefix(count))
+            .parse()
+            .map_err(|_| Refused::Path)?;
+        let mut request = Request::new(full(Bytes::from_static(PROPFIND_RESOURCETYPE)));
+        *request.method_mut() = Method::from_bytes(b"PROPFIND").map_err(|_| Refused::Backend)?;
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        headers.insert("depth", HeaderValue::from_static("0"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml; charset=utf-8"),
+        );
+        headers.insert(self.user_header.clone(), user.header.clone());
+        if let Some(host) = &self.host {
+            headers.insert(header::HOST, host.clone());
+        }
+        let answer = match tokio::time::timeout(LOOKUP_TIMEOUT, self.client.request(request)).await
+        {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, backend = self.backend, "the DAV back end failed");
+                return Err(Refused::Backend);
+            }
+            Err(_) => return Err(Refused::Backend),
+        };
+        let kind = match answer.status().as_u16() {
+            207 => match Limited::new(answer.into_body(), LOOKUP_ANSWER_BYTES).collect().await {
+                Ok(collected) => {
+                    Kind::from_multistatus(&String::from_utf8_lossy(&collected.to_bytes()))
+                }
+                Err(_) => Kind::Unknown,
+            },
+            404 | 410 => Kind::Absent,
+            _ => Kind::Unknown,
+        };
+        self.kinds.put(&user.name, &key, kind, now);
+        Ok(kind)
     }
 
     /// Passes the request on as `user` and streams the answer back.
-    async fn forward(&self, request: Request<Incoming>, user: &str) -> Response<Body> {
-        let (mut parts, body) = request.into_parts();
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > self.config.max_body_bytes) {
-            return text(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large\n");
-        }
+    async fn forward(
+        &self,
+        mut parts: hyper::http::request::Parts,
+        body: Outgoing,
+        user: &HeaderValue,
+        peer: SocketAddr,
+    ) -> Response<Body> {
         let target = parts.uri.path_and_query().map_or("/", |target| target.as_str());
         parts.uri = match format!("{}{target}", self.backend).parse() {
             Ok(uri) => uri,
@@ -330,32 +620,23 @@ impl DavDoor {
         for name in [header::AUTHORIZATION, HeaderName::from_static("dpop")] {
             parts.headers.remove(name);
         }
-        parts.headers.remove(&self.user_header);
-        let Ok(user) = HeaderValue::from_str(user) else {
-            return text(StatusCode::FORBIDDEN, "the user name cannot be passed on\n");
-        };
-        parts.headers.insert(self.user_header.clone(), user);
+        remove_proxy_headers(&mut parts.headers, self.user_header.as_str());
+        parts.headers.insert(self.user_header.clone(), user.clone());
+        // The one thing about the client the door can vouch for.
+        if let Ok(address) = HeaderValue::from_str(&peer.ip().to_canonical().to_string()) {
+            parts.headers.insert(HeaderName::from_static("x-forwarded-for"), address);
+        }
         if !parts.headers.contains_key(header::HOST)
             && let Some(host) = &self.host
         {
             parts.headers.insert(header::HOST, host.clone());
         }
         let limit = usize::try_from(self.config.max_body_bytes).unwrap_or(usize::MAX);
-        let body = if declared.is_some() || hyper::body::Body::is_end_stream(&body) {
-            Limited::new(body, limit).boxed()
-        } else {
-            // A body of unknown length (chunked, or HTTP/2 without content-length) is gathered
-            // first, within the limit: WSGI servers such as Radicale cannot read chunked bodies.
-            match Limited::new(body, limit).collect().await {
-                Ok(collected) => {
-                    let bytes = collected.to_bytes();
-                    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-                    full(bytes)
-                }
-                Err(error) if caused_by_length_limit(error.as_ref()) => {
-                    return text(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large\n");
-                }
-                Err(_) => return text(StatusCode::BAD_REQUEST, "the request body broke off\n"),
+        let body = match body {
+            Outgoing::Stream(body) => Limited::new(body, limit).boxed(),
+            Outgoing::Gathered(gathered) => {
+                parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(gathered.len()));
+                gathered.into_body()
             }
         };
         let sent = tokio::time::timeout(
@@ -434,6 +715,19 @@ impl DavDoor {
             Refused::Path => {
                 return text(StatusCode::BAD_REQUEST, "this path is not passed on\n");
             }
+            Refused::Elsewhere => {
+                return text(StatusCode::BAD_GATEWAY, "the destination is on another server\n");
+            }
+            Refused::User => {
+                return text(StatusCode::FORBIDDEN, "the user name cannot be passed on\n");
+            }
+            Refused::Backend => {
+                return text(
+                    StatusCode::BAD_GATEWAY,
+                    "the server behind this one did not answer\n",
+                );
+            }
+            Refused::Body(error) => return body_refusal(error),
         };
         let mut response = text(status, &body);
         let headers = response.headers_mut();
@@ -515,63 +809,44 @@ fn caused_by_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The scopes `path` needs under `rules` (prefix segments, `*` for any one segment), any one of
-/// `default` when no rule matches; `None` for a path that must not be passed on (a broken
-/// escape, `.` or `..` or empty segments after decoding, a backslash or NUL).
-fn path_scopes<'a>(
-    rules: &'a [(Vec<String>, String)],
-    default: &'a [String],
-    path: &str,
-) -> Option<Vec<&'a str>> {
-    let decoded = percent_decode(path)?;
-    if !decoded.starts_with('/') || decoded.contains(['\\', '\0']) {
-        return None;
+/// Removes what only the door may tell the back end: every header whose name folds (lower
+/// case, `_` to `-`) to `user_header` or to one of [`PROXY_HEADERS`] or their prefixes. hyper's
+/// names are lower case already; CGI and WSGI servers turn `-` and `_` alike into `_`.
+fn remove_proxy_headers(headers: &mut HeaderMap, user_header: &str) {
+    let user_header = user_header.to_ascii_lowercase();
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let folded = name.as_str().replace('_', "-");
+            folded == user_header
+                || PROXY_HEADERS.contains(&folded.as_str())
+                || PROXY_HEADER_PREFIXES.iter().any(|prefix| folded.starts_with(prefix))
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
     }
-    let parts: Vec<&str> = decoded[1..].split('/').collect();
-    // Only the last segment may be empty (a trailing slash).
-    let (_, inner) = parts.split_last()?;
-    if inner.iter().any(|part| part.is_empty())
-        || parts.iter().any(|part| *part == "." || *part == "..")
-    {
-        return None;
-    }
-    for (prefix, scope) in rules {
-        let matches = prefix.len() <= parts.len()
-            && prefix
-                .iter()
-                .zip(&parts)
-                .all(|(wanted, part)| (wanted == "*" && !part.is_empty()) || wanted == part);
-        if matches {
-            return Some(vec![scope.as_str()]);
-        }
-    }
-    Some(default.iter().map(String::as_str).collect())
 }
 
-/// A configured prefix's segments.
-fn segments(prefix: &str) -> Vec<String> {
-    let decoded = percent_decode(prefix).unwrap_or_else(|| prefix.to_owned());
-    let trimmed = decoded.trim_start_matches('/').trim_end_matches('/');
-    trimmed.split('/').filter(|part| !part.is_empty()).map(str::to_owned).collect()
-}
-
-/// Percent-decodes a path; `None` if it is not UTF-8 after decoding or has a broken escape.
-fn percent_decode(path: &str) -> Option<String> {
-    let bytes = path.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' {
-            let hex = bytes.get(index + 1..index + 3)?;
-            let value = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-            decoded.push(value);
-            index += 3;
-        } else {
-            decoded.push(bytes[index]);
-            index += 1;
+/// The answer to a body the door could not gather.
+fn body_refusal(error: &BodyError) -> Response<Body> {
+    match error {
+        BodyError::TooLarge => {
+            text(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large\n")
+        }
+        BodyError::Stalled => text(StatusCode::REQUEST_TIMEOUT, "the request body stalled\n"),
+        BodyError::BrokeOff => text(StatusCode::BAD_REQUEST, "the request body broke off\n"),
+        BodyError::Busy | BodyError::Spool(_) => {
+            if let BodyError::Spool(error) = error {
+                tracing::warn!(%error, "a DAV request body could not be spooled");
+            }
+            let mut response =
+                text(StatusCode::SERVICE_UNAVAILABLE, "too many uploads at once; try again\n");
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+            response
         }
     }
-    String::from_utf8(decoded).ok()
 }
 
 #[cfg(test)]
@@ -580,38 +855,33 @@ mod tests {
 
     use super::*;
 
-    fn rules() -> Vec<(Vec<String>, String)> {
-        vec![
-            (segments("/*/contacts/"), "contacts".into()),
-            (segments("/*/calendar"), "calendars".into()),
-        ]
-    }
-
     #[test]
-    fn paths_pick_their_scope_or_are_refused() {
-        let (rules, default) = (rules(), vec!["contacts".to_owned(), "calendars".to_owned()]);
-        let scopes = |path: &str| path_scopes(&rules, &default, path);
-        assert_eq!(scopes("/ann%40example.com/contacts/bob.vcf"), Some(vec!["contacts"]));
-        assert_eq!(scopes("/ann/calendar"), Some(vec!["calendars"]));
-        assert_eq!(scopes("/ann/calendar/x.ics"), Some(vec!["calendars"]));
-        assert_eq!(scopes("/ann/calendars/"), Some(vec!["contacts", "calendars"]));
-        assert_eq!(scopes("/"), Some(vec!["contacts", "calendars"]));
-        assert_eq!(scopes("/ann/"), Some(vec!["contacts", "calendars"]));
-        for refused in [
-            "/ann/contacts/..%2Fcalendar/",
-            "/ann/contacts/%2e%2e/calendar/",
-            "/ann/./calendar/",
-            "/ann//calendar/",
-            "//calendar/",
-            "/ann/%ZZ",
-            "/ann/%",
-            "/ann/%FF",
-            "/ann/a%5Cb",
-            "/ann/a%00b",
-            "relative",
+    fn headers_a_back_end_believes_of_its_proxy_are_removed() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("x_remote_user", "bob"),
+            ("x-remote_user", "bob"),
+            ("x-remote-user", "bob"),
+            ("remote-user", "bob"),
+            ("forwarded", "for=1.2.3.4;host=evil"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x_forwarded_host", "evil"),
+            ("x-real-ip", "1.2.3.4"),
+            ("x-script-name", "/evil"),
+            ("x-auth-request-user", "bob"),
+            ("depth", "1"),
+            ("destination", "/ann/x"),
         ] {
-            assert_eq!(scopes(refused), None, "{refused}");
+            headers.append(HeaderName::from_static(name), HeaderValue::from_static(value));
         }
+        remove_proxy_headers(&mut headers, "X-Remote-User");
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["depth", "destination"]);
+        let mut headers = HeaderMap::new();
+        headers.insert(HeaderName::from_static("x_user"), HeaderValue::from_static("bob"));
+        remove_proxy_headers(&mut headers, "X-User");
+        assert!(headers.is_empty());
     }
 
     #[test]
@@ -632,21 +902,6 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever the path, the decision never panics, and a path whose decoded form has a
-        /// dot segment never gets through (it could be normalised into another collection).
-        #[test]
-        fn no_path_escapes_its_rule(path in "(/|[a-z]|%2[eEfF]|%[0-9a-fA-F]{2}|\\.|%){0,40}") {
-            let (rules, default) = (rules(), vec!["contacts".to_owned()]);
-            let decision = path_scopes(&rules, &default, &path);
-            if let Some(decoded) = percent_decode(&path) {
-                if decoded.split('/').any(|part| part == "." || part == "..") {
-                    prop_assert!(decision.is_none());
-                }
-            } else {
-                prop_assert!(decision.is_none());
-            }
-        }
-
         #[test]
         fn token68_never_panics(text in ".{0,64}") {
             let _ = is_token68(&text);
