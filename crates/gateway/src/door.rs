@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use letterlock_jose::access::AccessTokenClaims;
+use letterlock_protocol::address::{AddressBlock, Ipv6Prefix};
 use letterlock_sasl::{
     BearerCredentials, ErrorChallenge, Mechanism, Received, ResponseLine, ServerExchange,
 };
@@ -54,6 +55,8 @@ pub struct Shared {
     pub authority: Arc<Authority>,
     /// `[gateway]`.
     pub settings: GatewayConfig,
+    /// `[gateway] ipv6_prefix_length`, checked.
+    pub ipv6_prefix: Ipv6Prefix,
     /// Open connections per address.
     pub connections: Arc<ConnectionCounter>,
     /// Failed authentications per address and per user.
@@ -93,7 +96,7 @@ impl Shared {
             };
             let Some(slot) = self
                 .connections
-                .open(self.address_key(peer), self.settings.connections_per_address)
+                .open(self.address_block(peer), self.settings.connections_per_address)
             else {
                 tracing::info!(%peer, "too many connections from one address");
                 drop(tcp);
@@ -118,9 +121,9 @@ impl Shared {
         }
     }
 
-    /// The address that per-address limits count `peer` under (its IPv6 network).
-    pub fn address_key(&self, peer: SocketAddr) -> std::net::IpAddr {
-        crate::limits::address_key(peer.ip(), self.settings.ipv6_prefix_length)
+    /// The block of addresses that per-address limits count `peer` under (its IPv6 network).
+    pub fn address_block(&self, peer: SocketAddr) -> AddressBlock {
+        AddressBlock::of(peer.ip(), self.ipv6_prefix)
     }
 
     /// The line timeout before login.
@@ -323,7 +326,7 @@ impl Door {
         // `user=`) is not counted against, or it would let anyone lock anyone out (issue 14,
         // point 3). The address pays for every failure; the user only for what a verified
         // token proves.
-        let address = FailureKey::Address(self.shared.address_key(peer));
+        let address = FailureKey::Address(self.shared.address_block(peer));
         let settings = &shared.settings;
         if shared.failures.exhausted(address, settings.failures_per_minute_per_address, now) {
             return Err(Failure::Refuse("too many failed authentications; try again later"));
@@ -459,7 +462,7 @@ impl Door {
     /// Counts a back-end login failure against the address (so a valid token for a user the
     /// back end does not know cannot be replayed endlessly).
     pub fn count_failure(&self, peer: SocketAddr) {
-        let address = FailureKey::Address(self.shared.address_key(peer));
+        let address = FailureKey::Address(self.shared.address_block(peer));
         self.shared.failures.fail(address, (self.shared.clock)());
     }
 

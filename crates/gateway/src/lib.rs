@@ -37,6 +37,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use letterlock_protocol::address::Ipv6Prefix;
 use letterlock_protocol::issuer::Issuer;
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -210,10 +211,14 @@ impl Gateway {
                 .collect();
         let credentials = settings.client_id.clone().zip(settings.secret.clone());
         let authority = Authority::connect(issuer, http, audiences, credentials).await?;
+        let ipv6_prefix = Ipv6Prefix::new(settings.ipv6_prefix_length).ok_or_else(|| {
+            GatewayError::Config("gateway.ipv6_prefix_length: must be between 1 and 128".into())
+        })?;
         let (shutdown, shutdown_rx) = watch::channel(0);
         let shared = Arc::new(Shared {
             authority,
             settings,
+            ipv6_prefix,
             connections: Arc::new(ConnectionCounter::default()),
             failures: FailureCounter::default(),
             clock: system_clock,

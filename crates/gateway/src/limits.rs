@@ -1,46 +1,34 @@
 //! Limits that keep one address or one account from wearing out the front doors: open
 //! connections per address, and failed authentications per minute per address and per user.
 //!
-//! An "address" is an IPv4 address or an IPv6 network of `ipv6_prefix_length` bits (/64 by
-//! default: one customer's network, RFC 6177, in which a host picks new addresses at will).
+//! An "address" is an [`AddressBlock`]: an IPv4 address, or an IPv6 network of
+//! `ipv6_prefix_length` bits (/64 by default: one customer's network, RFC 6177, in which a host
+//! picks new addresses at will).
 //! Keys of the failure counter are hashed to a fixed size and the table is bounded, so what a
 //! stranger sends cannot make it grow (issue 14, point 3).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
-use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Arc, Mutex};
 
-/// The address that limits count `ip` under: IPv4 (and IPv4-mapped IPv6) as it is, IPv6 cut to
-/// its first `ipv6_prefix_length` bits.
-pub fn address_key(ip: IpAddr, ipv6_prefix_length: u8) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V4(ip) => IpAddr::V4(ip),
-        IpAddr::V6(ip) => {
-            let bits = u32::from(ipv6_prefix_length.min(128));
-            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
-            IpAddr::V6(Ipv6Addr::from(u128::from(ip) & mask))
-        }
-    }
-}
+use letterlock_protocol::address::AddressBlock;
+use std::sync::{Arc, Mutex};
 
 /// Open connections per address.
 #[derive(Debug, Default)]
 pub struct ConnectionCounter {
-    open: Mutex<HashMap<IpAddr, u32>>,
+    open: Mutex<HashMap<AddressBlock, u32>>,
 }
 
 /// One counted connection; dropping it frees the slot.
 #[derive(Debug)]
 pub struct ConnectionSlot {
     counter: Arc<ConnectionCounter>,
-    address: IpAddr,
+    address: AddressBlock,
 }
 
 impl ConnectionCounter {
-    /// Takes a slot for `address` (already cut by [`address_key`]), or `None` when it already
-    /// has `limit` open connections.
-    pub fn open(self: &Arc<Self>, address: IpAddr, limit: u32) -> Option<ConnectionSlot> {
+    /// Takes a slot for `address`, or `None` when it already has `limit` open connections.
+    pub fn open(self: &Arc<Self>, address: AddressBlock, limit: u32) -> Option<ConnectionSlot> {
         let mut open = self.open.lock().ok()?;
         let count = open.entry(address).or_insert(0);
         if *count >= limit {
@@ -72,8 +60,8 @@ impl Drop for ConnectionSlot {
 /// What a failure is counted against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKey<'a> {
-    /// The client's address (cut by [`address_key`]).
-    Address(IpAddr),
+    /// The client's address block.
+    Address(AddressBlock),
     /// A user that a verified token names (its `sub`), never a name the client merely claimed:
     /// counting claimed names would let anyone lock anyone out.
     User(&'a str),
@@ -156,12 +144,18 @@ impl FailureCounter {
 
 #[cfg(test)]
 mod tests {
+    use letterlock_protocol::address::Ipv6Prefix;
+
     use super::*;
+
+    fn block(address: [u8; 4]) -> AddressBlock {
+        AddressBlock::of(address.into(), Ipv6Prefix::DEFAULT)
+    }
 
     #[test]
     fn connection_slots_are_counted_and_freed() {
         let counter = Arc::new(ConnectionCounter::default());
-        let address: IpAddr = [127, 0, 0, 1].into();
+        let address = block([127, 0, 0, 1]);
         let first = counter.open(address, 2).unwrap();
         let _second = counter.open(address, 2).unwrap();
         assert!(counter.open(address, 2).is_none());
@@ -172,7 +166,7 @@ mod tests {
     #[test]
     fn failures_reset_each_minute() {
         let counter = FailureCounter::default();
-        let (one, other) = ([1, 2, 3, 4].into(), [5, 6, 7, 8].into());
+        let (one, other) = (block([1, 2, 3, 4]), block([5, 6, 7, 8]));
         for _ in 0..3 {
             counter.fail(FailureKey::Address(one), 120);
         }
@@ -207,16 +201,5 @@ mod tests {
         counter.fail(FailureKey::User("7"), 1);
         assert!(!counter.exhausted(FailureKey::User("new"), 1, 1));
         assert!(counter.exhausted(FailureKey::User("7"), 2, 1));
-    }
-
-    #[test]
-    fn ipv6_addresses_count_by_their_network() {
-        let key = |text: &str, bits| address_key(text.parse().unwrap(), bits);
-        assert_eq!(key("2001:db8:1:2:aaaa::1", 64), key("2001:db8:1:2:ffff::9", 64));
-        assert_ne!(key("2001:db8:1:2::1", 64), key("2001:db8:1:3::1", 64));
-        assert_eq!(key("2001:db8:1:2::1", 128), "2001:db8:1:2::1".parse::<IpAddr>().unwrap());
-        assert_eq!(key("2001:db8:1:2::1", 0), "::".parse::<IpAddr>().unwrap());
-        assert_eq!(key("::ffff:192.0.2.7", 64), "192.0.2.7".parse::<IpAddr>().unwrap());
-        assert_eq!(key("192.0.2.7", 64), "192.0.2.7".parse::<IpAddr>().unwrap());
     }
 }

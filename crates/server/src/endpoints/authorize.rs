@@ -690,7 +690,13 @@ pub(crate) fn sign_in_page(
     status: StatusCode,
 ) -> Response {
     let held = login_token(state, headers);
-    let token = held.clone().unwrap_or_else(|| random_token(LOGIN_TOKEN_BYTES));
+    let token = match &held {
+        Some(token) => token.clone(),
+        None => match state.random().token(LOGIN_TOKEN_BYTES) {
+            Ok(token) => token,
+            Err(error) => return internal(&error),
+        },
+    };
     let form = pages::SignIn {
         prefix: state.issuer().path_prefix(),
         hidden,
