@@ -179,7 +179,7 @@ async fn guessing_codes_is_throttled_on_every_path_that_looks_one_up() {
     for path in ["GET /device?user_code=", "POST /device/consent"] {
         let server = with_user(CONFIG).await;
         let mut browser = Browser::default();
-        browser.post(&server, "/login", &[("address", ADDRESS), ("password", PASSWORD)]).await;
+        browser.sign_in_at_account(&server, ADDRESS, PASSWORD).await;
         let csrf = browser.get(&server, "/device").await.field("csrf").unwrap();
         let mut statuses = Vec::new();
         for _ in 0..40 {

@@ -63,11 +63,12 @@ async fn a_failing_random_generator_issues_no_secret() {
     let tokens = redeem(&server, &client_id, redirect["code"].as_str().unwrap()).await;
     let refresh = tokens.body["refresh_token"].as_str().unwrap().to_owned();
 
+    // The sign-in page (and its token against login CSRF) comes before the generator fails.
+    let mut browser = Browser::default();
+    let sign_in = browser.get(&server, "/account").await;
     source.0.store(true, Ordering::Relaxed);
     let sessions = rows(&server, "sessions").await;
-    let page = Browser::default()
-        .post(&server, "/login", &[("address", ADDRESS), ("password", PASSWORD)])
-        .await;
+    let page = browser.sign_in(&server, &sign_in, ADDRESS, PASSWORD).await;
     assert_eq!(
         page.status,
         StatusCode::INTERNAL_SERVER_ERROR,
