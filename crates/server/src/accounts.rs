@@ -161,16 +161,33 @@ pub enum SignInError {
 }
 
 /// Sign-in throttling and the bound on concurrent hashing.
+///
+/// An account's budget is counted twice (issue 14's class "limits keyed by unverified input"):
+/// per account and address block, tightly, so that one address cannot guess at speed; and per
+/// account from everywhere, loosely, so that guessing spread over many addresses stays slow. A
+/// stranger who types someone's address from one place then spends only their own pair's budget,
+/// and the person still signs in from anywhere else; locking them out takes the whole loose
+/// budget, from many address blocks. Account names are kept as a keyed hash, so what a stranger
+/// types costs the same few bytes whatever its length.
 pub struct SignInGuard {
-    per_account: governor::DefaultKeyedRateLimiter<String>,
+    per_account: governor::DefaultKeyedRateLimiter<u64>,
+    per_account_and_address: governor::DefaultKeyedRateLimiter<(u64, AddressBlock)>,
     per_address: governor::DefaultKeyedRateLimiter<AddressBlock>,
     hashing: Arc<Semaphore>,
+    account_keys: std::hash::RandomState,
 }
 
 impl SignInGuard {
-    /// A guard allowing `per_account` and `per_address` attempts per minute (each with an equal
-    /// burst) and `concurrent_hashes` password checks at once.
-    pub fn new(per_account: u32, per_address: u32, concurrent_hashes: usize) -> Self {
+    /// A guard allowing `per_account` attempts per minute for one account from everywhere,
+    /// `per_account_and_address` for one account from one address block, `per_address` from one
+    /// address block for any account (each with an equal burst), and `concurrent_hashes`
+    /// password checks at once.
+    pub fn new(
+        per_account: u32,
+        per_account_and_address: u32,
+        per_address: u32,
+        concurrent_hashes: usize,
+    ) -> Self {
         let quota = |per_minute: u32| {
             let per_minute =
                 std::num::NonZeroU32::new(per_minute.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
@@ -178,14 +195,26 @@ impl SignInGuard {
         };
         Self {
             per_account: governor::RateLimiter::keyed(quota(per_account)),
+            per_account_and_address: governor::RateLimiter::keyed(quota(per_account_and_address)),
             per_address: governor::RateLimiter::keyed(quota(per_address)),
             hashing: Arc::new(Semaphore::new(concurrent_hashes.max(1))),
+            account_keys: std::hash::RandomState::new(),
         }
+    }
+
+    /// Spends one attempt on `account` (normalized) from `block`; false when a budget is spent.
+    fn attempt(&self, account: &str, block: AddressBlock) -> bool {
+        use std::hash::BuildHasher as _;
+        let account = self.account_keys.hash_one(account);
+        self.per_address.check_key(&block).is_ok()
+            && self.per_account_and_address.check_key(&(account, block)).is_ok()
+            && self.per_account.check_key(&account).is_ok()
     }
 
     /// Forgets entries that have refilled.
     pub fn prune(&self) {
         self.per_account.retain_recent();
+        self.per_account_and_address.retain_recent();
         self.per_address.retain_recent();
     }
 }
@@ -199,11 +228,8 @@ impl AppState {
         password: &str,
         peer: IpAddr,
     ) -> Result<UserRecord, SignInError> {
-        let guard = &self.0.sign_in;
         let normalized = normalize_address(address).unwrap_or_else(|_| address.to_lowercase());
-        if guard.per_address.check_key(&self.address_block(peer)).is_err()
-            || guard.per_account.check_key(&normalized).is_err()
-        {
+        if !self.0.sign_in.attempt(&normalized, self.address_block(peer)) {
             return Err(SignInError::Throttled);
         }
         let user =
@@ -226,8 +252,9 @@ impl AppState {
         &self,
         user: &UserRecord,
         password: &str,
+        peer: IpAddr,
     ) -> Result<(), SignInError> {
-        if self.0.sign_in.per_account.check_key(&user.address).is_err() {
+        if !self.0.sign_in.attempt(&user.address, self.address_block(peer)) {
             return Err(SignInError::Throttled);
         }
         if self.verify_bounded(password, user.password_hash.clone()).await {

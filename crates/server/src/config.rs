@@ -121,8 +121,10 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SignInConfig {
-    /// Attempts per minute for one account, from anywhere.
+    /// Attempts per minute for one account from one address block.
     pub attempts_per_minute_per_account: u32,
+    /// Attempts per minute for one account from all addresses together.
+    pub attempts_per_minute_per_account_everywhere: u32,
     /// Attempts per minute from one client address, for any account.
     pub attempts_per_minute_per_address: u32,
     /// Password checks (Argon2id, about 19 MiB each) running at once.
@@ -133,6 +135,7 @@ impl Default for SignInConfig {
     fn default() -> Self {
         Self {
             attempts_per_minute_per_account: 5,
+            attempts_per_minute_per_account_everywhere: 30,
             attempts_per_minute_per_address: 30,
             concurrent_password_checks: 2,
         }

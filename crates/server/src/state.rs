@@ -190,6 +190,7 @@ impl AppState {
             });
         }
         let sign_in = crate::accounts::SignInGuard::new(
+            config.sign_in.attempts_per_minute_per_account_everywhere,
             config.sign_in.attempts_per_minute_per_account,
             config.sign_in.attempts_per_minute_per_address,
             config.sign_in.concurrent_password_checks,

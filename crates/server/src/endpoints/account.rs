@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -20,6 +21,7 @@ use crate::endpoints::authorize::{
 };
 use crate::endpoints::introspect::resource_server;
 use crate::error::{ApiError, no_store_json};
+use crate::listen::PeerAddr;
 use crate::pages::{self, escape};
 use crate::state::AppState;
 
@@ -41,6 +43,7 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
 pub async fn action(
     State(state): State<AppState>,
     Path(action): Path<String>,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -69,7 +72,10 @@ pub async fn action(
             see_other(&back)
         }
         "password" => {
-            match state.check_current_password(&user, form.single("current").unwrap_or("")).await {
+            let peer =
+                peer.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |Extension(peer)| peer.0.ip());
+            let current = form.single("current").unwrap_or("");
+            match state.check_current_password(&user, current, peer).await {
                 Ok(()) => {}
                 Err(SignInError::Invalid) => {
                     return devices_page(

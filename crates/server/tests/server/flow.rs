@@ -62,6 +62,8 @@ pub async fn register(server: &TestServer, extra: Value) -> String {
 pub struct Browser {
     /// The cookies it keeps, by name.
     pub cookies: std::collections::BTreeMap<String, String>,
+    /// The address it sends from, as the listener would tell the router (none: unspecified).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 pub struct Page {
@@ -117,6 +119,11 @@ impl Browser {
     pub async fn send(&mut self, server: &TestServer, request: Request<Body>) -> Page {
         use tower::ServiceExt as _;
         let mut request = request;
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(letterlock_server::listen::PeerAddr(
+                std::net::SocketAddr::new(peer, 40_000),
+            ));
+        }
         if let Some(cookie) = self.cookie_header() {
             request.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
         }
@@ -720,7 +727,7 @@ async fn sign_in_refuses_cross_site_posts_and_forms_without_their_token() {
         vec![("origin", "http://127.0.0.1:8080"), ("sec-fetch-site", "same-origin")],
         vec![("origin", "null"), ("sec-fetch-site", "same-origin")],
     ] {
-        let page = Browser { cookies: victim.cookies.clone() }
+        let page = Browser { cookies: victim.cookies.clone(), ..Browser::default() }
             .post_with(&server, "/login", &own, &headers)
             .await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{headers:?}: {}", page.html);

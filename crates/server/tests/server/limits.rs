@@ -239,15 +239,10 @@ async fn addresses_in_one_ipv6_64_share_a_budget() {
     .await;
     let mut statuses = Vec::new();
     for attempt in 1..=5 {
-        let form = [
-            ("address", format!("user{attempt}@example.com")),
-            ("password", "whatever it is".into()),
-        ];
-        let form: Vec<(&str, &str)> =
-            form.iter().map(|(name, value)| (*name, value.as_str())).collect();
-        let request =
-            from(form_post("/login", &form), &format!("2001:db8:7:8:{attempt}::{attempt}"));
-        statuses.push(server.router.clone().oneshot(request).await.unwrap().status());
+        let peer = Some(format!("2001:db8:7:8:{attempt}::{attempt}").parse().unwrap());
+        let mut browser = Browser { peer, ..Browser::default() };
+        let address = format!("user{attempt}@example.com");
+        statuses.push(browser.sign_in_at_account(&server, &address, "whatever it is").await.status);
     }
     assert_eq!(statuses[..3], [StatusCode::UNAUTHORIZED; 3]);
     assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS, "one /64, one budget");
@@ -309,7 +304,7 @@ async fn forms_with_too_many_parameters_are_refused() {
 async fn current_password_checks_are_throttled_like_sign_in() {
     let server = with_user(CONFIG).await;
     let mut browser = Browser::default();
-    browser.post(&server, "/login", &[("address", ADDRESS), ("password", PASSWORD)]).await;
+    browser.sign_in_at_account(&server, ADDRESS, PASSWORD).await;
     let csrf = browser.get(&server, "/account").await.field("csrf").unwrap();
     let mut statuses = Vec::new();
     for _ in 0..10 {
@@ -321,4 +316,42 @@ async fn current_password_checks_are_throttled_like_sign_in() {
         statuses.push(browser.post(&server, "/account/password", &form).await.status);
     }
     assert_eq!(*statuses.last().unwrap(), StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+}
+
+/// Issue 14's class (limits keyed by what a stranger types): failing again and again in the
+/// person's name from one address block spends that block's budget for the account, not the
+/// account's own; the person signs in from another address, while guesses spread over many
+/// blocks still meet the account's budget from everywhere.
+#[tokio::test]
+async fn failures_in_someone_elses_name_do_not_lock_them_out_of_signing_in() {
+    let server = with_user(CONFIG).await;
+    let mut stranger =
+        Browser { peer: Some("198.51.100.7".parse().unwrap()), ..Browser::default() };
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(stranger.sign_in_at_account(&server, ADDRESS, "a guess").await.status);
+    }
+    assert_eq!(statuses[0], StatusCode::UNAUTHORIZED);
+    assert_eq!(*statuses.last().unwrap(), StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    let mut person = Browser { peer: Some("203.0.113.9".parse().unwrap()), ..Browser::default() };
+    let page = person.sign_in_at_account(&server, ADDRESS, PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "the person signs in: {}", page.html);
+
+    // Guesses from many blocks together meet the account's budget from everywhere (ten a minute
+    // here, on a fresh server).
+    let server =
+        with_user(&CONFIG.replace(
+            "[dpop]",
+            "[sign_in]\nattempts_per_minute_per_account_everywhere = 10\n\n[dpop]",
+        ))
+        .await;
+    let mut statuses = Vec::new();
+    for block in 0..40u8 {
+        let peer = Some(format!("192.0.2.{block}").parse().unwrap());
+        let mut guesser = Browser { peer, ..Browser::default() };
+        statuses.push(guesser.sign_in_at_account(&server, ADDRESS, "a guess").await.status);
+    }
+    assert_eq!(statuses[..3], [StatusCode::UNAUTHORIZED; 3]);
+    let throttled = statuses.iter().filter(|status| **status == StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.count() >= 20, "one budget for the account from everywhere: {statuses:?}");
 }
