@@ -838,6 +838,8 @@ mod tests {
         fn reading_an_answer_never_panics(xml in ".{0,200}") {
             let _ = Kind::from_multistatus(&xml);
             let _ = BodySays::read(xml.as_bytes(), false);
+            let _ = references(xml.as_bytes(), false);
+            let _ = references(xml.as_bytes(), true);
         }
     }
 }
