@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use letterlock_jose::access::AccessTokenClaims;
-use letterlock_protocol::address::{AddressBlock, Ipv6Prefix};
+use letterlock_protocol::address::{AddressBlock, ConnectionCounter, Ipv6Prefix};
 use letterlock_sasl::{
     BearerCredentials, ErrorChallenge, Mechanism, Received, ResponseLine, ServerExchange,
 };
@@ -17,7 +17,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use crate::authority::Authority;
 use crate::commands::SmtpCommands;
 use crate::config::{DoorConfig, GatewayConfig, LoginMode, TlsMode};
-use crate::limits::{ConnectionCounter, FailureCounter, FailureKey};
+use crate::limits::{FailureCounter, FailureKey};
 use crate::relay::{Boundaries, Ending, Limits};
 use crate::stream::{LineError, LineStream, Stream};
 use crate::{GatewayError, tls};

@@ -47,7 +47,8 @@ use crate::authority::{Audience, Authority, IssuerError};
 use crate::config::{DavConfig, DoorConfig, DoorConfigError, GatewayConfig};
 use crate::dav::DavDoor;
 use crate::door::{Door, Protocol, Shared};
-use crate::limits::{ConnectionCounter, FailureCounter};
+use crate::limits::FailureCounter;
+use letterlock_protocol::address::ConnectionCounter;
 
 /// Why the gateway cannot start.
 #[derive(Debug, thiserror::Error)]

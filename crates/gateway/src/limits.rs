@@ -1,5 +1,6 @@
-//! Limits that keep one address or one account from wearing out the front doors: open
-//! connections per address, and failed authentications per minute per address and per user.
+//! Limits that keep one address or one account from wearing out the front doors: failed
+//! authentications per minute per address and per user (open connections per address are
+//! counted by [`letterlock_protocol::address::ConnectionCounter`]).
 //!
 //! An "address" is an [`AddressBlock`]: an IPv4 address, or an IPv6 network of
 //! `ipv6_prefix_length` bits (/64 by default: one customer's network, RFC 6177, in which a host
@@ -9,53 +10,9 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
+use std::sync::Mutex;
 
 use letterlock_protocol::address::AddressBlock;
-use std::sync::{Arc, Mutex};
-
-/// Open connections per address.
-#[derive(Debug, Default)]
-pub struct ConnectionCounter {
-    open: Mutex<HashMap<AddressBlock, u32>>,
-}
-
-/// One counted connection; dropping it frees the slot.
-#[derive(Debug)]
-pub struct ConnectionSlot {
-    counter: Arc<ConnectionCounter>,
-    address: AddressBlock,
-}
-
-impl ConnectionCounter {
-    /// Takes a slot for `address`, or `None` when it already has `limit` open connections.
-    pub fn open(self: &Arc<Self>, address: AddressBlock, limit: u32) -> Option<ConnectionSlot> {
-        let mut open = self.open.lock().ok()?;
-        let count = open.entry(address).or_insert(0);
-        if *count >= limit {
-            return None;
-        }
-        *count += 1;
-        Some(ConnectionSlot { counter: self.clone(), address })
-    }
-
-    /// Open connections in total.
-    pub fn total(&self) -> u32 {
-        self.open.lock().map(|open| open.values().sum()).unwrap_or(0)
-    }
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        if let Ok(mut open) = self.counter.open.lock()
-            && let Some(count) = open.get_mut(&self.address)
-        {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.address);
-            }
-        }
-    }
-}
 
 /// What a failure is counted against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,17 +107,6 @@ mod tests {
 
     fn block(address: [u8; 4]) -> AddressBlock {
         AddressBlock::of(address.into(), Ipv6Prefix::DEFAULT)
-    }
-
-    #[test]
-    fn connection_slots_are_counted_and_freed() {
-        let counter = Arc::new(ConnectionCounter::default());
-        let address = block([127, 0, 0, 1]);
-        let first = counter.open(address, 2).unwrap();
-        let _second = counter.open(address, 2).unwrap();
-        assert!(counter.open(address, 2).is_none());
-        drop(first);
-        assert!(counter.open(address, 2).is_some());
     }
 
     #[test]

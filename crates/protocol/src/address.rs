@@ -17,8 +17,10 @@
 //! assert_eq!(one.to_string(), "2001:db8:1:2::/64");
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
 
 /// How many leading bits of an IPv6 address name one client: 1 to 128, 64 by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,6 +85,51 @@ impl fmt::Display for AddressBlock {
     }
 }
 
+/// Open connections per address block: the one count the authorization server's listener and
+/// the front doors both keep.
+#[derive(Debug, Default)]
+pub struct ConnectionCounter {
+    open: Mutex<HashMap<AddressBlock, u32>>,
+}
+
+/// One counted connection; dropping it frees the slot.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    counter: Arc<ConnectionCounter>,
+    block: AddressBlock,
+}
+
+impl ConnectionCounter {
+    /// A slot for `block`, or `None` when it already has `limit` open connections.
+    pub fn open(self: &Arc<Self>, block: AddressBlock, limit: u32) -> Option<ConnectionSlot> {
+        let mut open = self.open.lock().ok()?;
+        let count = open.entry(block).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(ConnectionSlot { counter: self.clone(), block })
+    }
+
+    /// Open connections in total.
+    pub fn total(&self) -> u32 {
+        self.open.lock().map(|open| open.values().sum()).unwrap_or(0)
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.counter.open.lock()
+            && let Some(count) = open.get_mut(&self.block)
+        {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.block);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +159,17 @@ mod tests {
         assert!(Ipv6Prefix::new(0).is_none());
         assert!(Ipv6Prefix::new(129).is_none());
         assert_eq!(Ipv6Prefix::default().length(), 64);
+    }
+
+    #[test]
+    fn connection_slots_are_counted_and_freed() {
+        let counter = Arc::new(ConnectionCounter::default());
+        let loopback = block("127.0.0.1", 64);
+        let first = counter.open(loopback, 2).unwrap();
+        let _second = counter.open(loopback, 2).unwrap();
+        assert!(counter.open(loopback, 2).is_none());
+        assert_eq!(counter.total(), 2);
+        drop(first);
+        assert!(counter.open(loopback, 2).is_some());
     }
 }

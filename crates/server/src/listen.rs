@@ -2,7 +2,6 @@
 //! idle timeout, connection caps (in total and per address block), the peer address for rate
 //! limits, and graceful shutdown.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,7 +14,7 @@ use axum::extract::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
-use letterlock_protocol::address::{AddressBlock, Ipv6Prefix};
+use letterlock_protocol::address::{AddressBlock, ConnectionCounter, Ipv6Prefix};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
@@ -367,45 +366,6 @@ impl Drop for Busy {
     fn drop(&mut self) {
         self.0.touch();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// Open connections per address block.
-#[derive(Debug, Default)]
-struct ConnectionCounter {
-    open: Mutex<HashMap<AddressBlock, u32>>,
-}
-
-/// One counted connection; dropping it frees the slot.
-#[derive(Debug)]
-struct ConnectionSlot {
-    counter: Arc<ConnectionCounter>,
-    block: AddressBlock,
-}
-
-impl ConnectionCounter {
-    /// A slot for `block`, or `None` when it already has `limit` open connections.
-    fn open(self: &Arc<Self>, block: AddressBlock, limit: u32) -> Option<ConnectionSlot> {
-        let mut open = self.open.lock().ok()?;
-        let count = open.entry(block).or_insert(0);
-        if *count >= limit {
-            return None;
-        }
-        *count += 1;
-        Some(ConnectionSlot { counter: self.clone(), block })
-    }
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        if let Ok(mut open) = self.counter.open.lock()
-            && let Some(count) = open.get_mut(&self.block)
-        {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.block);
-            }
-        }
     }
 }
 
