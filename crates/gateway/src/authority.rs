@@ -121,15 +121,14 @@ impl std::fmt::Debug for Authority {
 }
 
 impl Authority {
-    /// Reads the issuer's metadata and keys. `feed_credentials` (a resource server's client id
-    /// and secret) let [`Authority::follow_revocations`] read the revocation feed.
-    pub async fn connect(
+    /// An authority that knows no keys, revocations or sessions yet (its keys due for a fetch).
+    fn unconnected(
         issuer: Issuer,
         http: reqwest::Client,
         audiences: Vec<Audience>,
         feed_credentials: Option<(String, String)>,
-    ) -> Result<Arc<Self>, IssuerError> {
-        let authority = Arc::new(Self {
+    ) -> Self {
+        Self {
             issuer,
             http,
             audiences,
@@ -144,7 +143,18 @@ impl Authority {
             sessions: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
             feed_credentials,
-        });
+        }
+    }
+
+    /// Reads the issuer's metadata and keys. `feed_credentials` (a resource server's client id
+    /// and secret) let [`Authority::follow_revocations`] read the revocation feed.
+    pub async fn connect(
+        issuer: Issuer,
+        http: reqwest::Client,
+        audiences: Vec<Audience>,
+        feed_credentials: Option<(String, String)>,
+    ) -> Result<Arc<Self>, IssuerError> {
+        let authority = Arc::new(Self::unconnected(issuer, http, audiences, feed_credentials));
         // Inside `letterlock serve` the issuer may be a moment from answering: try for a while.
         let mut attempts = 0;
         while let Err(error) = authority.fetch_keys().await {
@@ -476,19 +486,12 @@ mod tests {
     use super::*;
 
     fn authority() -> Arc<Authority> {
-        Arc::new(Authority {
-            issuer: Issuer::parse("https://issuer.example").unwrap(),
-            http: reqwest::Client::new(),
-            audiences: Vec::new(),
-            keys: RwLock::new(Keys { verifiers: HashMap::new(), fetched_at: Instant::now() }),
-            refetch: tokio::sync::Mutex::new(()),
-            verified: Mutex::new(HashMap::new()),
-            revoked: Mutex::new(HashMap::new()),
-            revoked_tokens: Mutex::new(HashMap::new()),
-            sessions: Mutex::new(HashMap::new()),
-            next_session: AtomicU64::new(1),
-            feed_credentials: None,
-        })
+        Arc::new(Authority::unconnected(
+            Issuer::parse("https://issuer.example").unwrap(),
+            reqwest::Client::new(),
+            Vec::new(),
+            None,
+        ))
     }
 
     fn claims(grant_id: &str, jti: &str) -> AccessTokenClaims {
