@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
 use letterlock_jose::{Algorithm, PrivateKey, jws};
-use letterlock_server::accounts::{add_user, hash_secret};
+use letterlock_server::accounts::add_user;
 use letterlock_server::clock::{Clock as _, SystemClock};
 use letterlock_server::config::Config;
+use letterlock_server::secrets::hash_secret;
 use letterlock_store::{GrantRecord, RefreshTokenRecord, Store};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -122,11 +123,12 @@ async fn seed(state: &letterlock_server::AppState, issuer: &str, connections: us
             "client_name": "load",
         });
         let registration = state
+            .clients()
             .check_registration(request.as_object().unwrap().clone())
             .map_err(|error| format!("{error:?}"))
             .unwrap();
         let client_id =
-            state.seal_client_id(&registration, now).map_err(|error| format!("{error:?}")).unwrap();
+            state.clients().seal(&registration, now).map_err(|error| format!("{error:?}")).unwrap();
         let grant = GrantRecord {
             id: state.random().id().unwrap(),
             user_id: user.id.clone(),

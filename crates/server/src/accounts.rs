@@ -5,16 +5,14 @@ use std::sync::Arc;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use aws_lc_rs::digest;
 use letterlock_protocol::address::AddressBlock;
-use letterlock_protocol::base64url;
 use letterlock_store::{SessionRecord, Store, UserRecord};
 use tokio::sync::Semaphore;
 
-use crate::error::InternalError;
-use crate::limits::RetryAfter;
+use crate::clock::Clock;
+use crate::limits::{Limits, RetryAfter};
 use crate::random::{RandomFailed, Randomness};
-use crate::state::AppState;
+use crate::secrets::hash_secret;
 
 /// Why an account operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -136,20 +134,6 @@ pub async fn change_password(
     if revoke_devices { Ok(store.revoke_grants_of_user(&user.id, now).await?) } else { Ok(0) }
 }
 
-/// SHA-256, base64url: how session ids, codes, refresh tokens, registration access tokens and
-/// stored client secrets are kept. They are 256 random bits, so a plain SHA-256 is enough to make
-/// them useless to someone who reads the database.
-pub fn hash_secret(secret: &str) -> String {
-    base64url::encode(digest::digest(&digest::SHA256, secret.as_bytes()))
-}
-
-/// Compares a presented secret (a token, a CSRF token, a hash) with the expected one in constant
-/// time.
-pub fn same(presented: &str, expected: &str) -> bool {
-    aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_bytes(), expected.as_bytes())
-        .is_ok()
-}
-
 /// Why a sign-in failed. The page shows the same words for each, so that it does not reveal
 /// which addresses have accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,7 +203,47 @@ impl SignInGuard {
     }
 }
 
-impl AppState {
+/// Signing in and sessions, over what they need of the shared state (see
+/// [`crate::AppState::accounts`]).
+pub struct Accounts<'a> {
+    store: &'a Store,
+    guard: &'a SignInGuard,
+    limits: &'a Limits,
+    clock: &'a dyn Clock,
+    random: &'a Randomness,
+    session_lifetime: i64,
+}
+
+/// Why a session could not be started: storage or the random generator failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] letterlock_store::Error),
+    /// The random generator failed, so no session id was made.
+    #[error(transparent)]
+    Random(#[from] RandomFailed),
+}
+
+impl<'a> Accounts<'a> {
+    /// Sign-in over a store, a throttling guard, the address limits (for the address block), a
+    /// clock, a random source, and the session lifetime in seconds.
+    pub fn new(
+        store: &'a Store,
+        guard: &'a SignInGuard,
+        limits: &'a Limits,
+        clock: &'a dyn Clock,
+        random: &'a Randomness,
+        session_lifetime: i64,
+    ) -> Self {
+        Self { store, guard, limits, clock, random, session_lifetime }
+    }
+
+    fn address_block(&self, address: IpAddr) -> AddressBlock {
+        self.limits.block(address)
+    }
+
     /// Checks an address and password, throttled per account and per client address, with at
     /// most a few Argon2 computations at once so that a flood cannot starve the server.
     pub async fn sign_in(
@@ -229,11 +253,11 @@ impl AppState {
         peer: IpAddr,
     ) -> Result<UserRecord, SignInError> {
         let normalized = normalize_address(address).unwrap_or_else(|_| address.to_lowercase());
-        if !self.0.sign_in.attempt(&normalized, self.address_block(peer)) {
+        if !self.guard.attempt(&normalized, self.address_block(peer)) {
             return Err(SignInError::Throttled);
         }
         let user =
-            self.store().user_by_address(&normalized).await.map_err(|_| SignInError::Invalid)?;
+            self.store.user_by_address(&normalized).await.map_err(|_| SignInError::Invalid)?;
         let hash = user
             .as_ref()
             .map_or_else(|| dummy_hash().to_owned(), |user| user.password_hash.clone());
@@ -254,7 +278,7 @@ impl AppState {
         password: &str,
         peer: IpAddr,
     ) -> Result<(), SignInError> {
-        if !self.0.sign_in.attempt(&user.address, self.address_block(peer)) {
+        if !self.guard.attempt(&user.address, self.address_block(peer)) {
             return Err(SignInError::Throttled);
         }
         if self.verify_bounded(password, user.password_hash.clone()).await {
@@ -266,7 +290,7 @@ impl AppState {
 
     /// An Argon2id check on a blocking thread, at most `concurrent_password_checks` at once.
     async fn verify_bounded(&self, password: &str, hash: String) -> bool {
-        let Ok(permit) = self.0.sign_in.hashing.clone().acquire_owned().await else {
+        let Ok(permit) = self.guard.hashing.clone().acquire_owned().await else {
             return false;
         };
         let password = password.to_owned();
@@ -282,25 +306,24 @@ impl AppState {
     /// address's sign-in budget, so that codes cannot be guessed by any path; the wait when the
     /// budget is spent.
     pub fn allow_code_entry(&self, peer: IpAddr) -> Result<(), RetryAfter> {
-        self.0
-            .sign_in
+        self.guard
             .per_address
             .check_key(&self.address_block(peer))
             .map_err(|not_until| RetryAfter::from_not_until(&not_until))
     }
 
     /// Starts a session for a user; returns the cookie value.
-    pub async fn start_session(&self, user: &UserRecord) -> Result<String, InternalError> {
-        let id = self.random().token(32)?;
-        let csrf = self.random().token(24)?;
-        let now = self.now();
-        self.store()
+    pub async fn start_session(&self, user: &UserRecord) -> Result<String, SessionError> {
+        let id = self.random.token(32)?;
+        let csrf = self.random.token(24)?;
+        let now = self.clock.now();
+        self.store
             .insert_session(&SessionRecord {
                 id_hash: hash_secret(&id),
                 user_id: user.id.clone(),
                 csrf,
                 created_at: now,
-                expires_at: now + self.0.lifetimes.session,
+                expires_at: now + self.session_lifetime,
             })
             .await?;
         Ok(id)
@@ -312,10 +335,11 @@ impl AppState {
         &self,
         cookie: &str,
     ) -> Result<Option<(UserRecord, SessionRecord)>, letterlock_store::Error> {
-        let Some(session) = self.store().session(&hash_secret(cookie), self.now()).await? else {
+        let Some(session) = self.store.session(&hash_secret(cookie), self.clock.now()).await?
+        else {
             return Ok(None);
         };
-        match self.store().user(&session.user_id).await? {
+        match self.store.user(&session.user_id).await? {
             Some(user) if !user.disabled => Ok(Some((user, session))),
             _ => Ok(None),
         }

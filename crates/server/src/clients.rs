@@ -12,9 +12,17 @@ use letterlock_protocol::{
     RegistrationError, ScopeSet,
 };
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use letterlock_jose::sealing::Sealer;
+use letterlock_jose::statement::TrustedVendor;
+use letterlock_protocol::Issuer;
+use letterlock_store::Store;
+
 use crate::config::StatementPolicy;
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::random::Randomness;
+use crate::settings::{PublicClient, RegistrationSettings};
 
 /// A trusted vendor that vouched for a client through a software statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +61,14 @@ pub struct Client {
 }
 
 impl Client {
+    /// The application's name to show people (its default-language `client_name`).
+    pub fn display_name(&self) -> String {
+        self.metadata
+            .client_name
+            .default_value()
+            .map_or_else(|| "An application without a name".to_owned(), str::to_owned)
+    }
+
     /// A well-known client id accepts any loopback or private-use redirect, and only those.
     pub fn accepts_any_native_redirect(&self) -> bool {
         self.origin == ClientOrigin::WellKnown
@@ -130,36 +146,93 @@ pub struct Registration {
     pub vendor: Option<Vendor>,
 }
 
-impl AppState {
+/// Why a registration is refused, or could not be issued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegisterError {
+    /// RFC 7591 §3.2.2: the request is refused with this error code.
+    #[error("{description}")]
+    Refused {
+        /// The RFC 7591 error code.
+        code: ErrorCode,
+        /// Why.
+        description: String,
+    },
+    /// Sealing the registration failed (a fault of ours).
+    #[error("sealing the registration failed: {0}")]
+    Internal(String),
+}
+
+impl RegisterError {
+    fn refused(code: ErrorCode, description: impl Into<String>) -> Self {
+        Self::Refused { code, description: description.into() }
+    }
+}
+
+impl From<RegistrationError> for RegisterError {
+    fn from(error: RegistrationError) -> Self {
+        Self::refused(error.code(), error.to_string())
+    }
+}
+
+/// Registering and opening clients, over what they need of the shared state (see
+/// [`crate::AppState::clients`]).
+pub struct Clients<'a> {
+    store: &'a Store,
+    sealer: Arc<Sealer>,
+    issuer: &'a Issuer,
+    public_clients: &'a HashMap<String, PublicClient>,
+    vendors: &'a [TrustedVendor],
+    registration: &'a RegistrationSettings,
+    random: &'a Randomness,
+    now: i64,
+}
+
+impl<'a> Clients<'a> {
+    /// The clients of one issuer at `now`.
+    #[allow(clippy::too_many_arguments)] // reason: the pieces of the shared state it reads
+    pub fn new(
+        store: &'a Store,
+        sealer: Arc<Sealer>,
+        issuer: &'a Issuer,
+        public_clients: &'a HashMap<String, PublicClient>,
+        vendors: &'a [TrustedVendor],
+        registration: &'a RegistrationSettings,
+        random: &'a Randomness,
+        now: i64,
+    ) -> Self {
+        Self { store, sealer, issuer, public_clients, vendors, registration, random, now }
+    }
+
     /// Checks a registration request object (RFC 7591 §3.1): the software statement per the
     /// configured policy, then the metadata, then the installation's keys.
     pub fn check_registration(
         &self,
         mut request: Map<String, Value>,
-    ) -> Result<Registration, ApiError> {
+    ) -> Result<Registration, RegisterError> {
         let presented = match request.remove("software_statement") {
             None | Some(Value::Null) => None,
             Some(Value::String(text)) => Some(text),
             Some(_) => {
-                return Err(ApiError::bad_request(
+                return Err(RegisterError::refused(
                     ErrorCode::InvalidSoftwareStatement,
                     "software_statement must be a string",
                 ));
             }
         };
-        let policy = self.0.registration.statements;
+        let policy = self.registration.statements;
         let mut software_statement = None;
         let mut vendor = None;
         match (policy, presented) {
             (StatementPolicy::Ignore, _) | (StatementPolicy::Prefer, None) => {}
             (StatementPolicy::Require, None) => {
-                return Err(ApiError::bad_request(
+                return Err(RegisterError::refused(
                     ErrorCode::UnapprovedSoftwareStatement,
                     "this server registers only software vouched for by a trusted vendor: send a software_statement",
                 ));
             }
             (StatementPolicy::Require | StatementPolicy::Prefer, Some(text)) => {
-                match statement::verify(&text, &self.0.vendors, self.now()) {
+                match statement::verify(&text, self.vendors, self.now) {
                     Ok(verified) => match binds(&verified.metadata, &request) {
                         Ok(()) => {
                             // RFC 7591 §2.3: the statement's values take precedence.
@@ -173,7 +246,7 @@ impl AppState {
                         // Like an unknown vendor's statement: neither applied nor echoed.
                         Err(_) if policy == StatementPolicy::Prefer => {}
                         Err(reason) => {
-                            return Err(ApiError::bad_request(
+                            return Err(RegisterError::refused(
                                 ErrorCode::UnapprovedSoftwareStatement,
                                 reason,
                             ));
@@ -181,13 +254,13 @@ impl AppState {
                     },
                     Err(StatementError::UnknownVendor(_)) if policy == StatementPolicy::Prefer => {}
                     Err(error @ StatementError::UnknownVendor(_)) => {
-                        return Err(ApiError::bad_request(
+                        return Err(RegisterError::refused(
                             ErrorCode::UnapprovedSoftwareStatement,
                             error.to_string(),
                         ));
                     }
                     Err(error) => {
-                        return Err(ApiError::bad_request(
+                        return Err(RegisterError::refused(
                             ErrorCode::InvalidSoftwareStatement,
                             error.to_string(),
                         ));
@@ -195,37 +268,38 @@ impl AppState {
                 }
             }
         }
-        let metadata = ClientMetadata::from_json(&request).map_err(registration_error)?;
+        let metadata = ClientMetadata::from_json(&request)?;
         for key in &metadata.jwks {
             check_public_key(key).map_err(|error| {
-                ApiError::bad_request(ErrorCode::InvalidClientMetadata, format!("jwks: {error}"))
+                RegisterError::refused(ErrorCode::InvalidClientMetadata, format!("jwks: {error}"))
             })?;
         }
         Ok(Registration { metadata, software_statement, vendor })
     }
 
     /// Seals a registration into a stateless client id.
-    pub fn seal_client_id(
+    pub fn seal(
         &self,
         registration: &Registration,
         issued_at: i64,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, RegisterError> {
         let sealed = Sealed {
             m: registration.metadata.to_json(),
             t: issued_at,
             v: registration.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
             r: registration.vendor.is_some(),
         };
-        let plaintext = serde_json::to_vec(&sealed).map_err(|error| ApiError::internal(&error))?;
-        self.sealer()
-            .seal(&plaintext, self.issuer().as_str(), self.random().for_crypto())
-            .map_err(|error| ApiError::internal(&error))
+        let plaintext = serde_json::to_vec(&sealed)
+            .map_err(|error| RegisterError::Internal(error.to_string()))?;
+        self.sealer
+            .seal(&plaintext, self.issuer.as_str(), self.random.for_crypto())
+            .map_err(|error| RegisterError::Internal(error.to_string()))
     }
 
     /// Opens a client id, or says exactly why not: the operation every endpoint that receives
     /// a `client_id` starts with.
-    pub async fn open_client(&self, client_id: &str) -> Result<Client, ClientIdError> {
-        if let Some(public) = self.0.public_clients.get(client_id) {
+    pub async fn open(&self, client_id: &str) -> Result<Client, ClientIdError> {
+        if let Some(public) = self.public_clients.get(client_id) {
             let metadata = ClientMetadata {
                 redirect_uris: Vec::new(),
                 token_endpoint_auth_method: AuthMethod::None,
@@ -254,7 +328,7 @@ impl AppState {
         if client_id.starts_with(PREFIX) && client_id.as_bytes().get(PREFIX.len()) == Some(&b'.') {
             return self.open_stateless(client_id);
         }
-        let record = self.store().client(client_id).await?.ok_or(ClientIdError::Unknown)?;
+        let record = self.store.client(client_id).await?.ok_or(ClientIdError::Unknown)?;
         let object: Map<String, Value> =
             serde_json::from_str(&record.metadata).map_err(|_| ClientIdError::Outdated)?;
         let metadata = ClientMetadata::from_json(&object).map_err(|_| ClientIdError::Outdated)?;
@@ -277,11 +351,11 @@ impl AppState {
     }
 
     fn open_stateless(&self, client_id: &str) -> Result<Client, ClientIdError> {
-        let plaintext = self.sealer().open(client_id, self.issuer().as_str())?;
+        let plaintext = self.sealer.open(client_id, self.issuer.as_str())?;
         let sealed: Sealed =
             serde_json::from_slice(&plaintext).map_err(|_| ClientIdError::Outdated)?;
-        if let Some(max_age) = self.0.registration.client_id_max_age
-            && self.now().saturating_sub(sealed.t) > max_age
+        if let Some(max_age) = self.registration.client_id_max_age
+            && self.now.saturating_sub(sealed.t) > max_age
         {
             return Err(ClientIdError::Expired);
         }
@@ -295,9 +369,9 @@ impl AppState {
         })
     }
 
-    fn trusted_vendor(&self, issuer: &str) -> Option<Vendor> {
-        self.0
-            .vendors
+    /// The trusted vendor with this `iss`, if it is still trusted.
+    pub fn trusted_vendor(&self, issuer: &str) -> Option<Vendor> {
+        self.vendors
             .iter()
             .find(|vendor| vendor.issuer == issuer)
             .map(|vendor| Vendor { issuer: vendor.issuer.clone(), name: vendor.name.clone() })
@@ -347,11 +421,6 @@ fn same_strings(left: &Value, right: &Value) -> bool {
         (Some(left), Some(right)) => !left.is_empty() && left == right,
         _ => false,
     }
-}
-
-/// A metadata error as RFC 7591 §3.2.2 JSON.
-pub fn registration_error(error: RegistrationError) -> ApiError {
-    ApiError::bad_request(error.code(), error.to_string())
 }
 
 #[cfg(test)]

@@ -169,3 +169,31 @@ impl From<crate::clients::ClientIdError> for ApiError {
         }
     }
 }
+
+impl From<crate::clients::RegisterError> for ApiError {
+    fn from(error: crate::clients::RegisterError) -> Self {
+        match error {
+            crate::clients::RegisterError::Refused { code, description } => {
+                Self::bad_request(code, description)
+            }
+            internal @ crate::clients::RegisterError::Internal(_) => Self::internal(&internal),
+        }
+    }
+}
+
+/// A metadata error as RFC 7591 §3.2.2 JSON.
+pub fn registration_error(error: letterlock_protocol::RegistrationError) -> ApiError {
+    ApiError::bad_request(error.code(), error.to_string())
+}
+
+impl From<crate::grants::GrantError> for ApiError {
+    /// A refusal is a 400 with its code and description (RFC 6749 §5.2); a fault of ours is a
+    /// 500 with an incident id.
+    fn from(error: crate::grants::GrantError) -> Self {
+        if error.is_internal() {
+            Self::internal(&error)
+        } else {
+            Self::bad_request(error.code(), error.to_string())
+        }
+    }
+}

@@ -1,6 +1,5 @@
 //! The server's keys in storage: creating the first ones, rotating, retiring, loading.
 
-use aws_lc_rs::rand::SystemRandom;
 use letterlock_jose::keyring::{SigningKey, SigningKeyRing};
 use letterlock_jose::sealing::{Sealer, SealingKey};
 use letterlock_jose::{Algorithm, PrivateKey, key::thumbprint};
@@ -8,6 +7,7 @@ use letterlock_protocol::base64url;
 use letterlock_store::{SealingKeyRecord, SigningKeyRecord, Store};
 
 use crate::ServerError;
+use crate::random::Randomness;
 
 /// Makes a signing key and stores it; it signs from `activates_at`. Returns its key id.
 pub async fn add_signing_key(
@@ -16,7 +16,20 @@ pub async fn add_signing_key(
     now: i64,
     activates_at: i64,
 ) -> Result<String, ServerError> {
-    let key = PrivateKey::generate(algorithm, &SystemRandom::new())?;
+    add_signing_key_with(store, algorithm, now, activates_at, &Randomness::system()).await
+}
+
+/// [`add_signing_key`] with the key drawn from `random`. aws-lc-rs generates the key from its
+/// own `SecureRandom` (a trait it seals), so the draw goes through
+/// [`Randomness::for_crypto`], the system generator, which fails closed.
+pub async fn add_signing_key_with(
+    store: &Store,
+    algorithm: Algorithm,
+    now: i64,
+    activates_at: i64,
+    random: &Randomness,
+) -> Result<String, ServerError> {
+    let key = PrivateKey::generate(algorithm, random.for_crypto())?;
     let kid = thumbprint(&key.public_jwk(None));
     store
         .insert_signing_key(&SigningKeyRecord {
@@ -32,7 +45,15 @@ pub async fn add_signing_key(
 
 /// Makes a sealing key and stores it; it seals from now on. Returns its key id.
 pub async fn add_sealing_key(store: &Store, now: i64) -> Result<String, ServerError> {
-    let random = crate::random::Randomness::system();
+    add_sealing_key_with(store, now, &Randomness::system()).await
+}
+
+/// [`add_sealing_key`] with the key material drawn from `random`.
+pub async fn add_sealing_key_with(
+    store: &Store,
+    now: i64,
+    random: &Randomness,
+) -> Result<String, ServerError> {
     let mut material = [0u8; SealingKey::LEN];
     let mut kid = [0u8; 6];
     random.fill(&mut material)?;
@@ -68,12 +89,22 @@ pub async fn retire_sealing_key(
 
 /// On first start: a signing key that signs at once and a sealing key, if there are none.
 pub async fn ensure_keys(store: &Store, algorithm: Algorithm, now: i64) -> Result<(), ServerError> {
+    ensure_keys_with(store, algorithm, now, &Randomness::system()).await
+}
+
+/// [`ensure_keys`] with new keys drawn from `random`.
+pub async fn ensure_keys_with(
+    store: &Store,
+    algorithm: Algorithm,
+    now: i64,
+    random: &Randomness,
+) -> Result<(), ServerError> {
     if store.signing_keys().await?.is_empty() {
-        let kid = add_signing_key(store, algorithm, now, now).await?;
+        let kid = add_signing_key_with(store, algorithm, now, now, random).await?;
         tracing::info!(kid, %algorithm, "created the first signing key");
     }
     if store.sealing_keys().await?.iter().all(|key| key.retired_at.is_some()) {
-        let kid = add_sealing_key(store, now).await?;
+        let kid = add_sealing_key_with(store, now, random).await?;
         tracing::info!(kid, "created a sealing key for client ids");
     }
     Ok(())

@@ -31,6 +31,8 @@ pub mod config;
 pub mod dpop;
 mod endpoints;
 pub mod error;
+pub mod grants;
+mod http;
 pub mod keys;
 pub mod limits;
 pub mod listen;
@@ -38,6 +40,8 @@ pub mod pages;
 pub mod proxy;
 pub mod random;
 pub mod replay;
+pub mod secrets;
+pub mod settings;
 pub mod state;
 
 use std::future::Future;
@@ -138,7 +142,7 @@ pub fn router(state: AppState) -> Router {
             post(endpoints::account::api_revoke),
         )
         .route(&format!("{prefix}/revocations"), get(endpoints::account::feed));
-    if state.0.registration.mode == RegistrationMode::Stored {
+    if state.registration().mode == RegistrationMode::Stored {
         router = router.route(
             &format!("{prefix}/register/{{client_id}}"),
             get(endpoints::register::read)
@@ -146,7 +150,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(endpoints::register::delete),
         );
     }
-    let timeout = Duration::from_secs(state.0.limits.request_timeout_seconds.max(1));
+    let timeout = Duration::from_secs(state.limits().request_timeout_seconds.max(1));
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

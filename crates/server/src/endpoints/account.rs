@@ -14,15 +14,18 @@ use serde_json::{Value, json};
 use letterlock_protocol::ErrorCode;
 use letterlock_store::{GrantRecord, RevocationRecord, UserRecord};
 
-use crate::accounts::{SignInError, change_password, same};
-use crate::endpoints::authorize::{
-    Parameters, cookie_name, cookie_value, from_this_origin, internal, see_other, session_cookie,
-    sign_in_page, signed_in, signed_in_form,
-};
-use crate::endpoints::introspect::resource_server;
+use crate::accounts::{SignInError, change_password};
 use crate::error::{ApiError, no_store_json};
+use crate::http::client_auth::resource_server;
+use crate::http::form::Parameters;
+use crate::http::session::{
+    cookie_name, cookie_value, from_this_origin, session_cookie, sign_in_page, signed_in,
+    signed_in_form,
+};
+use crate::http::{internal, see_other};
 use crate::listen::PeerAddr;
 use crate::pages::{self, escape};
+use crate::secrets::{constant_time_eq, hash_secret};
 use crate::state::AppState;
 
 /// The longest a feed request may wait for news, in seconds.
@@ -75,7 +78,7 @@ pub async fn action(
             let peer =
                 peer.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |Extension(peer)| peer.0.ip());
             let current = form.single("current").unwrap_or("");
-            match state.check_current_password(&user, current, peer).await {
+            match state.accounts().check_current_password(&user, current, peer).await {
                 Ok(()) => {}
                 Err(SignInError::Invalid) => {
                     return devices_page(
@@ -111,7 +114,7 @@ pub async fn action(
             .await
             {
                 // The change ends every session, this one too: start a fresh one here.
-                Ok(_) => match state.start_session(&user).await {
+                Ok(_) => match state.accounts().start_session(&user).await {
                     Ok(cookie) => {
                         let mut response = see_other(&back);
                         if let Ok(value) = HeaderValue::from_str(&session_cookie(
@@ -130,8 +133,7 @@ pub async fn action(
         }
         "logout" => {
             if let Some(cookie) = cookie_value(&headers, &cookie_name(&state))
-                && let Err(error) =
-                    state.store().delete_session(&crate::accounts::hash_secret(&cookie)).await
+                && let Err(error) = state.store().delete_session(&hash_secret(&cookie)).await
             {
                 return internal(&error);
             }
@@ -209,7 +211,7 @@ async fn api_user_with_csrf(state: &AppState, headers: &HeaderMap) -> Result<Use
     }
     let (user, csrf) = api_user(state, headers).await?;
     let presented = headers.get("x-csrf-token").and_then(|value| value.to_str().ok()).unwrap_or("");
-    if same(presented, &csrf) {
+    if constant_time_eq(presented, &csrf) {
         Ok(user)
     } else {
         Err(ApiError::new(
@@ -244,7 +246,7 @@ pub async fn feed(
     };
     let after = i64::try_from(number("after")?).unwrap_or(i64::MAX);
     // The answer must come before the server's own request timeout cuts the request off.
-    let limit = state.0.limits.request_timeout_seconds.saturating_sub(2).clamp(1, MAX_WAIT_SECONDS);
+    let limit = state.limits().request_timeout_seconds.saturating_sub(2).clamp(1, MAX_WAIT_SECONDS);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(number("wait")?.min(limit));
     loop {
         let revocations = state.store().revocations_after(after, 500).await?;
@@ -301,7 +303,7 @@ fn device_json(state: &AppState, grant: &GrantRecord) -> Value {
 /// The vendor's name, while the vendor is still trusted.
 fn verified_by(state: &AppState, grant: &GrantRecord) -> Option<String> {
     let issuer = grant.vendor.as_deref()?;
-    state.0.vendors.iter().find(|vendor| vendor.issuer == issuer).map(|vendor| vendor.name.clone())
+    state.vendors().iter().find(|vendor| vendor.issuer == issuer).map(|vendor| vendor.name.clone())
 }
 
 async fn devices_page(

@@ -6,50 +6,28 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use axum::response::Response;
 
 use letterlock_protocol::{RedirectUri, ScopeSet, base64url};
-use letterlock_store::{GrantRecord, UserRecord};
+use letterlock_store::UserRecord;
 
-use crate::accounts::{SignInError, hash_secret, same};
+use crate::accounts::SignInError;
 use crate::clients::Client;
-use crate::error::InternalError;
+use crate::grants::GrantError;
+use crate::grants::consent::Approval;
+use crate::grants::records::PendingRequest;
+use crate::http::form::Parameters;
+use crate::http::session::{
+    from_this_origin, login_token, session_cookie, sign_in_page, signed_in, signed_in_form,
+};
+use crate::http::{clean_device_name, client_for_page, internal, see_other};
 use crate::listen::PeerAddr;
 use crate::pages;
+use crate::secrets::constant_time_eq;
 use crate::state::AppState;
-
-/// A request waiting for sign-in and consent, kept in storage so that any node can finish it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct PendingRequest {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub state: Option<String>,
-    pub code_challenge: String,
-    pub scope: String,
-    pub resources: Vec<String>,
-    pub dpop_jkt: Option<String>,
-    pub login_hint: Option<String>,
-}
-
-/// What a code stands for, stored (by the code's hash) until it is redeemed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct CodeDetails {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub code_challenge: String,
-    pub scope: String,
-    pub resources: Vec<String>,
-    pub dpop_jkt: Option<String>,
-    pub user_id: String,
-}
 
 /// The longest `state` passed through, in bytes.
 const MAX_STATE_BYTES: usize = 2048;
-
-/// How many approved redirect URIs a grant remembers (the newest): a loopback client on a new
-/// port each time would otherwise grow the list without end.
-const MAX_APPROVED_REDIRECTS: usize = 16;
 
 /// `GET /authorize`.
 pub async fn authorize(
@@ -61,7 +39,7 @@ pub async fn authorize(
     // Each request stores a pending request before anyone signs in: a per-address budget, and
     // one for all addresses, bound what strangers can make the server keep.
     let block = state.address_block(crate::listen::client_ip(peer));
-    if let Err(retry) = state.0.address_limits.authorization_requests.check(block) {
+    if let Err(retry) = state.address_limits().authorization_requests.check(block) {
         return crate::limits::page(retry);
     }
     let parameters = match Parameters::parse(query.as_deref().unwrap_or("")) {
@@ -181,9 +159,7 @@ pub async fn authorize(
         Ok(id) => id,
         Err(error) => return internal(&error),
     };
-    let Ok(json) = serde_json::to_string(&pending) else {
-        return pages::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-    };
+    let json = pending.to_json();
     if let Err(error) = state
         .store()
         .insert_pending_request(&id, &json, state.now() + state.lifetimes().request)
@@ -253,7 +229,7 @@ pub async fn login(
     // the token of this browser's sign-in cookie; refused before any password is checked, and
     // with no cookie set.
     let token_matches = login_token(&state, &headers)
-        .is_some_and(|held| same(form.single("login_csrf").unwrap_or(""), &held));
+        .is_some_and(|held| constant_time_eq(form.single("login_csrf").unwrap_or(""), &held));
     if !from_this_origin(&state, &headers) || !token_matches {
         return pages::error(
             StatusCode::FORBIDDEN,
@@ -274,7 +250,7 @@ pub async fn login(
         .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |Extension(PeerAddr(address))| {
             address.ip()
         });
-    let user = match state.sign_in(address, password, peer).await {
+    let user = match state.accounts().sign_in(address, password, peer).await {
         Ok(user) => user,
         Err(SignInError::Invalid) => {
             return sign_in_page(
@@ -297,7 +273,7 @@ pub async fn login(
             );
         }
     };
-    let cookie = match state.start_session(&user).await {
+    let cookie = match state.accounts().start_session(&user).await {
         Ok(cookie) => cookie,
         Err(error) => return internal(&error),
     };
@@ -384,11 +360,11 @@ async fn decide(
     // then only at a redirect the person saw on a consent page, so that a program listening on
     // another loopback port never gets a code nobody was asked about.
     if client.proves_its_identity() {
-        let existing = match state.store().live_grant(&user.id, &client.client_id).await {
-            Ok(existing) => existing,
+        let covering = match state.grants().covering_grant(user, &client, &pending).await {
+            Ok(covering) => covering,
             Err(error) => return internal(&error),
         };
-        if let Some(grant) = existing.filter(|grant| covers(grant, &pending)) {
+        if let Some(grant) = covering {
             if let Err(error) = state.store().delete_pending_request(id).await {
                 return internal(&error);
             }
@@ -398,7 +374,7 @@ async fn decide(
             };
         }
     }
-    let application = application_name(&client);
+    let application = client.display_name();
     let redirect_host = redirect_host(&pending.redirect_uri);
     pages::consent(&pages::Consent {
         action: format!("{}/consent", state.issuer().path_prefix()),
@@ -422,19 +398,7 @@ async fn decide(
     })
 }
 
-/// True when a live grant already holds every scope and resource of the request, and the
-/// request's redirect URI is one the person approved for it, exactly (port included).
-fn covers(grant: &GrantRecord, pending: &PendingRequest) -> bool {
-    let granted_scopes: Vec<&str> = grant.scope.split(' ').collect();
-    let granted_resources: Vec<String> = serde_json::from_str(&grant.resources).unwrap_or_default();
-    let approved_redirects: Vec<String> =
-        serde_json::from_str(&grant.redirect_uris).unwrap_or_default();
-    pending.scope.split(' ').all(|scope| granted_scopes.contains(&scope))
-        && pending.resources.iter().all(|resource| granted_resources.contains(resource))
-        && approved_redirects.contains(&pending.redirect_uri)
-}
-
-/// Creates or updates the grant for this user and installation, issues a code and sends it to
+/// Creates or widens the grant for this user and installation, issues a code and sends it to
 /// the client.
 async fn approve(
     state: &AppState,
@@ -442,33 +406,16 @@ async fn approve(
     client: &Client,
     user: &UserRecord,
     device_name: &str,
-) -> Result<Response, InternalError> {
-    let grant = grant_for(
-        state,
-        client,
-        user,
+) -> Result<Response, GrantError> {
+    let grants = state.grants();
+    let approval = Approval {
         device_name,
-        &pending.scope,
-        &pending.resources,
-        Some(&pending.redirect_uri),
-    )
-    .await?;
-    let now = state.now();
-    let code = state.random().token(32)?;
-    let details = CodeDetails {
-        client_id: client.client_id.clone(),
-        redirect_uri: pending.redirect_uri.clone(),
-        code_challenge: pending.code_challenge.clone(),
-        scope: pending.scope.clone(),
-        resources: pending.resources.clone(),
-        dpop_jkt: pending.dpop_jkt.clone(),
-        user_id: user.id.clone(),
+        scope: &pending.scope,
+        resources: &pending.resources,
+        redirect_uri: Some(&pending.redirect_uri),
     };
-    let details = serde_json::to_string(&details).unwrap_or_default();
-    state
-        .store()
-        .insert_code(&hash_secret(&code), &grant.id, &details, now + state.lifetimes().code)
-        .await?;
+    let grant = grants.consent(client, user, approval).await?;
+    let code = grants.create_code(client, pending, &user.id, &grant).await?;
     let answer = Answer {
         issuer: state.issuer().as_str().to_owned(),
         redirect_uri: pending.redirect_uri.clone(),
@@ -476,95 +423,6 @@ async fn approve(
         errors_on_a_page: false,
     };
     Ok(answer.send(&[("code", &code)]))
-}
-
-/// Creates the grant of this user for this installation, or widens the live one: scopes,
-/// resources and approved redirect URIs accumulate, so a returning installation keeps what it
-/// had. Under a shared (well-known) client id every approval is a grant of its own: nothing
-/// proves that two requests under it come from the same program.
-pub(crate) async fn grant_for(
-    state: &AppState,
-    client: &Client,
-    user: &UserRecord,
-    device_name: &str,
-    scope: &str,
-    requested_resources: &[String],
-    approved_redirect: Option<&str>,
-) -> Result<GrantRecord, InternalError> {
-    let now = state.now();
-    let resources_json = serde_json::to_string(requested_resources).unwrap_or_else(|_| "[]".into());
-    let existing = if client.is_shared() {
-        None
-    } else {
-        state.store().live_grant(&user.id, &client.client_id).await?
-    };
-    let grant = match existing {
-        Some(existing) => {
-            // Scopes and resources accumulate: a returning installation keeps what it had.
-            let mut scopes: Vec<String> = existing.scope.split(' ').map(str::to_owned).collect();
-            for asked in scope.split(' ') {
-                if !scopes.iter().any(|known| known == asked) {
-                    scopes.push(asked.to_owned());
-                }
-            }
-            let mut resources: Vec<String> =
-                serde_json::from_str(&existing.resources).unwrap_or_default();
-            for resource in requested_resources {
-                if !resources.contains(resource) {
-                    resources.push(resource.clone());
-                }
-            }
-            let mut redirects: Vec<String> =
-                serde_json::from_str(&existing.redirect_uris).unwrap_or_default();
-            if let Some(redirect) = approved_redirect
-                && !redirects.iter().any(|known| known == redirect)
-            {
-                redirects.push(redirect.to_owned());
-            }
-            // Each loopback port is a redirect of its own: keep the newest few.
-            let excess = redirects.len().saturating_sub(MAX_APPROVED_REDIRECTS);
-            redirects.drain(..excess);
-            let updated = GrantRecord {
-                device_name: device_name.to_owned(),
-                client_name: application_name(client),
-                scope: ScopeSet::parse(&scopes.join(" "))
-                    .map(|set| set.to_string())
-                    .unwrap_or(existing.scope.clone()),
-                resources: serde_json::to_string(&resources).unwrap_or(resources_json),
-                redirect_uris: serde_json::to_string(&redirects)
-                    .unwrap_or(existing.redirect_uris.clone()),
-                vendor: client.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
-                ..existing
-            };
-            state.store().update_grant(&updated).await?;
-            updated
-        }
-        None => {
-            let grant = GrantRecord {
-                id: state.random().id()?,
-                user_id: user.id.clone(),
-                client_id: client.client_id.clone(),
-                device_name: device_name.to_owned(),
-                client_name: application_name(client),
-                software_id: client.metadata.software_id.clone(),
-                software_version: client.metadata.software_version.clone(),
-                vendor: client.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
-                scope: scope.to_owned(),
-                resources: resources_json,
-                redirect_uris: serde_json::to_string(
-                    &approved_redirect.into_iter().collect::<Vec<_>>(),
-                )
-                .unwrap_or_else(|_| "[]".into()),
-                created_at: now,
-                last_used_at: now,
-                last_address: None,
-                revoked_at: None,
-            };
-            state.store().insert_grant(&grant).await?;
-            grant
-        }
-    };
-    Ok(grant)
 }
 
 /// Where authorization responses go, with `state` and `iss` on each (RFC 9207 §2).
@@ -607,15 +465,6 @@ fn is_native(redirect_uri: &str) -> bool {
     RedirectUri::parse(redirect_uri).is_ok_and(|uri| uri.is_native())
 }
 
-pub(crate) fn see_other(location: &str) -> Response {
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
 /// Checks the redirect URI against the client's registration; a client with one registered
 /// redirect may leave it out (RFC 6749 §3.1.2.3).
 fn proven_redirect(client: &Client, presented: Option<&str>) -> Result<String, &'static str> {
@@ -642,7 +491,7 @@ fn proven_redirect(client: &Client, presented: Option<&str>) -> Result<String, &
 
 async fn load_pending(state: &AppState, id: &str) -> Result<PendingRequest, Response> {
     match state.store().pending_request(id, state.now()).await {
-        Ok(Some(json)) => serde_json::from_str(&json)
+        Ok(Some(json)) => PendingRequest::from_json(&json)
             .map_err(|_| pages::error(StatusCode::BAD_REQUEST, "This request is not valid.")),
         Ok(None) => Err(pages::error(
             StatusCode::BAD_REQUEST,
@@ -652,134 +501,6 @@ async fn load_pending(state: &AppState, id: &str) -> Result<PendingRequest, Resp
     }
 }
 
-/// The signed-in user and the session's CSRF token, from the session cookie.
-pub(crate) async fn signed_in(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<(UserRecord, String)>, letterlock_store::Error> {
-    let Some(cookie) = cookie_value(headers, &cookie_name(state)) else { return Ok(None) };
-    Ok(state.session(&cookie).await?.map(|(user, session)| (user, session.csrf)))
-}
-
-/// `__Host-` cookies must be `Secure`, which a plain-http loopback issuer cannot set.
-pub(crate) fn cookie_name(state: &AppState) -> String {
-    if state.issuer().is_https() {
-        "__Host-letterlock".to_owned()
-    } else {
-        "letterlock_session".to_owned()
-    }
-}
-
-pub(crate) fn session_cookie(state: &AppState, value: &str, max_age: i64) -> String {
-    let secure = if state.issuer().is_https() { "; Secure" } else { "" };
-    format!(
-        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
-        cookie_name(state)
-    )
-}
-
-/// The sign-in page for this browser. Its form carries the browser's sign-in token (against
-/// login CSRF), made and set as a cookie the first time: `SameSite=Strict`, so that another
-/// site's form never sends it, and `__Host-` on https, so that no other host can plant one.
-pub(crate) fn sign_in_page(
-    state: &AppState,
-    headers: &HeaderMap,
-    hidden: Option<(&str, &str)>,
-    address: &str,
-    message: Option<&str>,
-    status: StatusCode,
-) -> Response {
-    let held = login_token(state, headers);
-    let token = match &held {
-        Some(token) => token.clone(),
-        None => match state.random().token(LOGIN_TOKEN_BYTES) {
-            Ok(token) => token,
-            Err(error) => return internal(&error),
-        },
-    };
-    let form = pages::SignIn {
-        prefix: state.issuer().path_prefix(),
-        hidden,
-        login_token: &token,
-        address,
-        message,
-    };
-    let mut response = pages::sign_in(&form, status);
-    let secure = if state.issuer().is_https() { "; Secure" } else { "" };
-    let cookie = format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-        login_cookie_name(state),
-        state.lifetimes().session
-    );
-    if held.is_none()
-        && let Ok(value) = HeaderValue::from_str(&cookie)
-    {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
-    response
-}
-
-/// Random bytes in a sign-in token (base64url: 32 characters).
-const LOGIN_TOKEN_BYTES: usize = 24;
-
-fn login_cookie_name(state: &AppState) -> &'static str {
-    if state.issuer().is_https() { "__Host-letterlock-login" } else { "letterlock_login" }
-}
-
-/// The sign-in token this browser holds, if it holds one of the right form.
-fn login_token(state: &AppState, headers: &HeaderMap) -> Option<String> {
-    cookie_value(headers, login_cookie_name(state)).filter(|token| {
-        token.len() == LOGIN_TOKEN_BYTES.div_ceil(3) * 4
-            && token
-                .bytes()
-                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
-    })
-}
-
-/// False when the browser says a state-changing request comes from another origin: a
-/// `Sec-Fetch-Site` other than `same-origin` (or `none`, the person's own action), or an
-/// `Origin` other than the issuer's. `same-site` is refused too: another port or host of the
-/// same site is another party. `Origin: null` is let through: Chromium sends it for this
-/// site's own forms under `Referrer-Policy: no-referrer`, and the forms' tokens still decide.
-/// A browser that sends neither header is judged by the tokens alone.
-pub(crate) fn from_this_origin(state: &AppState, headers: &HeaderMap) -> bool {
-    let fetch_site = headers.get("sec-fetch-site").map(HeaderValue::to_str);
-    let site_ok = matches!(fetch_site, None | Some(Ok("same-origin" | "none")));
-    let origin = headers.get(header::ORIGIN).map(HeaderValue::to_str);
-    let origin_ok = match origin {
-        None | Some(Ok("null")) => true,
-        Some(Ok(origin)) => origin == state.issuer().origin(),
-        Some(Err(_)) => false,
-    };
-    if !(site_ok && origin_ok) {
-        tracing::info!(
-            sec_fetch_site = ?fetch_site,
-            origin = ?origin,
-            "refused a form posted from another origin"
-        );
-    }
-    site_ok && origin_ok
-}
-
-pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_owned())
-}
-
-pub(crate) fn application_name(client: &Client) -> String {
-    client
-        .metadata
-        .client_name
-        .default_value()
-        .map_or_else(|| "An application without a name".to_owned(), str::to_owned)
-}
-
 fn redirect_host(redirect_uri: &str) -> String {
     match url::Url::parse(redirect_uri) {
         Ok(url) => match url.host_str() {
@@ -787,104 +508,5 @@ fn redirect_host(redirect_uri: &str) -> String {
             _ => format!("the application ({}:)", url.scheme()),
         },
         Err(_) => redirect_uri.to_owned(),
-    }
-}
-
-pub(crate) fn clean_device_name(text: &str, client: &Client) -> String {
-    let cleaned: String =
-        text.chars().filter(|character| !character.is_control()).take(100).collect();
-    let cleaned = cleaned.trim();
-    if cleaned.is_empty() { application_name(client) } else { cleaned.to_owned() }
-}
-
-pub(crate) fn internal(error: &dyn std::fmt::Display) -> Response {
-    let incident = crate::error::log_incident(error);
-    pages::error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        &format!("Something went wrong on our side (incident {incident}). Try again in a moment."),
-    )
-}
-
-/// Opens a client id for a page, or the error page that says why not.
-pub(crate) async fn client_for_page(state: &AppState, client_id: &str) -> Result<Client, Response> {
-    state.open_client(client_id).await.map_err(|error| {
-        pages::error(
-            StatusCode::BAD_REQUEST,
-            &format!("The application is not recognized: {error}."),
-        )
-    })
-}
-
-/// Parses a form POSTed by a signed-in person and checks where it comes from and the session's
-/// CSRF token: the user, the session's CSRF token and the form, or the page to answer with
-/// (`not_signed_in` when there is no session, 403 for another origin or a bad token).
-pub(crate) async fn signed_in_form(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-    not_signed_in: impl FnOnce(&Parameters) -> Response,
-) -> Result<(UserRecord, String, Parameters), Response> {
-    if !from_this_origin(state, headers) {
-        return Err(pages::error(StatusCode::FORBIDDEN, "This form did not come from this site."));
-    }
-    let form = Parameters::parse(std::str::from_utf8(body).unwrap_or("")).unwrap_or_default();
-    let (user, csrf) = match signed_in(state, headers).await {
-        Ok(Some(signed_in)) => signed_in,
-        Ok(None) => return Err(not_signed_in(&form)),
-        Err(error) => return Err(internal(&error)),
-    };
-    if !same(form.single("csrf").unwrap_or(""), &csrf) {
-        return Err(pages::error(
-            StatusCode::FORBIDDEN,
-            "This form has expired or did not come from this site.",
-        ));
-    }
-    Ok((user, csrf, form))
-}
-
-/// The most parameters a query or form may have. The largest request a client needs (an
-/// authorization request naming every service as a `resource`) has about 15; the bound keeps
-/// every look-up short, whoever sends the request.
-const MAX_PARAMETERS: usize = 100;
-
-/// Query or form parameters, keeping repeats (for `resource`) and noticing duplicates.
-#[derive(Debug, Default)]
-pub(crate) struct Parameters(Vec<(String, String)>);
-
-impl Parameters {
-    pub(crate) fn parse(text: &str) -> Result<Self, String> {
-        if text.len() > 16 * 1024 {
-            return Err("The request is too long.".into());
-        }
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(text.as_bytes())
-            .into_owned()
-            .take(MAX_PARAMETERS + 1)
-            .collect();
-        if pairs.len() > MAX_PARAMETERS {
-            return Err(format!("The request has too many parameters (at most {MAX_PARAMETERS})."));
-        }
-        Ok(Self(pairs))
-    }
-
-    /// The value of a parameter that appears once; `None` if absent or empty.
-    pub(crate) fn single(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-            .filter(|value| !value.is_empty())
-    }
-
-    pub(crate) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |(key, _)| key == name).map(|(_, value)| value.as_str())
-    }
-
-    /// A parameter other than `resource` that appears twice (RFC 6749 §3.1).
-    pub(crate) fn duplicate(&self) -> Option<&str> {
-        let mut seen = std::collections::HashSet::with_capacity(self.0.len());
-        self.0
-            .iter()
-            .map(|(key, _)| key.as_str())
-            .find(|key| *key != "resource" && !seen.insert(*key))
     }
 }

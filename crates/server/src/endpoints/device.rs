@@ -8,38 +8,22 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use letterlock_protocol::{ErrorCode, GrantType, ScopeSet};
-use letterlock_store::DeviceCodeRecord;
 
-use crate::accounts::hash_secret;
-use crate::endpoints::authorize::{
-    Parameters, application_name, clean_device_name, client_for_page, grant_for, internal,
-    sign_in_page, signed_in, signed_in_form,
-};
 use crate::error::{ApiError, no_store_json};
+use crate::grants::consent::Approval;
+use crate::grants::device::{DEVICE_CODE_SECONDS, POLL_INTERVAL, Started, normalize_user_code};
+use crate::grants::records::DeviceRequest;
+use crate::http::client_auth::authenticate_client;
+use crate::http::form::{ContentType, Parameters, oauth_form};
+use crate::http::session::{sign_in_page, signed_in, signed_in_form};
+use crate::http::{clean_device_name, client_for_page, internal};
 use crate::limits::RetryAfter;
 use crate::listen::{PeerAddr, client_ip};
 use crate::pages;
-use crate::random::{RandomFailed, Randomness};
 use crate::state::AppState;
-
-/// How long a device code lives, in seconds (RFC 8628 §3.2 `expires_in`).
-pub const DEVICE_CODE_SECONDS: i64 = 600;
-/// The polling interval the device is told, in seconds (RFC 8628 §3.2 `interval`).
-pub const POLL_INTERVAL: i64 = 5;
-/// RFC 8628 §6.1: consonants only (no vowels, so no words), no easily confused letters.
-const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
-
-/// What a device asked for, stored with its codes.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct DeviceRequest {
-    pub client_id: String,
-    pub scope: String,
-    pub resources: Vec<String>,
-}
 
 /// `POST /device_authorization` (RFC 8628 §3.1).
 pub async fn device_authorization(
@@ -52,16 +36,12 @@ pub async fn device_authorization(
     // in the replay cache): a budget per address and one for all addresses bound both.
     let block = state.address_block(crate::listen::client_ip(peer));
     state
-        .0
-        .address_limits
+        .address_limits()
         .device_authorizations
         .check(block)
         .map_err(|retry| ApiError::too_many_requests(retry, "device authorizations"))?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidRequest, "the body is not UTF-8"))?;
-    let form = Parameters::parse(text)
-        .map_err(|message| ApiError::bad_request(ErrorCode::InvalidRequest, message))?;
-    let client = state.authenticate_client(&headers, &form).await?;
+    let form = oauth_form(&headers, &body, ContentType::Required)?;
+    let client = authenticate_client(&state, &headers, &form).await?;
     if !client.metadata.grant_types.contains(&GrantType::DeviceCode) {
         return Err(ApiError::bad_request(
             ErrorCode::UnauthorizedClient,
@@ -98,21 +78,7 @@ pub async fn device_authorization(
     }
     let request =
         DeviceRequest { client_id: client.client_id.clone(), scope: scope.to_string(), resources };
-    let device_code = state.random().token(32)?;
-    let now = state.now();
-    let user_code = user_code(state.random())?;
-    state
-        .store()
-        .insert_device_code(&DeviceCodeRecord {
-            hash: hash_secret(&device_code),
-            user_code: user_code.clone(),
-            request: serde_json::to_string(&request).map_err(|error| ApiError::internal(&error))?,
-            status: "pending".into(),
-            grant_id: None,
-            expires_at: now + DEVICE_CODE_SECONDS,
-            last_poll_at: 0,
-        })
-        .await?;
+    let Started { device_code, user_code } = state.grants().start_device(&request).await?;
     let verification_uri = state.issuer().endpoint("/device");
     let body = json!({
         "device_code": device_code,
@@ -123,24 +89,6 @@ pub async fn device_authorization(
         "interval": POLL_INTERVAL,
     });
     Ok(no_store_json(StatusCode::OK, body.to_string().into_bytes()))
-}
-
-/// Eight letters from [`USER_CODE_ALPHABET`], each drawn uniformly, `XXXX-XXXX`: about 34 bits,
-/// guessed at most `sign_in.attempts_per_minute_per_address` times a minute per address block.
-fn user_code(random: &Randomness) -> Result<String, RandomFailed> {
-    let letters = random.characters(USER_CODE_ALPHABET, 8)?;
-    Ok(format!("{}-{}", &letters[..4], &letters[4..]))
-}
-
-/// Accepts what people type: lower case, spaces, missing or extra dashes.
-fn normalize_user_code(text: &str) -> String {
-    let letters: String = text
-        .chars()
-        .filter(char::is_ascii_alphabetic)
-        .map(|c| c.to_ascii_uppercase())
-        .take(8)
-        .collect();
-    if letters.len() == 8 { format!("{}-{}", &letters[..4], &letters[4..]) } else { letters }
 }
 
 /// `GET /device[?user_code=...]`: the verification page.
@@ -170,7 +118,7 @@ pub async fn verification(
     match parameters.single("user_code") {
         Some(code) => {
             // A link with a code looks it up like a typed one, so it spends the same budget.
-            if let Err(retry) = state.allow_code_entry(client_ip(peer)) {
+            if let Err(retry) = state.accounts().allow_code_entry(client_ip(peer)) {
                 return too_many_guesses(&prefix, &csrf, retry);
             }
             consent_for(&state, &normalize_user_code(code), &user, &csrf).await
@@ -209,7 +157,7 @@ pub async fn enter_code(
         Err(response) => return response,
     };
     // Typing codes is throttled like signing in, so that codes cannot be guessed.
-    if let Err(retry) = state.allow_code_entry(client_ip(peer)) {
+    if let Err(retry) = state.accounts().allow_code_entry(client_ip(peer)) {
         return too_many_guesses(&prefix, &csrf, retry);
     }
     consent_for(&state, &normalize_user_code(form.single("user_code").unwrap_or("")), &user, &csrf)
@@ -223,9 +171,9 @@ async fn consent_for(
     csrf: &str,
 ) -> Response {
     let prefix = state.issuer().path_prefix();
-    let record = match state.store().device_code(None, Some(user_code)).await {
-        Ok(Some(record)) if record.status == "pending" && record.expires_at > state.now() => record,
-        Ok(_) => {
+    let (record, request) = match state.grants().pending_device(user_code).await {
+        Ok(Some(pending)) => pending,
+        Ok(None) => {
             return pages::device_code_entry(
                 prefix,
                 csrf,
@@ -235,14 +183,11 @@ async fn consent_for(
         }
         Err(error) => return internal(&error),
     };
-    let Ok(request) = serde_json::from_str::<DeviceRequest>(&record.request) else {
-        return internal(&"a stored device request is corrupt");
-    };
     let client = match client_for_page(state, &request.client_id).await {
         Ok(client) => client,
         Err(response) => return response,
     };
-    let application = application_name(&client);
+    let application = client.display_name();
     pages::consent(&pages::Consent {
         action: format!("{prefix}/device/consent"),
         request: &record.user_code,
@@ -275,13 +220,14 @@ pub async fn decide(
         Err(response) => return response,
     };
     // The form names a user code, which is looked up: a guess like a typed one.
-    if let Err(retry) = state.allow_code_entry(client_ip(peer)) {
+    if let Err(retry) = state.accounts().allow_code_entry(client_ip(peer)) {
         return crate::limits::page(retry);
     }
     let user_code = normalize_user_code(form.single("request").unwrap_or(""));
-    let record = match state.store().device_code(None, Some(&user_code)).await {
-        Ok(Some(record)) if record.status == "pending" && record.expires_at > state.now() => record,
-        Ok(_) => {
+    let grants = state.grants();
+    let (record, request) = match grants.pending_device(&user_code).await {
+        Ok(Some(pending)) => pending,
+        Ok(None) => {
             return pages::error(
                 StatusCode::BAD_REQUEST,
                 "This code has expired or was already used.",
@@ -290,8 +236,7 @@ pub async fn decide(
         Err(error) => return internal(&error),
     };
     if form.single("decision") != Some("approve") {
-        return match state.store().update_device_code(&record.hash, "pending", "denied", None).await
-        {
+        return match grants.deny_device(&record).await {
             Ok(_) => pages::message(
                 "Access denied",
                 "The device was not given access. You can close this page.",
@@ -299,56 +244,27 @@ pub async fn decide(
             Err(error) => internal(&error),
         };
     }
-    let Ok(request) = serde_json::from_str::<DeviceRequest>(&record.request) else {
-        return internal(&"a stored device request is corrupt");
-    };
     let client = match client_for_page(&state, &request.client_id).await {
         Ok(client) => client,
         Err(response) => return response,
     };
     let device_name = clean_device_name(form.single("device_name").unwrap_or(""), &client);
-    let grant = match grant_for(
-        &state,
-        &client,
-        &user,
-        &device_name,
-        &request.scope,
-        &request.resources,
-        None,
-    )
-    .await
-    {
+    let approval = Approval {
+        device_name: &device_name,
+        scope: &request.scope,
+        resources: &request.resources,
+        redirect_uri: None,
+    };
+    let grant = match grants.consent(&client, &user, approval).await {
         Ok(grant) => grant,
         Err(error) => return internal(&error),
     };
-    match state
-        .store()
-        .update_device_code(&record.hash, "pending", "approved", Some(&grant.id))
-        .await
-    {
+    match grants.approve_device(&record, &grant).await {
         Ok(true) => pages::message(
             "Device connected",
             "Your device has access now. You can close this page.",
         ),
         Ok(false) => pages::error(StatusCode::BAD_REQUEST, "This code was already decided."),
         Err(error) => internal(&error),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_codes_are_consonants_in_two_groups() {
-        let code = user_code(&Randomness::system()).unwrap();
-        assert_eq!(code.len(), 9);
-        assert!(
-            code.chars().all(|c| c == '-' || USER_CODE_ALPHABET.contains(&(c as u8))),
-            "{code}"
-        );
-        assert_eq!(normalize_user_code(" bcdf ghjk "), "BCDF-GHJK");
-        assert_eq!(normalize_user_code("BCDF-GHJK"), "BCDF-GHJK");
-        assert_eq!(normalize_user_code("bcd"), "BCD");
     }
 }

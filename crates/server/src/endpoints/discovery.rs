@@ -13,7 +13,7 @@ const CACHE_CONTROL: &str = "public, max-age=300";
 
 /// The metadata document, built once at start.
 pub async fn metadata(State(state): State<AppState>) -> Response {
-    json_response(state.0.metadata_json.clone())
+    json_response(state.metadata_json())
 }
 
 /// The published signing keys at this moment.

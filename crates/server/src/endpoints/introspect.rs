@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 
 use letterlock_protocol::ErrorCode;
 
-use crate::accounts::{hash_secret, same};
-use crate::endpoints::authorize::Parameters;
-use crate::endpoints::token::basic_credentials;
 use crate::error::{ApiError, no_store_json};
+use crate::http::client_auth::{authenticate_client, check_token_budget, resource_server};
+use crate::http::form::{ContentType, oauth_form};
+use crate::secrets::hash_secret;
 use crate::state::{AppState, ResourceServer};
 
 /// `POST /revoke`: a refresh token revokes its whole grant (RFC 7009 §2.1: the access tokens
@@ -25,11 +25,10 @@ pub async fn revoke(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     // Client authentication here remembers assertion `jti`s too: the token endpoint's budget.
-    state
-        .check_token_budget(peer.map(|axum::Extension(peer)| peer))
+    check_token_budget(&state, peer.map(|axum::Extension(peer)| peer))
         .map_err(|retry| ApiError::too_many_requests(retry, "token requests"))?;
-    let form = form(&body)?;
-    let client = state.authenticate_client(&headers, &form).await?;
+    let form = oauth_form(&headers, &body, ContentType::Required)?;
+    let client = authenticate_client(&state, &headers, &form).await?;
     let token = form
         .single("token")
         .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidRequest, "token is missing"))?;
@@ -64,7 +63,7 @@ pub async fn introspect(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let caller = resource_server(&state, &headers)?;
-    let form = form(&body)?;
+    let form = oauth_form(&headers, &body, ContentType::Lenient)?;
     let token = form
         .single("token")
         .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidRequest, "token is missing"))?;
@@ -112,35 +111,4 @@ async fn active_claims(
         Some(user) if !user.disabled => Ok(Some(claims)),
         _ => Ok(None),
     }
-}
-
-/// The caller, authenticated with HTTP Basic as a configured resource server.
-pub(crate) fn resource_server(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<ResourceServer, ApiError> {
-    let refuse = || {
-        let mut error = ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::InvalidClient,
-            "authenticate as a configured resource server",
-        );
-        error.set_www_authenticate("Basic realm=\"letterlock\"");
-        error
-    };
-    let (id, secret) = basic_credentials(headers).ok_or_else(refuse)?;
-    state
-        .0
-        .resource_servers
-        .iter()
-        .find(|server| server.client_id == id && same(&secret, &server.secret))
-        .cloned()
-        .ok_or_else(refuse)
-}
-
-fn form(body: &[u8]) -> Result<Parameters, ApiError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| ApiError::bad_request(ErrorCode::InvalidRequest, "the body is not UTF-8"))?;
-    Parameters::parse(text)
-        .map_err(|message| ApiError::bad_request(ErrorCode::InvalidRequest, message))
 }

@@ -12,11 +12,11 @@ use letterlock_protocol::registration::parse_request_body;
 use letterlock_protocol::{AuthMethod, ErrorCode};
 use letterlock_store::ClientRecord;
 
-use crate::accounts::{hash_secret, same};
-use crate::clients::{Registration, registration_error};
+use crate::clients::Registration;
 use crate::config::RegistrationMode;
-use crate::error::{ApiError, no_store_json};
+use crate::error::{ApiError, no_store_json, registration_error};
 use crate::listen::PeerAddr;
+use crate::secrets::{constant_time_eq, hash_secret};
 use crate::state::AppState;
 
 /// `POST /register`.
@@ -26,28 +26,25 @@ pub async fn register(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let block = state.address_block(crate::listen::client_ip(peer));
     state
-        .0
-        .registration_limit
-        .check(block)
+        .check_registration_budget(crate::listen::client_ip(peer))
         .map_err(|retry| ApiError::too_many_requests(retry, "registrations"))?;
     let request = read_json(&state, &headers, body).await?;
-    let registration = state.check_registration(request)?;
+    let registration = state.clients().check_registration(request)?;
     if !registration.metadata.is_native_installation()
-        && let Some(expected) = &state.0.registration.initial_access_token
+        && let Some(expected) = &state.registration().initial_access_token
     {
         let presented = bearer_token(&headers).unwrap_or_default();
-        if !same(presented, expected) {
+        if !constant_time_eq(presented, expected) {
             return Err(ApiError::invalid_token(
                 "web and confidential clients need an initial access token (RFC 7591 §3)",
             ));
         }
     }
     let now = state.now();
-    let body = match state.0.registration.mode {
+    let body = match state.registration().mode {
         RegistrationMode::Stateless => {
-            let client_id = state.seal_client_id(&registration, now)?;
+            let client_id = state.clients().seal(&registration, now)?;
             let secret = match registration.metadata.token_endpoint_auth_method {
                 AuthMethod::ClientSecretBasic => Some(
                     state
@@ -147,7 +144,7 @@ pub async fn update(
             ));
         }
     }
-    let registration = state.check_registration(request)?;
+    let registration = state.clients().check_registration(request)?;
     let now = state.now();
     let mut secret = None;
     let client_secret_hash = match registration.metadata.token_endpoint_auth_method {
@@ -220,7 +217,7 @@ async fn authorize(
         ApiError::invalid_token("the registration access token is not valid for this client")
     })?;
     let presented = hash_secret(presented);
-    if !same(&presented, &record.registration_token_hash) {
+    if !constant_time_eq(&presented, &record.registration_token_hash) {
         return Err(ApiError::invalid_token(
             "the registration access token is not valid for this client",
         ));
@@ -243,7 +240,7 @@ async fn read_json(
             "the request body must be JSON with Content-Type: application/json (RFC 7591 §3)",
         ));
     }
-    let limit = state.0.limits.max_body_bytes;
+    let limit = state.limits().max_body_bytes;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -1118,7 +1118,7 @@ async fn dpop_binds_refresh_tokens_and_refuses_bad_proofs() {
     let stored = server
         .state
         .store()
-        .refresh_token(&letterlock_server::accounts::hash_secret(&refresh))
+        .refresh_token(&letterlock_server::secrets::hash_secret(&refresh))
         .await
         .unwrap()
         .unwrap();

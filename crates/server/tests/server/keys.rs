@@ -49,14 +49,14 @@ async fn retiring_a_sealing_key_refuses_its_client_ids_and_a_new_key_seals() {
     let new_id = server.register(body).await.body["client_id"].as_str().unwrap().to_owned();
     assert!(new_id.starts_with(&format!("ll1.{new_kid}.")));
     assert!(
-        server.state.open_client(&old_id).await.is_ok(),
+        server.state.clients().open(&old_id).await.is_ok(),
         "older ids open until their key is retired"
     );
     assert!(server.state.store().retire_sealing_key(&old_kid, NOW).await.unwrap());
     server.state.reload_keys().await.unwrap();
-    let error = server.state.open_client(&old_id).await.unwrap_err();
+    let error = server.state.clients().open(&old_id).await.unwrap_err();
     assert_eq!(error.to_string(), "the client id was sealed under a retired key");
-    assert!(server.state.open_client(&new_id).await.is_ok());
+    assert!(server.state.clients().open(&new_id).await.is_ok());
 }
 
 /// A retired sealing key ends the grants of the client ids it sealed at once, and tells the

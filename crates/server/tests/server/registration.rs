@@ -47,7 +47,7 @@ async fn native_public_client_registers_and_its_id_opens() {
     assert!(body.get("x-unknown-member").is_none(), "unknown members are ignored");
     assert!(body.get("registration_access_token").is_none(), "stateless ids have no management");
 
-    let client = server.state.open_client(client_id).await.unwrap();
+    let client = server.state.clients().open(client_id).await.unwrap();
     assert_eq!(client.origin, ClientOrigin::Stateless);
     assert_eq!(client.metadata.client_name.default_value(), Some("Example Mail"));
     assert_eq!(client.issued_at, Some(NOW));
@@ -87,7 +87,7 @@ async fn private_key_jwt_client_with_inline_keys() {
         assert_eq!(reply.body["token_endpoint_auth_method"], "private_key_jwt");
         assert_eq!(reply.body["jwks"]["keys"][0]["x"], jwk["x"]);
         let client =
-            server.state.open_client(reply.body["client_id"].as_str().unwrap()).await.unwrap();
+            server.state.clients().open(reply.body["client_id"].as_str().unwrap()).await.unwrap();
         assert_eq!(client.metadata.jwks, vec![key.public_jwk(Some("installation-1".into()))]);
     }
 }
@@ -144,14 +144,14 @@ async fn a_flipped_byte_anywhere_in_a_client_id_is_refused() {
                 continue;
             }
             assert!(
-                server.state.open_client(&altered).await.is_err(),
+                server.state.clients().open(&altered).await.is_err(),
                 "byte {index} ^ {flip:#x} was not noticed"
             );
         }
     }
     for length in [0, 3, 4, 10, client_id.len() / 2, client_id.len() - 1] {
         assert!(
-            server.state.open_client(&client_id[..length]).await.is_err(),
+            server.state.clients().open(&client_id[..length]).await.is_err(),
             "truncated to {length}"
         );
     }
@@ -163,22 +163,22 @@ async fn ids_past_the_maximum_age_are_refused() {
     let client_id =
         server.register(native_client()).await.body["client_id"].as_str().unwrap().to_owned();
     server.clock.advance(3600);
-    assert!(server.state.open_client(&client_id).await.is_ok());
+    assert!(server.state.clients().open(&client_id).await.is_ok());
     server.clock.advance(1);
-    assert!(matches!(server.state.open_client(&client_id).await, Err(ClientIdError::Expired)));
+    assert!(matches!(server.state.clients().open(&client_id).await, Err(ClientIdError::Expired)));
 }
 
 #[tokio::test]
 async fn well_known_public_client_ids_need_no_registration() {
     let server =
         server("[[public_clients]]\nclient_id = \"open\"\nname = \"Any mail program\"").await;
-    let client = server.state.open_client("open").await.unwrap();
+    let client = server.state.clients().open("open").await.unwrap();
     assert_eq!(client.origin, ClientOrigin::WellKnown);
     assert!(client.accepts_any_native_redirect());
     assert!(client.metadata.redirect_uris.is_empty());
     assert!(client.vendor.is_none(), "a well-known id is never verified");
     assert_eq!(client.metadata.client_name.default_value(), Some("Any mail program"));
-    assert!(matches!(server.state.open_client("closed").await, Err(ClientIdError::Unknown)));
+    assert!(matches!(server.state.clients().open("closed").await, Err(ClientIdError::Unknown)));
 }
 
 /// Every malformed request gets RFC 7591 error JSON with a 4xx, never a 500.
@@ -335,7 +335,8 @@ async fn a_client_id_that_does_not_open_is_invalid_client() {
     let server = server("").await;
     let error = server
         .state
-        .open_client("ll1.nokey.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .clients()
+        .open("ll1.nokey.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
         .await
         .unwrap_err();
     let error = letterlock_server::error::ApiError::from(error);

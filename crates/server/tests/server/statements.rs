@@ -80,7 +80,8 @@ async fn trusted_statement_overrides_metadata_and_is_echoed_unchanged() {
     assert_eq!(reply.body["client_name"], "Example Mail (verified)");
     assert_eq!(reply.body["software_id"], "example-mail");
     assert_eq!(reply.body["client_uri"], "https://mail.vendor.example/");
-    let client = server.state.open_client(reply.body["client_id"].as_str().unwrap()).await.unwrap();
+    let client =
+        server.state.clients().open(reply.body["client_id"].as_str().unwrap()).await.unwrap();
     let vendor_seen = client.vendor.expect("verified");
     assert_eq!(vendor_seen.name, "Example Vendor Ltd");
     assert_eq!(vendor_seen.issuer, VENDOR);
@@ -97,7 +98,8 @@ async fn inline_vendor_keys_work_like_a_file() {
     let server = server(&config).await;
     let reply = register(&server, Some(&sign(&key, &claims(json!({}))))).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    let client = server.state.open_client(reply.body["client_id"].as_str().unwrap()).await.unwrap();
+    let client =
+        server.state.clients().open(reply.body["client_id"].as_str().unwrap()).await.unwrap();
     assert_eq!(client.vendor.unwrap().name, "Inline");
 }
 
@@ -114,7 +116,8 @@ async fn unknown_vendor_is_unverified_under_prefer_and_unapproved_under_require(
         "an untrusted statement is not applied"
     );
     assert!(reply.body.get("software_statement").is_none(), "an unused statement is not echoed");
-    let client = prefer.state.open_client(reply.body["client_id"].as_str().unwrap()).await.unwrap();
+    let client =
+        prefer.state.clients().open(reply.body["client_id"].as_str().unwrap()).await.unwrap();
     assert!(client.vendor.is_none());
 
     let require = server(&vendor("require").config).await;
@@ -191,14 +194,14 @@ async fn a_vendor_removed_from_the_configuration_stops_vouching() {
     let server = server(&vendor.config).await;
     let reply = register(&server, Some(&sign(&vendor.key, &claims(json!({}))))).await;
     let client_id = reply.body["client_id"].as_str().unwrap();
-    assert!(server.state.open_client(client_id).await.unwrap().vendor.is_some());
+    assert!(server.state.clients().open(client_id).await.unwrap().vendor.is_some());
     // The same database and keys, with the vendor no longer trusted.
     let config = letterlock_server::config::Config::parse("").unwrap();
     let clock = std::sync::Arc::new(letterlock_server::clock::ManualClock::new(NOW));
     let without = letterlock_server::AppState::new(&config, server.state.store().clone(), clock)
         .await
         .unwrap();
-    let client = without.open_client(client_id).await.unwrap();
+    let client = without.clients().open(client_id).await.unwrap();
     assert!(client.vendor.is_none(), "no longer shown as verified");
 }
 
@@ -243,7 +246,7 @@ async fn a_copied_statement_vouches_only_for_its_own_redirects_and_keys() {
         assert!(reply.body.get("software_statement").is_none(), "{name}: not used, not echoed");
         assert_ne!(reply.body["client_name"], "Example Mail (verified)", "{name}: not applied");
         let client =
-            prefer.state.open_client(reply.body["client_id"].as_str().unwrap()).await.unwrap();
+            prefer.state.clients().open(reply.body["client_id"].as_str().unwrap()).await.unwrap();
         assert!(client.vendor.is_none(), "{name}: not verified");
 
         request["software_statement"] = sign(&vendor_require.key, &statement_claims).into();
@@ -262,7 +265,7 @@ async fn a_copied_statement_vouches_only_for_its_own_redirects_and_keys() {
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
         assert_eq!(reply.body["redirect_uris"], json!(["http://127.0.0.1/cb"]));
         let client =
-            require.state.open_client(reply.body["client_id"].as_str().unwrap()).await.unwrap();
+            require.state.clients().open(reply.body["client_id"].as_str().unwrap()).await.unwrap();
         assert!(client.vendor.is_some());
     }
     let mut request = json!({"redirect_uris": ["http://127.0.0.1/cb"], "jwks": jwks(&app_key), "token_endpoint_auth_method": "private_key_jwt"});
@@ -291,7 +294,7 @@ async fn ids_vouched_for_before_the_redirect_check_are_not_verified() {
         .sealer()
         .seal(sealed.to_string().as_bytes(), server.state.issuer().as_str(), &SystemRandom::new())
         .unwrap();
-    let client = server.state.open_client(&client_id).await.unwrap();
+    let client = server.state.clients().open(&client_id).await.unwrap();
     assert!(client.vendor.is_none(), "an old id's vendor is not shown");
 
     // Stored registrations keep their statement: it is checked again when the client opens.
@@ -316,6 +319,6 @@ async fn ids_vouched_for_before_the_redirect_check_are_not_verified() {
         })
         .await
         .unwrap();
-    let client = stored.state.open_client("old-stored").await.unwrap();
+    let client = stored.state.clients().open("old-stored").await.unwrap();
     assert!(client.vendor.is_none(), "a stored statement naming no redirect does not vouch");
 }

@@ -42,7 +42,7 @@ async fn register_read_update_delete() {
     // Only a hash of the token is kept.
     let record = server.state.store().client(&client_id).await.unwrap().unwrap();
     assert_ne!(record.registration_token_hash, token);
-    assert_eq!(server.state.open_client(&client_id).await.unwrap().origin, ClientOrigin::Stored);
+    assert_eq!(server.state.clients().open(&client_id).await.unwrap().origin, ClientOrigin::Stored);
 
     // Read: 200 with the metadata and a fresh token; the old one stops working.
     let read_reply = read(&server, &path, &token).await;
@@ -67,7 +67,7 @@ async fn register_read_update_delete() {
     assert_eq!(reply.body["client_name"], "Renamed");
     assert_eq!(reply.body["redirect_uris"], json!(["com.example.mail:/cb"]));
     let token = reply.body["registration_access_token"].as_str().unwrap().to_owned();
-    let client = server.state.open_client(&client_id).await.unwrap();
+    let client = server.state.clients().open(&client_id).await.unwrap();
     assert_eq!(client.metadata.client_name.default_value(), Some("Renamed"));
 
     // Updates are checked like registrations.
@@ -99,7 +99,7 @@ async fn register_read_update_delete() {
         .unwrap();
     let reply = server.send(delete).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
-    assert!(matches!(server.state.open_client(&client_id).await, Err(ClientIdError::Unknown)));
+    assert!(matches!(server.state.clients().open(&client_id).await, Err(ClientIdError::Unknown)));
     assert_error(&read(&server, &path, &token).await, StatusCode::UNAUTHORIZED, "invalid_token");
     assert_eq!(server.state.store().row_counts().await.unwrap(), before);
 }

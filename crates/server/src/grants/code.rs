@@ -1,0 +1,124 @@
+//! Authorization codes (RFC 6749 §4.1): made when the person approves, redeemed once, with PKCE
+//! (RFC 7636) and an optional DPoP binding (RFC 9449 §10).
+
+use aws_lc_rs::digest;
+use letterlock_protocol::base64url;
+use letterlock_store::{CodeRedemption, GrantRecord};
+
+use super::issue::Subject;
+use super::records::{CodeDetails, PendingRequest};
+use super::{Caller, GrantError, Grants, TokenAsk, narrow};
+use crate::clients::Client;
+use crate::secrets::{constant_time_eq, hash_secret};
+
+/// What a code redemption presents besides the code's client.
+#[derive(Debug, Clone, Default)]
+pub struct CodeRequest<'a> {
+    /// `code`.
+    pub code: &'a str,
+    /// `redirect_uri`, if sent.
+    pub redirect_uri: Option<&'a str>,
+    /// `code_verifier` (RFC 7636 §4.5).
+    pub code_verifier: Option<&'a str>,
+    /// `scope` and `resource`.
+    pub ask: TokenAsk<'a>,
+}
+
+impl Grants<'_> {
+    /// Makes a code for an approved request under `grant`; returns the code. Only its hash is
+    /// stored, with the details the redemption checks.
+    pub async fn create_code(
+        &self,
+        client: &Client,
+        pending: &PendingRequest,
+        user_id: &str,
+        grant: &GrantRecord,
+    ) -> Result<String, GrantError> {
+        let code = self.random.token(32)?;
+        let details = CodeDetails {
+            client_id: client.client_id.clone(),
+            redirect_uri: pending.redirect_uri.clone(),
+            code_challenge: pending.code_challenge.clone(),
+            scope: pending.scope.clone(),
+            resources: pending.resources.clone(),
+            dpop_jkt: pending.dpop_jkt.clone(),
+            user_id: user_id.to_owned(),
+        };
+        let details = serde_json::to_string(&details).unwrap_or_default();
+        let expires_at = self.now() + self.issuer.lifetimes.code;
+        self.store.insert_code(&hash_secret(&code), &grant.id, &details, expires_at).await?;
+        Ok(code)
+    }
+
+    /// Redeems a code (RFC 6749 §4.1.3) for tokens.
+    pub async fn redeem_code(
+        &self,
+        caller: Caller<'_>,
+        request: &CodeRequest<'_>,
+    ) -> Result<super::Issued, GrantError> {
+        let now = self.now();
+        let (grant_id, details, expires_at) =
+            match self.store.redeem_code(&hash_secret(request.code), now).await? {
+                CodeRedemption::Fresh { grant_id, details, expires_at } => {
+                    (grant_id, details, expires_at)
+                }
+                CodeRedemption::Reused { grant_id } => {
+                    // RFC 6749 §4.1.2: a code used twice revokes what it issued.
+                    self.store.revoke_grant(&grant_id, None, now).await?;
+                    tracing::warn!(
+                        grant_id,
+                        "an authorization code was used twice; the grant is revoked"
+                    );
+                    return Err(GrantError::CodeReused);
+                }
+                CodeRedemption::Unknown => return Err(GrantError::UnknownCode),
+            };
+        let details: CodeDetails = serde_json::from_str(&details).map_err(GrantError::internal)?;
+        if expires_at <= now {
+            return Err(GrantError::CodeExpired);
+        }
+        if details.client_id != caller.client.client_id {
+            return Err(GrantError::CodeOfAnotherClient);
+        }
+        // RFC 6749 §4.1.3: if the request named a redirect URI, this must be the same.
+        if request.redirect_uri.is_some_and(|uri| uri != details.redirect_uri) {
+            return Err(GrantError::RedirectMismatch);
+        }
+        let verifier = request.code_verifier.ok_or(GrantError::VerifierMissing)?;
+        if !verifier_matches(verifier, &details.code_challenge) {
+            return Err(GrantError::VerifierMismatch);
+        }
+        // RFC 9449 §10: a code bound to a key is redeemed only with a proof by that key.
+        if details.dpop_jkt.is_some() && details.dpop_jkt.as_deref() != caller.jkt {
+            return Err(GrantError::CodeBoundToAnotherKey);
+        }
+        let (grant, address) = self.live_grant(&grant_id).await?;
+        let granted_scope =
+            letterlock_protocol::ScopeSet::parse(&details.scope).map_err(GrantError::internal)?;
+        let asked = narrow(&request.ask, &granted_scope, &details.resources)?;
+        let subject = Subject { grant: &grant, address: &address, rotated: None };
+        self.issue(caller, subject, asked, caller.jkt.map(str::to_owned)).await
+    }
+}
+
+/// RFC 7636 §4.1: a verifier is 43 to 128 unreserved characters; §4.6: S256 is
+/// `BASE64URL(SHA256(verifier))`, compared in constant time.
+fn verifier_matches(verifier: &str, challenge: &str) -> bool {
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-._~".contains(&byte));
+    let computed = base64url::encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
+    well_formed && constant_time_eq(&computed, challenge)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc_7636_appendix_b() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        assert!(verifier_matches(verifier, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+        assert!(!verifier_matches(verifier, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"));
+        assert!(!verifier_matches("short", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+    }
+}

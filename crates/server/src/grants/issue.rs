@@ -1,0 +1,125 @@
+//! Issuing: an access token for one service (RFC 9068 claims) and, with `offline_access` or in
+//! exchange for a refresh token, the next refresh token; the rotation, the new token and the
+//! grant's last use are written in one transaction.
+
+use letterlock_protocol::ScopeSet;
+use letterlock_protocol::scope::OFFLINE_ACCESS;
+use letterlock_store::{GrantRecord, RefreshTokenRecord};
+use serde_json::{Map, json};
+
+use super::{Caller, GrantError, Grants};
+use crate::secrets::hash_secret;
+use crate::state::token_typ;
+
+/// How stale a grant's recorded last use may be, in seconds: the devices page shows it to the
+/// minute.
+const LAST_USE_RESOLUTION: i64 = 60;
+
+/// Whom tokens are issued for, and the refresh token they replace.
+pub(super) struct Subject<'a> {
+    /// The live grant.
+    pub grant: &'a GrantRecord,
+    /// The user's address (`sub`).
+    pub address: &'a str,
+    /// The hash of the refresh token being exchanged, if this is a refresh.
+    pub rotated: Option<&'a str>,
+}
+
+/// A token response's contents (RFC 6749 §5.1).
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The signed access token.
+    pub access_token: String,
+    /// `DPoP` when the access token is bound to a key (RFC 9449 §5), else `Bearer`.
+    pub token_type: &'static str,
+    /// The access token's lifetime in seconds.
+    pub expires_in: i64,
+    /// The scope granted by this response.
+    pub scope: ScopeSet,
+    /// The new refresh token, if one was issued.
+    pub refresh_token: Option<String>,
+}
+
+impl Grants<'_> {
+    /// Issues an access token for one service and, with `offline_access` or in exchange for a
+    /// refresh token, a new refresh token. A refresh narrowed to one service's scope (without
+    /// `offline_access`) still rotates into a new refresh token: the narrowing is the access
+    /// token's, and the grant must not be lost by asking for less.
+    pub(super) async fn issue(
+        &self,
+        caller: Caller<'_>,
+        subject: Subject<'_>,
+        (scope, audience): (ScopeSet, Option<String>),
+        jkt: Option<String>,
+    ) -> Result<Issued, GrantError> {
+        let now = self.now();
+        let lifetimes = self.issuer.lifetimes;
+        let grant = subject.grant;
+        let client = caller.client;
+        let access_scope: Vec<&str> =
+            scope.iter().filter(|scope| *scope != OFFLINE_ACCESS).collect();
+        let bound = client.metadata.dpop_bound_access_tokens && jkt.is_some();
+        let mut claims = Map::new();
+        claims.insert("iss".into(), self.issuer.issuer.as_str().into());
+        claims.insert("sub".into(), subject.address.into());
+        if let Some(audience) = &audience {
+            claims.insert("aud".into(), audience.clone().into());
+        }
+        claims.insert("client_id".into(), client.client_id.clone().into());
+        claims.insert("scope".into(), access_scope.join(" ").into());
+        claims.insert("jti".into(), self.random.id()?.into());
+        claims.insert("iat".into(), now.into());
+        claims.insert("exp".into(), (now + lifetimes.access_token).into());
+        claims.insert("grant_id".into(), grant.id.clone().into());
+        if bound && let Some(jkt) = &jkt {
+            claims.insert("cnf".into(), json!({ "jkt": jkt }));
+        }
+        let typ = audience
+            .as_deref()
+            .map_or("at+jwt", |audience| token_typ(self.issuer.token_typs, audience));
+        let access_token = self
+            .issuer
+            .keys
+            .sign(typ, &claims, now, self.random.for_crypto())
+            .map_err(GrantError::internal)?;
+        let mut refresh_token = None;
+        let mut issued = None;
+        if scope.contains(OFFLINE_ACCESS) || subject.rotated.is_some() {
+            let refresh = self.random.token(32)?;
+            // The refresh token is bound to the DPoP key the client proved, if it sent a proof:
+            // a thief without the installation's key cannot use it (RFC 9449 §5).
+            issued = Some(RefreshTokenRecord {
+                hash: hash_secret(&refresh),
+                grant_id: grant.id.clone(),
+                jkt: jkt.clone(),
+                created_at: now,
+                expires_at: now + lifetimes.refresh_token,
+                rotated_at: None,
+            });
+            refresh_token = Some(refresh);
+        }
+        // The devices page shows the last use to the minute: a grant used again within a minute
+        // from the same address is not written again.
+        let peer = caller.peer;
+        let touch = (now - grant.last_used_at >= LAST_USE_RESOLUTION
+            || (peer.is_some() && grant.last_address.as_deref() != peer))
+            .then_some(peer);
+        let recorded = self
+            .store
+            .record_issue(subject.rotated, issued.as_ref(), &grant.id, now, touch)
+            .await?;
+        // The store's compare-and-swap: rotation, the new refresh token and the grant's last use
+        // are one transaction, and the rotation only happens if the token was still current.
+        // Losing means another holder rotated it meanwhile (RFC 9700 §4.14.2, the race half).
+        if !recorded {
+            return Err(self.reuse_detected(&grant.id).await);
+        }
+        Ok(Issued {
+            access_token,
+            token_type: if bound { "DPoP" } else { "Bearer" },
+            expires_in: lifetimes.access_token,
+            scope,
+            refresh_token,
+        })
+    }
+}

@@ -1,0 +1,198 @@
+//! Client authentication at the token, revocation, introspection and device endpoints: HTTP
+//! Basic (`client_secret_basic`, RFC 6749 §2.3.1), a JWT assertion (`private_key_jwt`,
+//! RFC 7523 §2.2), or a public client naming itself (`none`); and resource servers by Basic.
+
+use axum::Extension;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde_json::Value;
+
+use letterlock_protocol::{AuthMethod, ErrorCode};
+
+use super::form::Parameters;
+use crate::clients::{Client, ClientOrigin};
+use crate::error::ApiError;
+use crate::listen::PeerAddr;
+use crate::secrets::{constant_time_eq, hash_secret};
+use crate::state::{AppState, ResourceServer};
+
+/// RFC 7523 §2.2.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// The longest a client assertion may live, in seconds.
+const ASSERTION_MAX_LIFETIME: i64 = 300;
+
+/// Spends one from the address's budget of token and revocation requests.
+pub fn check_token_budget(
+    state: &AppState,
+    peer: Option<PeerAddr>,
+) -> Result<(), crate::limits::RetryAfter> {
+    let block = state.address_block(crate::listen::client_ip(peer.map(Extension)));
+    state.address_limits().token_requests.check(block)
+}
+
+/// Authenticates the client of a token, revocation or similar request: HTTP Basic
+/// (`client_secret_basic`), a JWT assertion (`private_key_jwt`, RFC 7523), or a public client
+/// naming itself (`none`). The method must be the one the client registered.
+pub async fn authenticate_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &Parameters,
+) -> Result<Client, ApiError> {
+    let refuse = |description: &str| {
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidClient, description)
+    };
+    if let Some((id, secret)) = basic_credentials(headers) {
+        let client = state.clients().open(&id).await?;
+        if client.metadata.token_endpoint_auth_method != AuthMethod::ClientSecretBasic {
+            return Err(refuse("this client did not register client_secret_basic"));
+        }
+        let valid = match client.origin {
+            ClientOrigin::Stateless => {
+                state.sealer().verify_client_secret(&client.client_id, &secret)
+            }
+            ClientOrigin::Stored => {
+                let record = state.store().client(&client.client_id).await?;
+                record
+                    .and_then(|record| record.client_secret_hash)
+                    .is_some_and(|expected| constant_time_eq(&hash_secret(&secret), &expected))
+            }
+            ClientOrigin::WellKnown => false,
+        };
+        return if valid { Ok(client) } else { Err(refuse("the client secret is wrong")) };
+    }
+    if let Some(assertion_type) = form.single("client_assertion_type") {
+        if assertion_type != JWT_BEARER {
+            return Err(refuse(
+                "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+        }
+        let assertion =
+            form.single("client_assertion").ok_or_else(|| refuse("client_assertion is missing"))?;
+        return check_client_assertion(state, assertion, form.single("client_id")).await;
+    }
+    let id =
+        form.single("client_id").ok_or_else(|| refuse("the client did not identify itself"))?;
+    let client = state.clients().open(id).await?;
+    if client.metadata.token_endpoint_auth_method != AuthMethod::None {
+        return Err(refuse("this client must authenticate with the method it registered"));
+    }
+    Ok(client)
+}
+
+/// RFC 7523 §3: `iss` and `sub` are the client id, `aud` is this issuer or its token
+/// endpoint, `exp` is soon, `jti` is new, and the signature is by the installation's key.
+async fn check_client_assertion(
+    state: &AppState,
+    assertion: &str,
+    client_id: Option<&str>,
+) -> Result<Client, ApiError> {
+    let refuse = |description: &str| {
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidClient, description)
+    };
+    let jws = letterlock_jose::jws::UnverifiedJws::parse(assertion)
+        .map_err(|error| refuse(&format!("client_assertion: {error}")))?;
+    let claims = jws.unverified_claims();
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    let issuer = text("iss").ok_or_else(|| refuse("client_assertion has no iss"))?.to_owned();
+    if text("sub") != Some(issuer.as_str()) || client_id.is_some_and(|id| id != issuer) {
+        return Err(refuse("client_assertion's iss and sub must be the client id"));
+    }
+    let client = state.clients().open(&issuer).await?;
+    if client.metadata.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt {
+        return Err(refuse("this client did not register private_key_jwt"));
+    }
+    let keys: Vec<letterlock_jose::VerifyingKey> = client
+        .metadata
+        .jwks
+        .iter()
+        .filter_map(|jwk| letterlock_jose::VerifyingKey::from_jwk(jwk).ok())
+        .collect();
+    let claims = jws
+        .verify(&keys)
+        .map_err(|_| refuse("client_assertion is not signed by this installation's key"))?;
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(one)) => vec![one.as_str()],
+        Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let token_endpoint = state.issuer().endpoint("/token");
+    if !audiences
+        .iter()
+        .any(|audience| *audience == state.issuer().as_str() || *audience == token_endpoint)
+    {
+        return Err(refuse("client_assertion's aud must be the issuer or the token endpoint"));
+    }
+    let now = state.now();
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| refuse("client_assertion has no exp"))?;
+    if exp <= now - 30 || exp > now + ASSERTION_MAX_LIFETIME {
+        return Err(refuse("client_assertion has expired or lives too long (at most 5 minutes)"));
+    }
+    let jti =
+        claims.get("jti").and_then(Value::as_str).filter(|jti| !jti.is_empty() && jti.len() <= 256);
+    let jti = jti.ok_or_else(|| refuse("client_assertion needs a jti"))?;
+    let key = format!("assertion:{}", hash_secret(&format!("{}:{jti}", client.client_id)));
+    if !state.replay().first_use(&key, exp + 60, now).await? {
+        return Err(refuse("client_assertion was used before"));
+    }
+    Ok(client)
+}
+
+/// The caller, authenticated with HTTP Basic as a configured resource server.
+pub fn resource_server(state: &AppState, headers: &HeaderMap) -> Result<ResourceServer, ApiError> {
+    let refuse = || {
+        let mut error = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidClient,
+            "authenticate as a configured resource server",
+        );
+        error.set_www_authenticate("Basic realm=\"letterlock\"");
+        error
+    };
+    let (id, secret) = basic_credentials(headers).ok_or_else(refuse)?;
+    state
+        .resource_servers()
+        .iter()
+        .find(|server| server.client_id == id && constant_time_eq(&secret, &server.secret))
+        .cloned()
+        .ok_or_else(refuse)
+}
+
+/// `Authorization: Basic` credentials, form-urlencoded inside as RFC 6749 §2.3.1 says.
+pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let decode = |text: &str| {
+        url::form_urlencoded::parse(format!("x={text}").as_bytes())
+            .next()
+            .map(|(_, value)| value.into_owned())
+    };
+    Some((decode(id)?, decode(secret)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        use base64::Engine as _;
+        let mut headers = HeaderMap::new();
+        let encoded = base64::engine::general_purpose::STANDARD.encode("my%3Aclient:p%40ss+word");
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
+        );
+        assert_eq!(basic_credentials(&headers), Some(("my:client".into(), "p@ss word".into())));
+    }
+}

@@ -1,0 +1,162 @@
+//! Browser sessions: the session cookie, the sign-in page with its login token (against login
+//! CSRF), same-origin checks, and forms posted by a signed-in person with their CSRF token.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use letterlock_store::UserRecord;
+
+use super::form::Parameters;
+use super::internal;
+use crate::pages;
+use crate::secrets::constant_time_eq;
+use crate::state::AppState;
+
+/// The signed-in user and the session's CSRF token, from the session cookie.
+pub async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(UserRecord, String)>, letterlock_store::Error> {
+    let Some(cookie) = cookie_value(headers, &cookie_name(state)) else { return Ok(None) };
+    Ok(state.accounts().session(&cookie).await?.map(|(user, session)| (user, session.csrf)))
+}
+
+/// `__Host-` cookies must be `Secure`, which a plain-http loopback issuer cannot set.
+pub fn cookie_name(state: &AppState) -> String {
+    if state.issuer().is_https() {
+        "__Host-letterlock".to_owned()
+    } else {
+        "letterlock_session".to_owned()
+    }
+}
+
+/// A `Set-Cookie` value for the session cookie.
+pub fn session_cookie(state: &AppState, value: &str, max_age: i64) -> String {
+    let secure = if state.issuer().is_https() { "; Secure" } else { "" };
+    format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+        cookie_name(state)
+    )
+}
+
+/// The sign-in page for this browser. Its form carries the browser's sign-in token (against
+/// login CSRF), made and set as a cookie the first time: `SameSite=Strict`, so that another
+/// site's form never sends it, and `__Host-` on https, so that no other host can plant one.
+pub fn sign_in_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    hidden: Option<(&str, &str)>,
+    address: &str,
+    message: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let held = login_token(state, headers);
+    let token = match &held {
+        Some(token) => token.clone(),
+        None => match state.random().token(LOGIN_TOKEN_BYTES) {
+            Ok(token) => token,
+            Err(error) => return internal(&error),
+        },
+    };
+    let form = pages::SignIn {
+        prefix: state.issuer().path_prefix(),
+        hidden,
+        login_token: &token,
+        address,
+        message,
+    };
+    let mut response = pages::sign_in(&form, status);
+    let secure = if state.issuer().is_https() { "; Secure" } else { "" };
+    let cookie = format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        login_cookie_name(state),
+        state.lifetimes().session
+    );
+    if held.is_none()
+        && let Ok(value) = HeaderValue::from_str(&cookie)
+    {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// Random bytes in a sign-in token (base64url: 32 characters).
+pub const LOGIN_TOKEN_BYTES: usize = 24;
+
+/// The sign-in token cookie's name.
+pub fn login_cookie_name(state: &AppState) -> &'static str {
+    if state.issuer().is_https() { "__Host-letterlock-login" } else { "letterlock_login" }
+}
+
+/// The sign-in token this browser holds, if it holds one of the right form.
+pub fn login_token(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, login_cookie_name(state)).filter(|token| {
+        token.len() == LOGIN_TOKEN_BYTES.div_ceil(3) * 4
+            && token
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+    })
+}
+
+/// False when the browser says a state-changing request comes from another origin: a
+/// `Sec-Fetch-Site` other than `same-origin` (or `none`, the person's own action), or an
+/// `Origin` other than the issuer's. `same-site` is refused too: another port or host of the
+/// same site is another party. `Origin: null` is let through: Chromium sends it for this
+/// site's own forms under `Referrer-Policy: no-referrer`, and the forms' tokens still decide.
+/// A browser that sends neither header is judged by the tokens alone.
+pub fn from_this_origin(state: &AppState, headers: &HeaderMap) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").map(HeaderValue::to_str);
+    let site_ok = matches!(fetch_site, None | Some(Ok("same-origin" | "none")));
+    let origin = headers.get(header::ORIGIN).map(HeaderValue::to_str);
+    let origin_ok = match origin {
+        None | Some(Ok("null")) => true,
+        Some(Ok(origin)) => origin == state.issuer().origin(),
+        Some(Err(_)) => false,
+    };
+    if !(site_ok && origin_ok) {
+        tracing::info!(
+            sec_fetch_site = ?fetch_site,
+            origin = ?origin,
+            "refused a form posted from another origin"
+        );
+    }
+    site_ok && origin_ok
+}
+
+/// The value of the cookie `name`, if the browser sent one.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// Parses a form POSTed by a signed-in person and checks where it comes from and the session's
+/// CSRF token: the user, the session's CSRF token and the form, or the page to answer with
+/// (`not_signed_in` when there is no session, 403 for another origin or a bad token).
+pub async fn signed_in_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    not_signed_in: impl FnOnce(&Parameters) -> Response,
+) -> Result<(UserRecord, String, Parameters), Response> {
+    if !from_this_origin(state, headers) {
+        return Err(pages::error(StatusCode::FORBIDDEN, "This form did not come from this site."));
+    }
+    let form = Parameters::parse(std::str::from_utf8(body).unwrap_or("")).unwrap_or_default();
+    let (user, csrf) = match signed_in(state, headers).await {
+        Ok(Some(signed_in)) => signed_in,
+        Ok(None) => return Err(not_signed_in(&form)),
+        Err(error) => return Err(internal(&error)),
+    };
+    if !constant_time_eq(form.single("csrf").unwrap_or(""), &csrf) {
+        return Err(pages::error(
+            StatusCode::FORBIDDEN,
+            "This form has expired or did not come from this site.",
+        ));
+    }
+    Ok((user, csrf, form))
+}
