@@ -96,6 +96,7 @@ mod account;
 mod device;
 mod discovery;
 mod flow;
+mod grants;
 mod keys;
 mod limits;
 mod listener;
