@@ -9,6 +9,9 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod file;
+mod gateway;
+mod serve;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -23,7 +26,7 @@ use letterlock_jose::statement;
 use letterlock_jose::{Algorithm, PrivateKey};
 use letterlock_server::accounts;
 use letterlock_server::clock::{Clock as _, SystemClock};
-use letterlock_server::config::{Config, Overrides};
+use letterlock_server::config::Config;
 use serde_json::{Map, Value, json};
 
 #[derive(Parser)]
@@ -115,15 +118,28 @@ struct ServerOptions {
 }
 
 impl ServerOptions {
-    fn load(&self) -> anyhow::Result<Config> {
-        let mut config = Config::load(self.config.as_deref())?;
-        config.apply(Overrides {
+    /// The whole file with the command line's overrides.
+    fn file(&self) -> anyhow::Result<file::ConfigFile> {
+        let mut file = file::ConfigFile::load(self.config.as_deref())?;
+        file.apply(file::Overrides {
             listen: self.listen,
             issuer: self.issuer.clone(),
             data_dir: self.data_dir.clone(),
             database: self.database.clone(),
         });
-        Ok(config)
+        Ok(file)
+    }
+
+    /// The authorization server's sections, for the commands that work on its state.
+    fn load(&self) -> anyhow::Result<Config> {
+        Ok(self.file()?.split().0)
+    }
+
+    /// What `letterlock gateway` reads: `issuer` and the door sections.
+    fn gateway_file(&self) -> anyhow::Result<file::GatewayFile> {
+        let mut file = file::GatewayFile::load(self.config.as_deref())?;
+        file.issuer = self.issuer.clone().or(file.issuer);
+        Ok(file)
     }
 }
 
@@ -270,21 +286,11 @@ fn main() -> ExitCode {
 async fn dispatch(command: ServerCommand) -> anyhow::Result<()> {
     match command {
         ServerCommand::Serve(options) => {
-            let config = options.load()?;
-            letterlock_server::run(config, letterlock_server::listen::shutdown_signal()).await?;
-            Ok(())
+            serve::run(options.file()?, letterlock_server::listen::shutdown_signal()).await
         }
         ServerCommand::Gateway(options) => {
-            let config = options.load()?;
-            let doors = config.front_doors();
-            if doors.is_empty() {
-                bail!("the configuration has no [[imap]], [[smtp]] or [[pop3]] front door");
-            }
-            let issuer = letterlock_protocol::issuer::Issuer::parse(config.issuer_text())
-                .context("issuer")?;
-            let gateway = letterlock_gateway::Gateway::start(issuer, doors).await?;
-            gateway.run(letterlock_server::listen::shutdown_signal()).await;
-            Ok(())
+            gateway::run(options.gateway_file()?, letterlock_server::listen::shutdown_signal())
+                .await
         }
         ServerCommand::Keys { command } => keys(command).await,
         ServerCommand::Vendor { command } => vendor(command),

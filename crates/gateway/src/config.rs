@@ -1,7 +1,8 @@
 //! The front doors' part of the configuration file: `[gateway]`, `[[imap]]`, `[[smtp]]`,
-//! `[[pop3]]` and `[[dav]]`. The authorization server's `Config` embeds these, so one file describes a whole
-//! installation; `letterlock gateway` reads the same file and uses only these sections and
-//! `issuer`. Every key is documented in `docs/CONFIGURATION.md`.
+//! `[[pop3]]` and `[[dav]]`. The `letterlock` binary reads them from the same file as the
+//! authorization server's sections, so one file describes a whole installation;
+//! `letterlock gateway` reads the same file and uses only these sections and `issuer`. Every key
+//! is documented in `docs/CONFIGURATION.md`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,11 +1,13 @@
-//! The configuration file (TOML; unknown keys are errors) and its defaults. Every key is
-//! documented in `docs/CONFIGURATION.md`; `letterlock serve` runs with none of them.
+//! The authorization server's sections of the configuration file (TOML; unknown keys are
+//! errors) and their defaults. Every key is documented in `docs/CONFIGURATION.md`;
+//! `letterlock serve` runs with none of them.
+//!
+//! The file itself, with the front doors' sections beside these, is the `letterlock` binary's
+//! (`crates/cli/src/file.rs`): the authorization server knows no front door.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use letterlock_gateway::FrontDoors;
-use letterlock_gateway::config::{DavConfig, DoorConfig, GatewayConfig};
 use serde::Deserialize;
 
 /// The address `letterlock serve` listens on by default.
@@ -19,22 +21,6 @@ pub const DEFAULT_DATA_DIR: &str = "./letterlock-data";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML, has an unknown key, or a value of the wrong type.
-    #[error("{path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What the parser said, with the line.
-        message: String,
-    },
     /// A value is well-typed but unacceptable.
     #[error("configuration key '{key}': {message}")]
     Invalid {
@@ -51,7 +37,8 @@ impl ConfigError {
     }
 }
 
-/// The whole file.
+/// The authorization server's sections: every top-level key of the file except `[gateway]`,
+/// `[[imap]]`, `[[smtp]]`, `[[pop3]]` and `[[dav]]`.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -100,21 +87,6 @@ pub struct Config {
     /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
-    /// What the front doors share.
-    #[serde(default)]
-    pub gateway: GatewayConfig,
-    /// IMAP front doors.
-    #[serde(default)]
-    pub imap: Vec<DoorConfig>,
-    /// SMTP submission front doors.
-    #[serde(default)]
-    pub smtp: Vec<DoorConfig>,
-    /// POP3 front doors.
-    #[serde(default)]
-    pub pop3: Vec<DoorConfig>,
-    /// HTTP front doors for CardDAV and CalDAV (or another HTTP service).
-    #[serde(default)]
-    pub dav: Vec<DavConfig>,
 }
 
 /// `[sign_in]`.
@@ -394,39 +366,11 @@ impl Default for LimitsConfig {
     }
 }
 
-/// Values from the command line that override the file.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    /// `--listen`.
-    pub listen: Option<SocketAddr>,
-    /// `--issuer`.
-    pub issuer: Option<String>,
-    /// `--data-dir`.
-    pub data_dir: Option<PathBuf>,
-    /// `--database`.
-    pub database: Option<String>,
-}
-
 impl Config {
-    /// Reads a file; `None` gives the embedded defaults.
-    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let Some(path) = path else { return Ok(Self::default()) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Self::parse(&text).map_err(|message| ConfigError::Parse { path: path.to_owned(), message })
-    }
-
-    /// Parses TOML text.
+    /// Parses TOML text holding only the authorization server's sections (tests and embedding;
+    /// the `letterlock` binary reads the whole file with the front doors' sections).
     pub fn parse(text: &str) -> Result<Self, String> {
         toml::from_str(text).map_err(|error| error.to_string())
-    }
-
-    /// Applies command-line overrides.
-    pub fn apply(&mut self, overrides: Overrides) {
-        self.listen = overrides.listen.or(self.listen);
-        self.issuer = overrides.issuer.or(self.issuer.take());
-        self.data_dir = overrides.data_dir.or(self.data_dir.take());
-        self.database = overrides.database.or(self.database.take());
     }
 
     /// The listen address.
@@ -450,35 +394,6 @@ impl Config {
     pub fn issuer_text(&self) -> &str {
         self.issuer.as_deref().unwrap_or(DEFAULT_ISSUER)
     }
-
-    /// The front doors' sections.
-    pub fn front_doors(&self) -> FrontDoors {
-        FrontDoors {
-            gateway: self.gateway.clone(),
-            imap: self.imap.clone(),
-            smtp: self.smtp.clone(),
-            pop3: self.pop3.clone(),
-            dav: self.dav.clone(),
-        }
-    }
-
-    /// For front doors run inside the server: when `[gateway]` names no feed credentials, makes
-    /// an internal resource server (random secret, this process only) so that they can follow
-    /// the revocation feed.
-    pub fn add_internal_gateway_credentials(&mut self, secret: String) {
-        let doors = self.front_doors();
-        if doors.is_empty() || self.gateway.client_id.is_some() {
-            return;
-        }
-        let client_id = "letterlock-internal-gateway".to_owned();
-        self.resource_servers.push(ResourceServerConfig {
-            client_id: client_id.clone(),
-            secret: secret.clone(),
-            resources: doors.resources(),
-        });
-        self.gateway.client_id = Some(client_id);
-        self.gateway.secret = Some(secret);
-    }
 }
 
 #[cfg(test)]
@@ -501,37 +416,5 @@ mod tests {
         assert!(error.contains("unknown field"), "{error}");
         let error = Config::parse("[registration]\nmode = \"sometimes\"").unwrap_err();
         assert!(error.contains("unknown variant"), "{error}");
-    }
-
-    #[test]
-    fn the_documented_example_parses() {
-        let doc = include_str!("../../../docs/CONFIGURATION.md");
-        let example =
-            doc.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
-        let config = Config::parse(example).unwrap();
-        assert_eq!(config.issuer_text(), "https://auth.example.com");
-        assert_eq!(config.resources.len(), 3);
-        let doors = config.front_doors();
-        assert_eq!((doors.imap.len(), doors.smtp.len(), doors.pop3.len()), (1, 1, 0));
-        for (protocol, door) in doors.doors() {
-            door.validate(protocol.section()).unwrap();
-        }
-        assert_eq!(doors.dav.len(), 1);
-        doors.dav[0].validate().unwrap();
-        assert_eq!(doors.dav[0].paths.len(), 2);
-    }
-
-    #[test]
-    fn overrides_win() {
-        let mut config =
-            Config::parse("issuer = \"https://a.example\"\nlisten = \"127.0.0.1:1\"").unwrap();
-        config.apply(Overrides {
-            issuer: Some("https://b.example".into()),
-            database: Some("postgres://x/y".into()),
-            ..Overrides::default()
-        });
-        assert_eq!(config.issuer_text(), "https://b.example");
-        assert_eq!(config.listen_address().port(), 1);
-        assert_eq!(config.database_url(), "postgres://x/y");
     }
 }
