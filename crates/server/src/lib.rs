@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod admin;
 pub mod clients;
 pub mod clock;
 pub mod config;
