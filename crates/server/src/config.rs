@@ -114,8 +114,9 @@ impl Default for SignInConfig {
     }
 }
 
-/// `[[resource_servers]]`: a front door or mail server that may introspect tokens.
-#[derive(Debug, Clone, Deserialize)]
+/// `[[resource_servers]]`: a front door or mail server that may introspect tokens. Its `Debug`
+/// hides the secret.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceServerConfig {
     /// Its name, used as the user name in HTTP Basic authentication.
@@ -124,6 +125,21 @@ pub struct ResourceServerConfig {
     pub secret: String,
     /// The resources it serves: tokens for other audiences introspect as inactive.
     pub resources: Vec<String>,
+}
+
+/// What `Debug` shows instead of a configured secret.
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for ResourceServerConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { client_id, secret: _, resources } = self;
+        formatter
+            .debug_struct("ResourceServerConfig")
+            .field("client_id", client_id)
+            .field("secret", &REDACTED)
+            .field("resources", resources)
+            .finish()
+    }
 }
 
 /// `[dpop]`.
@@ -175,8 +191,8 @@ pub enum StatementPolicy {
     Ignore,
 }
 
-/// `[registration]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[registration]`. Its `Debug` hides the initial access token.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistrationConfig {
     /// `stateless` or `stored`.
@@ -204,6 +220,28 @@ impl Default for RegistrationConfig {
             rate_limit_per_minute: 30,
             rate_limit_burst: 10,
         }
+    }
+}
+
+impl std::fmt::Debug for RegistrationConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            mode,
+            software_statements,
+            initial_access_token,
+            client_id_max_age_seconds,
+            rate_limit_per_minute,
+            rate_limit_burst,
+        } = self;
+        formatter
+            .debug_struct("RegistrationConfig")
+            .field("mode", mode)
+            .field("software_statements", software_statements)
+            .field("initial_access_token", &initial_access_token.as_ref().map(|_| REDACTED))
+            .field("client_id_max_age_seconds", client_id_max_age_seconds)
+            .field("rate_limit_per_minute", rate_limit_per_minute)
+            .field("rate_limit_burst", rate_limit_burst)
+            .finish()
     }
 }
 
@@ -416,5 +454,19 @@ mod tests {
         assert!(error.contains("unknown field"), "{error}");
         let error = Config::parse("[registration]\nmode = \"sometimes\"").unwrap_err();
         assert!(error.contains("unknown variant"), "{error}");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let config = Config::parse(
+            "[registration]\ninitial_access_token = \"registration-secret\"\n\
+             [[resource_servers]]\nclient_id = \"dovecot\"\nsecret = \"introspection-secret\"\n\
+             resources = [\"imaps://m.example\"]\n",
+        )
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("registration-secret"), "{shown}");
+        assert!(!shown.contains("introspection-secret"), "{shown}");
+        assert!(shown.contains("dovecot") && shown.contains(REDACTED), "{shown}");
     }
 }
