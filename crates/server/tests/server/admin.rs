@@ -102,7 +102,7 @@ async fn dovecot_gets_the_published_es256_keys_and_the_settings_naming_them() {
     std::fs::write(&stale, "old").unwrap();
     let exported = export_keys(&ring, NOW, dir.path()).unwrap();
     assert_eq!(exported.directory, dir.path().join("default/ES256"));
-    assert_eq!(exported.written, [es256.clone()]);
+    assert_eq!(exported.written, std::slice::from_ref(&es256));
     assert_eq!(exported.skipped, [(eddsa.kid, KeyState::Pending)], "Dovecot verifies ES256 only");
     assert!(!stale.exists(), "files of keys no longer published are removed");
     let pem = std::fs::read_to_string(exported.directory.join(&es256)).unwrap();
