@@ -1,7 +1,8 @@
 //! The front doors' part of the configuration file: `[gateway]`, `[[imap]]`, `[[smtp]]`,
-//! `[[pop3]]` and `[[dav]]`. The authorization server's `Config` embeds these, so one file describes a whole
-//! installation; `letterlock gateway` reads the same file and uses only these sections and
-//! `issuer`. Every key is documented in `docs/CONFIGURATION.md`.
+//! `[[pop3]]` and `[[dav]]`. The `letterlock` binary reads them from the same file as the
+//! authorization server's sections, so one file describes a whole installation;
+//! `letterlock gateway` reads the same file and uses only these sections and `issuer`. Every key
+//! is documented in `docs/CONFIGURATION.md`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,8 +13,8 @@ use serde::Deserialize;
 /// The scope every mail front door requires unless configured otherwise.
 pub const MAIL_SCOPE: &str = scope::MAIL;
 
-/// `[gateway]`: what all front doors share.
-#[derive(Debug, Clone, Deserialize)]
+/// `[gateway]`: what all front doors share. Its `Debug` hides the secret.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
     /// The client id the front doors use to follow the issuer's revocation feed (one of the
@@ -152,8 +153,8 @@ pub enum LoginMode {
     Xclient,
 }
 
-/// `backend` of a front door.
-#[derive(Debug, Clone, Deserialize)]
+/// `backend` of a front door. Its `Debug` hides the master password.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
     /// `host:port` of the mail server, or `unix:` and the path of its UNIX socket (a back end on
@@ -176,6 +177,71 @@ pub struct BackendConfig {
     /// A file holding the master user's password (the first line), instead of
     /// `master_password`.
     pub master_password_file: Option<PathBuf>,
+}
+
+/// What `Debug` shows instead of a configured secret.
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            client_id,
+            secret,
+            issuer_ca_file,
+            session_grace_seconds,
+            login_timeout_seconds,
+            idle_timeout_seconds,
+            max_line_bytes,
+            connections_per_address,
+            failures_per_minute_per_address,
+            failures_per_minute_per_user,
+            ipv6_prefix_length,
+            shutdown_grace_seconds,
+            threads,
+        } = self;
+        formatter
+            .debug_struct("GatewayConfig")
+            .field("client_id", client_id)
+            .field("secret", &secret.as_ref().map(|_| REDACTED))
+            .field("issuer_ca_file", issuer_ca_file)
+            .field("session_grace_seconds", session_grace_seconds)
+            .field("login_timeout_seconds", login_timeout_seconds)
+            .field("idle_timeout_seconds", idle_timeout_seconds)
+            .field("max_line_bytes", max_line_bytes)
+            .field("connections_per_address", connections_per_address)
+            .field("failures_per_minute_per_address", failures_per_minute_per_address)
+            .field("failures_per_minute_per_user", failures_per_minute_per_user)
+            .field("ipv6_prefix_length", ipv6_prefix_length)
+            .field("shutdown_grace_seconds", shutdown_grace_seconds)
+            .field("threads", threads)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for BackendConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            address,
+            tls,
+            server_name,
+            ca_file,
+            login,
+            master_user,
+            master_password,
+            master_password_file,
+        } = self;
+        formatter
+            .debug_struct("BackendConfig")
+            .field("address", address)
+            .field("tls", tls)
+            .field("server_name", server_name)
+            .field("ca_file", ca_file)
+            .field("login", login)
+            .field("master_user", master_user)
+            .field("master_password", &master_password.as_ref().map(|_| REDACTED))
+            .field("master_password_file", master_password_file)
+            .finish()
+    }
 }
 
 /// Why a front-door configuration cannot be used.
@@ -586,5 +652,17 @@ mod tests {
         assert_eq!(with("mail.example.com", "none"), Err("imap.backend.address".into()));
         assert_eq!(unix_socket("unix:/run/imap"), Some("/run/imap"));
         assert_eq!(unix_socket("127.0.0.1:143"), None);
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let door = door(
+            "listen = \"127.0.0.1:1143\"\nresource = \"imap://x\"\n[backend]\naddress = \"127.0.0.1:143\"\nmaster_user = \"letterlock\"\nmaster_password = \"master-secret\"\n",
+        );
+        let gateway: GatewayConfig =
+            toml::from_str("client_id = \"gw\"\nsecret = \"feed-secret\"").unwrap();
+        let shown = format!("{door:?} {gateway:?}");
+        assert!(!shown.contains("master-secret") && !shown.contains("feed-secret"), "{shown}");
+        assert!(shown.contains("letterlock") && shown.contains("\"gw\""), "{shown}");
     }
 }

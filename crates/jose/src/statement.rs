@@ -1,8 +1,11 @@
 //! Software statements (RFC 7591 §2.3): JWTs a client vendor signs to vouch for its software's
-//! name and metadata, checked against the vendors an operator trusts.
+//! name and metadata, checked against the vendors an operator trusts. A vendor makes one as a
+//! [`SoftwareStatement`] and [`SoftwareStatement::sign`]s it (`letterlock vendor sign`); a
+//! server checks it with [`verify`].
 
 use aws_lc_rs::rand::SecureRandom;
 use letterlock_protocol::PublicJwk;
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::Error;
@@ -103,7 +106,50 @@ pub fn verify(
     })
 }
 
-/// Signs a statement: what `letterlock vendor sign` does. `claims` must hold `iss`.
+/// The claims a vendor signs: RFC 7591 §2.3 (a statement is a JWT whose claims are client
+/// metadata), with the JWT's `iss`, `iat` and `exp` (RFC 7519 §4.1). Optional values left out
+/// are not written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SoftwareStatement {
+    /// The vendor's identifier (RFC 7519 §4.1.1); providers trust statements by it.
+    pub iss: String,
+    /// When it was signed (RFC 7519 §4.1.6).
+    pub iat: i64,
+    /// When it expires (RFC 7519 §4.1.4); `None`: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// The software's identifier, the same for every installation and version (RFC 7591 §2).
+    pub software_id: String,
+    /// The software's name as users should see it (RFC 7591 §2).
+    pub client_name: String,
+    /// The software's version (RFC 7591 §2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+    /// The software's web site (RFC 7591 §2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    /// The software's logo (RFC 7591 §2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    /// The redirect URIs the software uses: the statement vouches only for registrations with
+    /// exactly these, so a copy of it cannot vouch for another program's redirect.
+    pub redirect_uris: Vec<String>,
+}
+
+impl SoftwareStatement {
+    /// Signs the statement with the vendor's key (its `kid` the key's RFC 7638 thumbprint, see
+    /// [`key_id`]); the compact JWS is what a client sends as `software_statement`.
+    pub fn sign(&self, key: &PrivateKey, random: &dyn SecureRandom) -> Result<String, Error> {
+        let claims = match serde_json::to_value(self) {
+            Ok(Value::Object(claims)) => claims,
+            _ => return Err(Error::Signing),
+        };
+        sign(key, &claims, random)
+    }
+}
+
+/// Signs a statement made of any claims (tests use it for statements no vendor should make).
+/// `claims` must hold `iss`.
 pub fn sign(
     key: &PrivateKey,
     claims: &Map<String, Value>,
@@ -159,6 +205,42 @@ mod tests {
                 json!({"software_id": "mail", "client_name": "Mail"}).as_object().cloned().unwrap()
             );
         }
+    }
+
+    #[test]
+    fn a_typed_statement_signs_what_verify_reads_back() {
+        let random = SystemRandom::new();
+        let key = PrivateKey::generate(Algorithm::Es256, &random).unwrap();
+        let statement = SoftwareStatement {
+            iss: "https://vendor.example".into(),
+            iat: NOW - 10,
+            exp: Some(NOW + 100),
+            software_id: "mail".into(),
+            client_name: "Mail".into(),
+            software_version: Some("1.0".into()),
+            client_uri: None,
+            logo_uri: None,
+            redirect_uris: vec!["http://127.0.0.1/cb".into()],
+        };
+        let compact = statement.sign(&key, &random).unwrap();
+        let verified = verify(&compact, &[vendor(&key)], NOW).unwrap();
+        assert_eq!(verified.vendor_issuer, "https://vendor.example");
+        assert_eq!(
+            verified.metadata,
+            json!({
+                "software_id": "mail",
+                "client_name": "Mail",
+                "software_version": "1.0",
+                "redirect_uris": ["http://127.0.0.1/cb"],
+            })
+            .as_object()
+            .cloned()
+            .unwrap(),
+            "options left out are not written"
+        );
+        let expired = SoftwareStatement { exp: Some(NOW - 3600), ..statement };
+        let compact = expired.sign(&key, &random).unwrap();
+        assert_eq!(verify(&compact, &[vendor(&key)], NOW).unwrap_err(), StatementError::Expired);
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! The configuration file (TOML; unknown keys are errors) and its defaults. Every key is
-//! documented in `docs/CONFIGURATION.md`; `letterlock serve` runs with none of them.
+//! The authorization server's sections of the configuration file (TOML; unknown keys are
+//! errors) and their defaults. Every key is documented in `docs/CONFIGURATION.md`;
+//! `letterlock serve` runs with none of them.
+//!
+//! The file itself, with the front doors' sections beside these, is the `letterlock` binary's
+//! (`crates/cli/src/file.rs`): the authorization server knows no front door.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use letterlock_gateway::FrontDoors;
-use letterlock_gateway::config::{DavConfig, DoorConfig, GatewayConfig};
 use serde::Deserialize;
 
 /// The address `letterlock serve` listens on by default.
@@ -19,22 +21,6 @@ pub const DEFAULT_DATA_DIR: &str = "./letterlock-data";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML, has an unknown key, or a value of the wrong type.
-    #[error("{path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What the parser said, with the line.
-        message: String,
-    },
     /// A value is well-typed but unacceptable.
     #[error("configuration key '{key}': {message}")]
     Invalid {
@@ -51,7 +37,8 @@ impl ConfigError {
     }
 }
 
-/// The whole file.
+/// The authorization server's sections: every top-level key of the file except `[gateway]`,
+/// `[[imap]]`, `[[smtp]]`, `[[pop3]]` and `[[dav]]`.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -100,21 +87,6 @@ pub struct Config {
     /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
-    /// What the front doors share.
-    #[serde(default)]
-    pub gateway: GatewayConfig,
-    /// IMAP front doors.
-    #[serde(default)]
-    pub imap: Vec<DoorConfig>,
-    /// SMTP submission front doors.
-    #[serde(default)]
-    pub smtp: Vec<DoorConfig>,
-    /// POP3 front doors.
-    #[serde(default)]
-    pub pop3: Vec<DoorConfig>,
-    /// HTTP front doors for CardDAV and CalDAV (or another HTTP service).
-    #[serde(default)]
-    pub dav: Vec<DavConfig>,
 }
 
 /// `[sign_in]`.
@@ -142,8 +114,9 @@ impl Default for SignInConfig {
     }
 }
 
-/// `[[resource_servers]]`: a front door or mail server that may introspect tokens.
-#[derive(Debug, Clone, Deserialize)]
+/// `[[resource_servers]]`: a front door or mail server that may introspect tokens. Its `Debug`
+/// hides the secret.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceServerConfig {
     /// Its name, used as the user name in HTTP Basic authentication.
@@ -152,6 +125,21 @@ pub struct ResourceServerConfig {
     pub secret: String,
     /// The resources it serves: tokens for other audiences introspect as inactive.
     pub resources: Vec<String>,
+}
+
+/// What `Debug` shows instead of a configured secret.
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for ResourceServerConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { client_id, secret: _, resources } = self;
+        formatter
+            .debug_struct("ResourceServerConfig")
+            .field("client_id", client_id)
+            .field("secret", &REDACTED)
+            .field("resources", resources)
+            .finish()
+    }
 }
 
 /// `[dpop]`.
@@ -203,8 +191,8 @@ pub enum StatementPolicy {
     Ignore,
 }
 
-/// `[registration]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[registration]`. Its `Debug` hides the initial access token.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistrationConfig {
     /// `stateless` or `stored`.
@@ -232,6 +220,28 @@ impl Default for RegistrationConfig {
             rate_limit_per_minute: 30,
             rate_limit_burst: 10,
         }
+    }
+}
+
+impl std::fmt::Debug for RegistrationConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            mode,
+            software_statements,
+            initial_access_token,
+            client_id_max_age_seconds,
+            rate_limit_per_minute,
+            rate_limit_burst,
+        } = self;
+        formatter
+            .debug_struct("RegistrationConfig")
+            .field("mode", mode)
+            .field("software_statements", software_statements)
+            .field("initial_access_token", &initial_access_token.as_ref().map(|_| REDACTED))
+            .field("client_id_max_age_seconds", client_id_max_age_seconds)
+            .field("rate_limit_per_minute", rate_limit_per_minute)
+            .field("rate_limit_burst", rate_limit_burst)
+            .finish()
     }
 }
 
@@ -394,39 +404,11 @@ impl Default for LimitsConfig {
     }
 }
 
-/// Values from the command line that override the file.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    /// `--listen`.
-    pub listen: Option<SocketAddr>,
-    /// `--issuer`.
-    pub issuer: Option<String>,
-    /// `--data-dir`.
-    pub data_dir: Option<PathBuf>,
-    /// `--database`.
-    pub database: Option<String>,
-}
-
 impl Config {
-    /// Reads a file; `None` gives the embedded defaults.
-    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let Some(path) = path else { return Ok(Self::default()) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Self::parse(&text).map_err(|message| ConfigError::Parse { path: path.to_owned(), message })
-    }
-
-    /// Parses TOML text.
+    /// Parses TOML text holding only the authorization server's sections (tests and embedding;
+    /// the `letterlock` binary reads the whole file with the front doors' sections).
     pub fn parse(text: &str) -> Result<Self, String> {
         toml::from_str(text).map_err(|error| error.to_string())
-    }
-
-    /// Applies command-line overrides.
-    pub fn apply(&mut self, overrides: Overrides) {
-        self.listen = overrides.listen.or(self.listen);
-        self.issuer = overrides.issuer.or(self.issuer.take());
-        self.data_dir = overrides.data_dir.or(self.data_dir.take());
-        self.database = overrides.database.or(self.database.take());
     }
 
     /// The listen address.
@@ -449,35 +431,6 @@ impl Config {
     /// The issuer text.
     pub fn issuer_text(&self) -> &str {
         self.issuer.as_deref().unwrap_or(DEFAULT_ISSUER)
-    }
-
-    /// The front doors' sections.
-    pub fn front_doors(&self) -> FrontDoors {
-        FrontDoors {
-            gateway: self.gateway.clone(),
-            imap: self.imap.clone(),
-            smtp: self.smtp.clone(),
-            pop3: self.pop3.clone(),
-            dav: self.dav.clone(),
-        }
-    }
-
-    /// For front doors run inside the server: when `[gateway]` names no feed credentials, makes
-    /// an internal resource server (random secret, this process only) so that they can follow
-    /// the revocation feed.
-    pub fn add_internal_gateway_credentials(&mut self, secret: String) {
-        let doors = self.front_doors();
-        if doors.is_empty() || self.gateway.client_id.is_some() {
-            return;
-        }
-        let client_id = "letterlock-internal-gateway".to_owned();
-        self.resource_servers.push(ResourceServerConfig {
-            client_id: client_id.clone(),
-            secret: secret.clone(),
-            resources: doors.resources(),
-        });
-        self.gateway.client_id = Some(client_id);
-        self.gateway.secret = Some(secret);
     }
 }
 
@@ -504,34 +457,16 @@ mod tests {
     }
 
     #[test]
-    fn the_documented_example_parses() {
-        let doc = include_str!("../../../docs/CONFIGURATION.md");
-        let example =
-            doc.split("```toml\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
-        let config = Config::parse(example).unwrap();
-        assert_eq!(config.issuer_text(), "https://auth.example.com");
-        assert_eq!(config.resources.len(), 3);
-        let doors = config.front_doors();
-        assert_eq!((doors.imap.len(), doors.smtp.len(), doors.pop3.len()), (1, 1, 0));
-        for (protocol, door) in doors.doors() {
-            door.validate(protocol.section()).unwrap();
-        }
-        assert_eq!(doors.dav.len(), 1);
-        doors.dav[0].validate().unwrap();
-        assert_eq!(doors.dav[0].paths.len(), 2);
-    }
-
-    #[test]
-    fn overrides_win() {
-        let mut config =
-            Config::parse("issuer = \"https://a.example\"\nlisten = \"127.0.0.1:1\"").unwrap();
-        config.apply(Overrides {
-            issuer: Some("https://b.example".into()),
-            database: Some("postgres://x/y".into()),
-            ..Overrides::default()
-        });
-        assert_eq!(config.issuer_text(), "https://b.example");
-        assert_eq!(config.listen_address().port(), 1);
-        assert_eq!(config.database_url(), "postgres://x/y");
+    fn debug_output_hides_secrets() {
+        let config = Config::parse(
+            "[registration]\ninitial_access_token = \"registration-secret\"\n\
+             [[resource_servers]]\nclient_id = \"dovecot\"\nsecret = \"introspection-secret\"\n\
+             resources = [\"imaps://m.example\"]\n",
+        )
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("registration-secret"), "{shown}");
+        assert!(!shown.contains("introspection-secret"), "{shown}");
+        assert!(shown.contains("dovecot") && shown.contains(REDACTED), "{shown}");
     }
 }

@@ -1,9 +1,10 @@
 //! Letterlock's authorization server.
 //!
 //! [`router`] builds the whole HTTP surface from an [`AppState`]; tests drive it with
-//! `tower::ServiceExt::oneshot`, no socket needed. [`run`] adds what a process needs: the data
-//! folder, storage and migrations, first keys, the listener (plain or TLS), background key
-//! reloads, and graceful shutdown.
+//! `tower::ServiceExt::oneshot`, no socket needed. [`prepare`] and [`BoundServer`] add what a
+//! process needs: the data folder, storage and migrations, first keys, the listener (plain or
+//! TLS), background key reloads, and graceful shutdown; [`run`] chains them. The server knows no
+//! front door: the `letterlock` binary starts those beside it.
 //!
 //! Endpoints (under the issuer's path):
 //!
@@ -18,13 +19,14 @@
 //! ```no_run
 //! # async fn example() -> Result<(), letterlock_server::ServerError> {
 //! use letterlock_server::config::Config;
-//! let config = Config::load(None)?; // the embedded defaults
+//! let config = Config::default(); // the embedded defaults
 //! letterlock_server::run(config, letterlock_server::listen::shutdown_signal()).await
 //! # }
 //! ```
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod admin;
 pub mod clients;
 pub mod clock;
 pub mod config;
@@ -87,9 +89,6 @@ pub enum ServerError {
     /// The TLS certificate or key cannot be loaded.
     #[error("TLS: {0}")]
     Tls(String),
-    /// The IMAP, SMTP or POP3 front doors could not start.
-    #[error("front doors: {0}")]
-    Gateway(#[from] letterlock_gateway::GatewayError),
     /// A file or socket operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -219,84 +218,80 @@ fn create_private_file(path: &std::path::Path) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// Runs the server until `shutdown` completes.
-pub async fn run(
-    mut config: Config,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), ServerError> {
-    config.add_internal_gateway_credentials(random::Randomness::system().token(32)?);
+/// Runs the authorization server alone until `shutdown` completes: [`prepare`], then
+/// [`BoundServer::bind`] and [`BoundServer::serve`]. `letterlock serve` does the same steps
+/// itself, with the front doors started between the last two.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     let state = prepare(&config).await?;
-    let issuer = state.issuer().clone();
-    if !issuer.is_https() {
-        tracing::warn!(%issuer, "the issuer uses plain http, which is accepted only on loopback for development");
-    }
-    let tls = config.tls.as_ref().map(listen::tls_acceptor).transpose()?;
-    let trusted_proxies = config
-        .trusted_proxies
-        .iter()
-        .map(|text| {
-            proxy::Cidr::parse(text).ok_or_else(|| {
-                ConfigError::invalid(
-                    "trusted_proxies",
-                    format!("'{text}' is not an address or CIDR block"),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let address = config.listen_address();
-    if tls.is_none() && issuer.is_https() && !address.ip().is_loopback() {
-        tracing::warn!(%address, "listening without TLS on a public address; put a TLS-terminating proxy in front");
-    }
-    let listener = tokio::net::TcpListener::bind(address).await.map_err(|source| {
-        ServerError::Io { context: format!("cannot listen on {address}"), source }
-    })?;
-    let background = tokio::spawn(background_tasks(
-        state.clone(),
-        Duration::from_secs(config.keys.reload_interval_seconds.max(1)),
-    ));
-    tracing::info!(%issuer, address = %listener.local_addr().unwrap_or(address), tls = tls.is_some(), "letterlock is serving");
-    let listen_options = listen::ListenOptions::from_limits(&config.limits, trusted_proxies);
-    // The front doors start once the listener serves, since they read the issuer's metadata
-    // and keys over HTTP like remote ones; if they cannot start, the server stops too.
-    let (stopping, stopped) = tokio::sync::watch::channel(false);
-    let stopping = std::sync::Arc::new(stopping);
-    let front_doors = config.front_doors();
-    let gateway = (!front_doors.is_empty()).then(|| {
-        let (issuer, stopping, mut stopped) = (issuer.clone(), stopping.clone(), stopped.clone());
-        tokio::spawn(async move {
-            match letterlock_gateway::Gateway::start(issuer, front_doors).await {
-                Ok(gateway) => {
-                    gateway
-                        .run(async move {
-                            let _ = stopped.wait_for(|stopped| *stopped).await;
-                        })
-                        .await;
-                    Ok(())
-                }
-                Err(error) => {
-                    let _ = stopping.send(true);
-                    Err(error)
-                }
-            }
-        })
-    });
-    let mut stopped = stopped.clone();
-    let shutdown = async move {
-        tokio::select! {
-            () = shutdown => {}
-            _ = stopped.wait_for(|stopped| *stopped) => {}
+    BoundServer::bind(&config, state).await?.serve(shutdown).await
+}
+
+/// The authorization server with its listener open and its TLS and proxy settings checked: the
+/// issuer's URLs answer (connections wait in the listen queue) as soon as this exists, so what
+/// reads them over HTTP, like front doors in the same process, can start before [`serve`]
+/// runs.
+///
+/// [`serve`]: BoundServer::serve
+pub struct BoundServer {
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    options: listen::ListenOptions,
+    reload_interval: Duration,
+}
+
+impl BoundServer {
+    /// Checks the listener's settings (TLS files, `trusted_proxies`) and opens the listener.
+    pub async fn bind(config: &Config, state: AppState) -> Result<Self, ServerError> {
+        let issuer = state.issuer().clone();
+        if !issuer.is_https() {
+            tracing::warn!(%issuer, "the issuer uses plain http, which is accepted only on loopback for development");
         }
-        let _ = stopping.send(true);
-    };
-    listen::serve_with(listener, router(state.clone()), tls, listen_options, shutdown).await;
-    let gateway_result = match gateway {
-        Some(gateway) => gateway.await.unwrap_or(Ok(())),
-        None => Ok(()),
-    };
-    background.abort();
-    state.store().close().await;
-    gateway_result?;
-    Ok(())
+        let tls = config.tls.as_ref().map(listen::tls_acceptor).transpose()?;
+        let trusted_proxies = config
+            .trusted_proxies
+            .iter()
+            .map(|text| {
+                proxy::Cidr::parse(text).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "trusted_proxies",
+                        format!("'{text}' is not an address or CIDR block"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let address = config.listen_address();
+        if tls.is_none() && issuer.is_https() && !address.ip().is_loopback() {
+            tracing::warn!(%address, "listening without TLS on a public address; put a TLS-terminating proxy in front");
+        }
+        let listener = tokio::net::TcpListener::bind(address).await.map_err(|source| {
+            ServerError::Io { context: format!("cannot listen on {address}"), source }
+        })?;
+        tracing::info!(%issuer, address = %listener.local_addr().unwrap_or(address), tls = tls.is_some(), "letterlock is serving");
+        Ok(Self {
+            state,
+            listener,
+            tls,
+            options: listen::ListenOptions::from_limits(&config.limits, trusted_proxies),
+            reload_interval: Duration::from_secs(config.keys.reload_interval_seconds.max(1)),
+        })
+    }
+
+    /// The state the server answers from.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves requests, with the background tasks (key reloads, pruning), until `shutdown`
+    /// completes; then closes the store.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let Self { state, listener, tls, options, reload_interval } = self;
+        let background = tokio::spawn(background_tasks(state.clone(), reload_interval));
+        listen::serve_with(listener, router(state.clone()), tls, options, shutdown).await;
+        background.abort();
+        state.store().close().await;
+        Ok(())
+    }
 }
 
 /// Reloads keys (so rotations reach running servers), prunes rate-limiter state, and deletes

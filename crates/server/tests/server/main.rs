@@ -93,6 +93,7 @@ mod support {
 }
 
 mod account;
+mod admin;
 mod device;
 mod discovery;
 mod flow;

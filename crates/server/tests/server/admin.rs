@@ -1,0 +1,147 @@
+//! The operator's tools (`letterlock keys`, `user`, `dovecot-config`) as library functions,
+//! against in-memory SQLite: the key policies and the files and settings Dovecot gets.
+
+use std::path::Path;
+
+use letterlock_jose::Algorithm;
+use letterlock_jose::keyring::KeyState;
+use letterlock_server::admin::dovecot::{DovecotOauth2, DovecotVersion, export_keys};
+use letterlock_server::admin::keys::{self, Retired, SealingState};
+use letterlock_server::admin::users;
+use letterlock_server::config::Config;
+use letterlock_store::Store;
+
+use crate::support::NOW;
+
+async fn store() -> Store {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+/// A store with the keys a first start makes: one ES256 signing key, one sealing key.
+async fn started() -> Store {
+    let store = store().await;
+    letterlock_server::keys::ensure_keys(&store, Algorithm::Es256, NOW).await.unwrap();
+    store
+}
+
+fn sealing_states(list: &keys::KeyList) -> Vec<(String, SealingState)> {
+    list.sealing.iter().map(|key| (key.kid.clone(), key.state)).collect()
+}
+
+#[tokio::test]
+async fn the_newest_unretired_sealing_key_seals_and_retiring_the_last_makes_a_fresh_one() {
+    let store = started().await;
+    let config = Config::default();
+    let first = keys::list(&store, &config, NOW).await.unwrap().sealing[0].kid.clone();
+    let second = keys::rotate_sealing(&store, NOW).await.unwrap();
+    assert_eq!(
+        sealing_states(&keys::list(&store, &config, NOW).await.unwrap()),
+        [(first.clone(), SealingState::OpeningOnly), (second.clone(), SealingState::Sealing)]
+    );
+
+    let retired = keys::retire(&store, &second, NOW + 1).await.unwrap();
+    assert_eq!(retired, Retired { revoked: 0, fresh: None }, "another key still seals");
+    assert_eq!(
+        sealing_states(&keys::list(&store, &config, NOW).await.unwrap()),
+        [(first.clone(), SealingState::Sealing), (second.clone(), SealingState::Retired(NOW + 1))]
+    );
+
+    let retired = keys::retire(&store, &first, NOW + 2).await.unwrap();
+    let fresh = retired.fresh.expect("retiring the last key makes a fresh one");
+    assert_eq!(retired.revoked, 0);
+    assert_eq!(
+        sealing_states(&keys::list(&store, &config, NOW).await.unwrap()),
+        [
+            (first.clone(), SealingState::Retired(NOW + 2)),
+            (second.clone(), SealingState::Retired(NOW + 1)),
+            (fresh, SealingState::Sealing)
+        ]
+    );
+
+    let error = keys::retire(&store, &first, NOW + 3).await.unwrap_err();
+    assert_eq!(error.to_string(), format!("no sealing key {first} that is not retired already"));
+    let error = keys::retire(&store, "nope", NOW + 3).await.unwrap_err();
+    assert_eq!(error.to_string(), "no sealing key nope that is not retired already");
+}
+
+#[tokio::test]
+async fn a_rotated_signing_key_waits_for_the_activation_delay_unless_told_otherwise() {
+    let store = started().await;
+    let config = Config::parse("[keys]\nactivation_delay_seconds = 3600").unwrap();
+    let pending = keys::rotate_signing(&store, &config, None, false, NOW).await.unwrap();
+    assert_eq!((pending.algorithm, pending.activates_at), (Algorithm::Es256, NOW + 3600));
+    let now = keys::rotate_signing(&store, &config, Some("EdDSA"), true, NOW).await.unwrap();
+    assert_eq!((now.algorithm, now.activates_at), (Algorithm::EdDsa, NOW));
+    let list = keys::list(&store, &config, NOW).await.unwrap();
+    let state = |kid: &str| list.signing.iter().find(|key| key.kid == kid).unwrap().state;
+    assert_eq!(state(&pending.kid), KeyState::Pending);
+    assert_eq!(state(&now.kid), KeyState::Active);
+    assert_eq!(list.signing.len(), 3);
+
+    let error = keys::rotate_signing(&store, &config, Some("RS256"), false, NOW).await.unwrap_err();
+    assert_eq!(error.to_string(), "unknown algorithm RS256; use ES256 or EdDSA");
+}
+
+#[tokio::test]
+async fn dovecot_gets_the_published_es256_keys_and_the_settings_naming_them() {
+    let store = started().await;
+    let config = Config::parse(
+        "issuer = \"https://auth.example.com\"\n\
+         [[resources]]\nuri = \"imaps://mail.example.com\"\ntoken_typ = \"JWT\"\n",
+    )
+    .unwrap();
+    let eddsa = keys::rotate_signing(&store, &config, Some("EdDSA"), false, NOW).await.unwrap();
+    let ring = letterlock_server::keys::load_signing_ring(&store, 600).await.unwrap();
+    let es256 = keys::list(&store, &config, NOW).await.unwrap().signing[0].kid.clone();
+
+    let dir = tempfile::tempdir().unwrap();
+    let stale = dir.path().join("default/ES256/unpublished-kid");
+    std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    std::fs::write(&stale, "old").unwrap();
+    let exported = export_keys(&ring, NOW, dir.path()).unwrap();
+    assert_eq!(exported.directory, dir.path().join("default/ES256"));
+    assert_eq!(exported.written, std::slice::from_ref(&es256));
+    assert_eq!(exported.skipped, [(eddsa.kid, KeyState::Pending)], "Dovecot verifies ES256 only");
+    assert!(!stale.exists(), "files of keys no longer published are removed");
+    let pem = std::fs::read_to_string(exported.directory.join(&es256)).unwrap();
+    let (key, _) = ring.states(NOW).next().unwrap();
+    assert_eq!(Some(pem), letterlock_jose::key::p256_spki_pem(&key.key.public_jwk(None)));
+
+    let settings = DovecotOauth2::local(&config, "imaps://mail.example.com", dir.path()).unwrap();
+    let rendered = settings.render(DovecotVersion::V2_3);
+    let dict = format!("local_validation_key_dict = fs:posix:prefix={}/", dir.path().display());
+    assert!(rendered.lines().any(|line| line == dict), "{rendered}");
+    assert!(rendered.lines().any(|line| line == "client_id = imaps://mail.example.com"));
+    assert!(DovecotOauth2::local(&config, "imaps://other.example", Path::new("/x")).is_err());
+}
+
+#[tokio::test]
+async fn disabling_an_account_goes_through_the_same_address_rules_as_the_others() {
+    let store = store().await;
+    let added = users::add(&store, "Ann@Example.com", "ann's long password", NOW).await.unwrap();
+    assert_eq!(added.address, "ann@example.com");
+    let error =
+        users::add(&store, "ann@example.com", "ann's long password", NOW).await.unwrap_err();
+    assert_eq!(error.to_string(), "an account for ann@example.com exists already");
+
+    let disabled = users::disable(&store, " ANN@example.com", NOW).await.unwrap();
+    assert_eq!((disabled.address.as_str(), disabled.revoked), ("ann@example.com", 0));
+    let listed = users::list(&store).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].disabled);
+
+    let error = users::disable(&store, "bob@example.com", NOW).await.unwrap_err();
+    assert_eq!(error.to_string(), "no account for bob@example.com");
+    let error = users::disable(&store, "bad", NOW).await.unwrap_err();
+    assert_eq!(error.to_string(), "'bad' is not a mail address");
+    let error = users::passwd(&store, "bob@example.com", "a long new password", false, NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(error.to_string(), "no account for bob@example.com");
+    assert_eq!(
+        users::passwd(&store, "ann@example.com", "a long new password", true, NOW).await.unwrap(),
+        0
+    );
+}
