@@ -95,14 +95,51 @@ pub struct DeviceCodeRecord {
     pub user_code: String,
     /// The request (client, scope, resources) as JSON.
     pub request: String,
-    /// `pending`, `approved`, `denied` or `used`.
-    pub status: String,
+    /// Where the request is in RFC 8628's flow.
+    pub status: DeviceStatus,
     /// The grant, once approved.
     pub grant_id: Option<String>,
     /// Expiry.
     pub expires_at: i64,
     /// The last poll, for `slow_down`.
     pub last_poll_at: i64,
+}
+
+/// Where a device code is in RFC 8628's flow; stored as `pending`, `approved`, `denied` or
+/// `used`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    /// Nobody has decided yet (RFC 8628 §3.5 `authorization_pending`).
+    Pending,
+    /// The person approved; the next poll gets tokens.
+    Approved,
+    /// The person denied (RFC 8628 §3.5 `access_denied`).
+    Denied,
+    /// Tokens were issued for it.
+    Used,
+}
+
+impl DeviceStatus {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Used => "used",
+        }
+    }
+
+    /// From storage. A text this version does not know counts as used, so that it never
+    /// yields tokens.
+    pub fn from_stored(text: &str) -> Self {
+        match text {
+            "pending" => Self::Pending,
+            "approved" => Self::Approved,
+            "denied" => Self::Denied,
+            _ => Self::Used,
+        }
+    }
 }
 
 /// What redeeming a code found.
@@ -430,7 +467,7 @@ impl Store {
         .bind(&record.hash)
         .bind(&record.user_code)
         .bind(&record.request)
-        .bind(&record.status)
+        .bind(record.status.as_str())
         .bind(&record.grant_id)
         .bind(record.expires_at)
         .bind(record.last_poll_at)
@@ -458,7 +495,7 @@ impl Store {
                 hash: row.try_get("hash")?,
                 user_code: row.try_get("user_code")?,
                 request: row.try_get("request")?,
-                status: row.try_get("status")?,
+                status: DeviceStatus::from_stored(&row.try_get::<String, _>("status")?),
                 grant_id: row.try_get("grant_id")?,
                 expires_at: row.try_get("expires_at")?,
                 last_poll_at: row.try_get("last_poll_at")?,
@@ -472,17 +509,17 @@ impl Store {
     pub async fn update_device_code(
         &self,
         hash: &str,
-        from: &str,
-        to: &str,
+        from: DeviceStatus,
+        to: DeviceStatus,
         grant_id: Option<&str>,
     ) -> Result<bool, Error> {
         let result = sqlx::query(
             "UPDATE device_codes SET status = $1, grant_id = COALESCE($2, grant_id) WHERE hash = $3 AND status = $4",
         )
-        .bind(to)
+        .bind(to.as_str())
         .bind(grant_id)
         .bind(hash)
-        .bind(from)
+        .bind(from.as_str())
         .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)

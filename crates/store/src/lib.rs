@@ -22,8 +22,8 @@ mod keys;
 pub use accounts::{SessionRecord, UserRecord};
 pub use clients::ClientRecord;
 pub use grants::{
-    CodeRedemption, DeviceCodeRecord, GrantRecord, RefreshContext, RefreshTokenRecord,
-    RevocationRecord,
+    CodeRedemption, DeviceCodeRecord, DeviceStatus, GrantRecord, RefreshContext,
+    RefreshTokenRecord, RevocationRecord,
 };
 pub use keys::{SealingKeyRecord, SigningKeyRecord};
 

@@ -37,7 +37,7 @@ impl Grants<'_> {
                 hash: hash_secret(&device_code),
                 user_code: user_code.clone(),
                 request: request.to_json()?,
-                status: DeviceStatus::Pending.as_str().into(),
+                status: DeviceStatus::Pending,
                 grant_id: None,
                 expires_at: now + DEVICE_CODE_SECONDS,
                 last_poll_at: 0,
@@ -53,8 +53,7 @@ impl Grants<'_> {
     ) -> Result<Option<(DeviceCodeRecord, DeviceRequest)>, GrantError> {
         match self.store.device_code(None, Some(user_code)).await? {
             Some(record)
-                if DeviceStatus::parse(&record.status) == DeviceStatus::Pending
-                    && record.expires_at > self.now() =>
+                if record.status == DeviceStatus::Pending && record.expires_at > self.now() =>
             {
                 let request = DeviceRequest::from_json(&record.request)?;
                 Ok(Some((record, request)))
@@ -67,12 +66,7 @@ impl Grants<'_> {
     pub async fn deny_device(&self, record: &DeviceCodeRecord) -> Result<bool, GrantError> {
         Ok(self
             .store
-            .update_device_code(
-                &record.hash,
-                DeviceStatus::Pending.as_str(),
-                DeviceStatus::Denied.as_str(),
-                None,
-            )
+            .update_device_code(&record.hash, DeviceStatus::Pending, DeviceStatus::Denied, None)
             .await?)
     }
 
@@ -86,8 +80,8 @@ impl Grants<'_> {
             .store
             .update_device_code(
                 &record.hash,
-                DeviceStatus::Pending.as_str(),
-                DeviceStatus::Approved.as_str(),
+                DeviceStatus::Pending,
+                DeviceStatus::Approved,
                 Some(&grant.id),
             )
             .await?)
@@ -117,7 +111,7 @@ impl Grants<'_> {
             return Err(GrantError::DeviceCodeExpired);
         }
         let previous_poll = self.store.poll_device_code(&hash, now).await?.unwrap_or(0);
-        match DeviceStatus::parse(&record.status) {
+        match record.status {
             DeviceStatus::Pending if now - previous_poll < POLL_INTERVAL => {
                 Err(GrantError::SlowDown)
             }
@@ -127,12 +121,7 @@ impl Grants<'_> {
                 // Only one poll wins the exchange of an approved code.
                 if !self
                     .store
-                    .update_device_code(
-                        &hash,
-                        DeviceStatus::Approved.as_str(),
-                        DeviceStatus::Used.as_str(),
-                        None,
-                    )
+                    .update_device_code(&hash, DeviceStatus::Approved, DeviceStatus::Used, None)
                     .await?
                 {
                     return Err(GrantError::DeviceCodeUsed);

@@ -3,6 +3,7 @@
 //! turned from what storage keeps into what the rules work with, and back.
 
 use letterlock_protocol::ScopeSet;
+pub use letterlock_store::DeviceStatus;
 use letterlock_store::GrantRecord;
 use serde::{Deserialize, Serialize};
 
@@ -80,41 +81,6 @@ impl DeviceRequest {
     /// From storage.
     pub fn from_json(json: &str) -> Result<Self, GrantError> {
         serde_json::from_str(json).map_err(GrantError::internal)
-    }
-}
-
-/// Where a device code is in RFC 8628's flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceStatus {
-    /// Nobody has decided yet.
-    Pending,
-    /// The person approved; the next poll gets tokens.
-    Approved,
-    /// The person denied.
-    Denied,
-    /// Tokens were issued for it.
-    Used,
-}
-
-impl DeviceStatus {
-    /// As stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Denied => "denied",
-            Self::Used => "used",
-        }
-    }
-
-    /// From storage; an unknown text counts as used, so that it never yields tokens.
-    pub fn parse(text: &str) -> Self {
-        match text {
-            "pending" => Self::Pending,
-            "approved" => Self::Approved,
-            "denied" => Self::Denied,
-            _ => Self::Used,
-        }
     }
 }
 

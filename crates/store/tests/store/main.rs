@@ -11,7 +11,7 @@ mod support {
 }
 
 use letterlock_store::{
-    Backend, ClientRecord, CodeRedemption, DeviceCodeRecord, Error, GrantRecord,
+    Backend, ClientRecord, CodeRedemption, DeviceCodeRecord, DeviceStatus, Error, GrantRecord,
     RefreshTokenRecord, RevocationRecord, SealingKeyRecord, SessionRecord, SigningKeyRecord, Store,
     UserRecord,
 };
@@ -231,7 +231,7 @@ async fn accounts_and_grants(store: &Store) {
         hash: "d1".into(),
         user_code: "BCDF-GHJK".into(),
         request: "{}".into(),
-        status: "pending".into(),
+        status: DeviceStatus::Pending,
         grant_id: None,
         expires_at: 900,
         last_poll_at: 0,
@@ -239,9 +239,17 @@ async fn accounts_and_grants(store: &Store) {
     store.insert_device_code(&device).await.unwrap();
     assert_eq!(store.device_code(Some("d1"), None).await.unwrap(), Some(device.clone()));
     assert_eq!(store.device_code(None, Some("BCDF-GHJK")).await.unwrap(), Some(device.clone()));
-    assert!(store.update_device_code("d1", "pending", "approved", Some("g1")).await.unwrap());
     assert!(
-        !store.update_device_code("d1", "pending", "denied", None).await.unwrap(),
+        store
+            .update_device_code("d1", DeviceStatus::Pending, DeviceStatus::Approved, Some("g1"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update_device_code("d1", DeviceStatus::Pending, DeviceStatus::Denied, None)
+            .await
+            .unwrap(),
         "decided once"
     );
     assert_eq!(store.poll_device_code("d1", 40).await.unwrap(), Some(0));
