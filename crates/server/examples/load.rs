@@ -138,9 +138,12 @@ async fn seed(state: &letterlock_server::AppState, issuer: &str, connections: us
             software_id: None,
             software_version: None,
             vendor: None,
-            scope: "urn:ietf:params:oauth:scope:mail offline_access".into(),
-            resources: json!([RESOURCE]).to_string(),
-            redirect_uris: "[]".into(),
+            scope: letterlock_protocol::ScopeSet::parse(
+                "urn:ietf:params:oauth:scope:mail offline_access",
+            )
+            .unwrap(),
+            resources: vec![RESOURCE.into()],
+            redirect_uris: Vec::new(),
             created_at: now,
             last_used_at: now,
             last_address: None,

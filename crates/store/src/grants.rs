@@ -4,6 +4,8 @@
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
+use letterlock_protocol::ScopeSet;
+
 use crate::{Backend, Error, Store, conflict_aware};
 
 /// A grant: this user allowed this installation these scopes on these services.
@@ -25,13 +27,13 @@ pub struct GrantRecord {
     pub software_version: Option<String>,
     /// The vouching vendor's `iss`, if a trusted vendor vouched.
     pub vendor: Option<String>,
-    /// Granted scopes, space-separated.
-    pub scope: String,
-    /// Granted resources, as a JSON array of strings.
-    pub resources: String,
-    /// The redirect URIs the person approved, as a JSON array of strings: a returning
+    /// Granted scopes (stored space-separated).
+    pub scope: ScopeSet,
+    /// Granted resources (stored as a JSON array of strings).
+    pub resources: Vec<String>,
+    /// The redirect URIs the person approved (stored as a JSON array of strings): a returning
     /// installation that proves its identity skips the consent page only for one of these.
-    pub redirect_uris: String,
+    pub redirect_uris: Vec<String>,
     /// First approval.
     pub created_at: i64,
     /// Last token issued.
@@ -177,14 +179,26 @@ fn grant_from_row(row: &AnyRow) -> Result<GrantRecord, Error> {
         software_id: row.try_get("software_id")?,
         software_version: row.try_get("software_version")?,
         vendor: row.try_get("vendor")?,
-        scope: row.try_get("scope")?,
-        resources: row.try_get("resources")?,
-        redirect_uris: row.try_get("redirect_uris")?,
+        scope: ScopeSet::parse(&row.try_get::<String, _>("scope")?)
+            .map_err(|error| Error::corrupt("grants.scope", error))?,
+        resources: json_strings(row, "resources")?,
+        redirect_uris: json_strings(row, "redirect_uris")?,
         created_at: row.try_get("created_at")?,
         last_used_at: row.try_get("last_used_at")?,
         last_address: row.try_get("last_address")?,
         revoked_at: row.try_get("revoked_at")?,
     })
+}
+
+/// A JSON array of strings from a text column.
+fn json_strings(row: &AnyRow, column: &'static str) -> Result<Vec<String>, Error> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|error| Error::corrupt(column, error))
+}
+
+/// A list of strings as the JSON text the store keeps.
+fn json_text(strings: &[String]) -> String {
+    serde_json::Value::from(strings.to_vec()).to_string()
 }
 
 impl Store {
@@ -244,9 +258,9 @@ impl Store {
         .bind(&grant.software_id)
         .bind(&grant.software_version)
         .bind(&grant.vendor)
-        .bind(&grant.scope)
-        .bind(&grant.resources)
-        .bind(&grant.redirect_uris)
+        .bind(grant.scope.to_string())
+        .bind(json_text(&grant.resources))
+        .bind(json_text(&grant.redirect_uris))
         .bind(grant.created_at)
         .bind(grant.last_used_at)
         .bind(&grant.last_address)
@@ -269,9 +283,9 @@ impl Store {
         .bind(&grant.software_id)
         .bind(&grant.software_version)
         .bind(&grant.vendor)
-        .bind(&grant.scope)
-        .bind(&grant.resources)
-        .bind(&grant.redirect_uris)
+        .bind(grant.scope.to_string())
+        .bind(json_text(&grant.resources))
+        .bind(json_text(&grant.redirect_uris))
         .bind(&grant.id)
         .execute(&self.writer)
         .await?;

@@ -49,6 +49,20 @@ pub enum Error {
     /// An insert met an existing primary key.
     #[error("a record with this key exists already")]
     Conflict,
+    /// A stored value does not parse as its type (written by hand, or by a future version).
+    #[error("stored {column} is corrupt: {message}")]
+    Corrupt {
+        /// Which column.
+        column: &'static str,
+        /// Why it does not parse.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn corrupt(column: &'static str, error: impl std::fmt::Display) -> Self {
+        Self::Corrupt { column, message: error.to_string() }
+    }
 }
 
 /// Which database is behind the store.

@@ -3,7 +3,7 @@
 use letterlock_protocol::ScopeSet;
 use letterlock_store::{GrantRecord, UserRecord};
 
-use super::records::{PendingRequest, approved_redirects, resources_or_none};
+use super::records::PendingRequest;
 use super::{GrantError, Grants};
 use crate::clients::Client;
 
@@ -52,8 +52,6 @@ impl Grants<'_> {
         let Approval { device_name, scope, resources: requested_resources, redirect_uri } =
             approval;
         let now = self.now();
-        let resources_json =
-            serde_json::to_string(requested_resources).unwrap_or_else(|_| "[]".into());
         let existing = if client.is_shared() {
             None
         } else {
@@ -62,20 +60,19 @@ impl Grants<'_> {
         let grant = match existing {
             Some(existing) => {
                 // Scopes and resources accumulate: a returning installation keeps what it had.
-                let mut scopes: Vec<String> =
-                    existing.scope.split(' ').map(str::to_owned).collect();
+                let mut scopes: Vec<String> = existing.scope.iter().map(str::to_owned).collect();
                 for asked in scope.split(' ') {
                     if !scopes.iter().any(|known| known == asked) {
                         scopes.push(asked.to_owned());
                     }
                 }
-                let mut resources = resources_or_none(&existing);
+                let mut resources = existing.resources.clone();
                 for resource in requested_resources {
                     if !resources.contains(resource) {
                         resources.push(resource.clone());
                     }
                 }
-                let mut redirects = approved_redirects(&existing);
+                let mut redirects = existing.redirect_uris.clone();
                 if let Some(redirect) = redirect_uri
                     && !redirects.iter().any(|known| known == redirect)
                 {
@@ -87,12 +84,9 @@ impl Grants<'_> {
                 let updated = GrantRecord {
                     device_name: device_name.to_owned(),
                     client_name: client.display_name(),
-                    scope: ScopeSet::parse(&scopes.join(" "))
-                        .map(|set| set.to_string())
-                        .unwrap_or(existing.scope.clone()),
-                    resources: serde_json::to_string(&resources).unwrap_or(resources_json),
-                    redirect_uris: serde_json::to_string(&redirects)
-                        .unwrap_or(existing.redirect_uris.clone()),
+                    scope: ScopeSet::parse(&scopes.join(" ")).unwrap_or(existing.scope.clone()),
+                    resources,
+                    redirect_uris: redirects,
                     vendor: client.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
                     ..existing
                 };
@@ -109,12 +103,9 @@ impl Grants<'_> {
                     software_id: client.metadata.software_id.clone(),
                     software_version: client.metadata.software_version.clone(),
                     vendor: client.vendor.as_ref().map(|vendor| vendor.issuer.clone()),
-                    scope: scope.to_owned(),
-                    resources: resources_json,
-                    redirect_uris: serde_json::to_string(
-                        &redirect_uri.into_iter().collect::<Vec<_>>(),
-                    )
-                    .unwrap_or_else(|_| "[]".into()),
+                    scope: ScopeSet::parse(scope).map_err(GrantError::internal)?,
+                    resources: requested_resources.to_vec(),
+                    redirect_uris: redirect_uri.into_iter().map(str::to_owned).collect(),
                     created_at: now,
                     last_used_at: now,
                     last_address: None,
@@ -131,10 +122,7 @@ impl Grants<'_> {
 /// True when a live grant already holds every scope and resource of the request, and the
 /// request's redirect URI is one the person approved for it, exactly (port included).
 fn covers(grant: &GrantRecord, pending: &PendingRequest) -> bool {
-    let granted_scopes: Vec<&str> = grant.scope.split(' ').collect();
-    let granted_resources = resources_or_none(grant);
-    let approved_redirects = approved_redirects(grant);
-    pending.scope.split(' ').all(|scope| granted_scopes.contains(&scope))
-        && pending.resources.iter().all(|resource| granted_resources.contains(resource))
-        && approved_redirects.contains(&pending.redirect_uri)
+    pending.scope.split(' ').all(|scope| grant.scope.contains(scope))
+        && pending.resources.iter().all(|resource| grant.resources.contains(resource))
+        && grant.redirect_uris.contains(&pending.redirect_uri)
 }

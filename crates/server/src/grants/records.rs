@@ -1,10 +1,9 @@
-//! The stored records' JSON and strings as types: the one place a pending request, a code's
-//! details, a device request, a device code's status or a grant's scopes and resources are
-//! turned from what storage keeps into what the rules work with, and back.
+//! The stored requests as types: a pending authorization request, a code's details and a device
+//! request are kept by the store as JSON text and become these types here, in one place. (A
+//! grant's scopes, resources and approved redirects, and a device code's status, are typed by
+//! the store itself.)
 
-use letterlock_protocol::ScopeSet;
 pub use letterlock_store::DeviceStatus;
-use letterlock_store::GrantRecord;
 use serde::{Deserialize, Serialize};
 
 use super::GrantError;
@@ -82,24 +81,4 @@ impl DeviceRequest {
     pub fn from_json(json: &str) -> Result<Self, GrantError> {
         serde_json::from_str(json).map_err(GrantError::internal)
     }
-}
-
-/// A grant's scopes.
-pub fn granted_scope(grant: &GrantRecord) -> Result<ScopeSet, GrantError> {
-    ScopeSet::parse(&grant.scope).map_err(GrantError::internal)
-}
-
-/// A grant's resources.
-pub fn granted_resources(grant: &GrantRecord) -> Result<Vec<String>, GrantError> {
-    serde_json::from_str(&grant.resources).map_err(GrantError::internal)
-}
-
-/// A grant's resources, or none if the record is corrupt (for display and comparisons).
-pub fn resources_or_none(grant: &GrantRecord) -> Vec<String> {
-    serde_json::from_str(&grant.resources).unwrap_or_default()
-}
-
-/// The redirect URIs the person approved for a grant, or none if the record is corrupt.
-pub fn approved_redirects(grant: &GrantRecord) -> Vec<String> {
-    serde_json::from_str(&grant.redirect_uris).unwrap_or_default()
 }

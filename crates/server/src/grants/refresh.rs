@@ -7,7 +7,6 @@
 //! one rotate it ([`Grants::reuse_detected`], called from issuing).
 
 use super::issue::Subject;
-use super::records::{granted_resources, granted_scope};
 use super::{Caller, GrantError, Grants, TokenAsk, check_live, narrow};
 use crate::secrets::hash_secret;
 
@@ -46,7 +45,7 @@ impl Grants<'_> {
             }
         }
         check_live(&grant, context.user_disabled)?;
-        let asked = narrow(ask, &granted_scope(&grant)?, &granted_resources(&grant)?)?;
+        let asked = narrow(ask, &grant.scope, &grant.resources)?;
         // Keep the binding of the token being replaced.
         let jkt = record.jkt.or(caller.jkt.map(str::to_owned));
         let subject = Subject { grant: &grant, address: &context.address, rotated: Some(&hash) };

@@ -10,6 +10,7 @@ mod support {
     pub mod postgres;
 }
 
+use letterlock_protocol::ScopeSet;
 use letterlock_store::{
     Backend, ClientRecord, CodeRedemption, DeviceCodeRecord, DeviceStatus, Error, GrantRecord,
     RefreshTokenRecord, RevocationRecord, SealingKeyRecord, SessionRecord, SigningKeyRecord, Store,
@@ -43,9 +44,9 @@ fn grant(id: &str, user_id: &str, client_id: &str) -> GrantRecord {
         software_id: Some("example-mail".into()),
         software_version: None,
         vendor: None,
-        scope: "urn:ietf:params:oauth:scope:mail offline_access".into(),
-        resources: r#"["imaps://mail.example.com"]"#.into(),
-        redirect_uris: r#"["http://127.0.0.1/callback"]"#.into(),
+        scope: ScopeSet::parse("urn:ietf:params:oauth:scope:mail offline_access").unwrap(),
+        resources: vec!["imaps://mail.example.com".into()],
+        redirect_uris: vec!["http://127.0.0.1/callback".into()],
         created_at: 100,
         last_used_at: 100,
         last_address: None,
@@ -109,12 +110,13 @@ async fn accounts_and_grants(store: &Store) {
     assert!(store.record_issue(None, None, "g1", 150, Some(Some("192.0.2.7"))).await.unwrap());
     let touched = store.grant("g1").await.unwrap().unwrap();
     assert_eq!((touched.last_used_at, touched.last_address.as_deref()), (150, Some("192.0.2.7")));
-    let approved_again = r#"["http://127.0.0.1/callback","com.example.mail:/cb"]"#;
+    let approved_again: Vec<String> =
+        vec!["http://127.0.0.1/callback".into(), "com.example.mail:/cb".into()];
     assert!(
         store
             .update_grant(&GrantRecord {
                 device_name: "Work laptop".into(),
-                redirect_uris: approved_again.into(),
+                redirect_uris: approved_again.clone(),
                 ..touched
             })
             .await
@@ -122,8 +124,8 @@ async fn accounts_and_grants(store: &Store) {
     );
     let updated = &store.grants_of_user("u1").await.unwrap()[0];
     assert_eq!(
-        (updated.device_name.as_str(), updated.redirect_uris.as_str()),
-        ("Work laptop", approved_again)
+        (updated.device_name.as_str(), &updated.redirect_uris),
+        ("Work laptop", &approved_again)
     );
     assert!(
         !store.revoke_grant("g2", Some("someone-else"), 160).await.unwrap(),
