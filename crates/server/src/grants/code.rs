@@ -44,7 +44,7 @@ impl Grants<'_> {
             dpop_jkt: pending.dpop_jkt.clone(),
             user_id: user_id.to_owned(),
         };
-        let details = serde_json::to_string(&details).unwrap_or_default();
+        let details = details.to_json();
         let expires_at = self.now() + self.issuer.lifetimes.code;
         self.store.insert_code(&hash_secret(&code), &grant.id, &details, expires_at).await?;
         Ok(code)
@@ -73,7 +73,7 @@ impl Grants<'_> {
                 }
                 CodeRedemption::Unknown => return Err(GrantError::UnknownCode),
             };
-        let details: CodeDetails = serde_json::from_str(&details).map_err(GrantError::internal)?;
+        let details = CodeDetails::from_json(&details)?;
         if expires_at <= now {
             return Err(GrantError::CodeExpired);
         }

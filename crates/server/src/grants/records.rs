@@ -60,6 +60,18 @@ pub struct CodeDetails {
     pub user_id: String,
 }
 
+impl CodeDetails {
+    /// As stored.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// From storage.
+    pub fn from_json(json: &str) -> Result<Self, GrantError> {
+        serde_json::from_str(json).map_err(GrantError::internal)
+    }
+}
+
 /// What a device asked for, stored with its codes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeviceRequest {
