@@ -119,7 +119,7 @@ impl GrantType {
         match self {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
-            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+            Self::DeviceCode => crate::urn::DEVICE_CODE_GRANT,
         }
     }
 }
