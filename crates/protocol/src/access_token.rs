@@ -5,6 +5,60 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::bearer::BearerError;
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+pub const SKEW_SECONDS: i64 = 30;
+
+/// Why a token was refused. [`TokenError::InsufficientScope`] maps to the `insufficient_scope`
+/// status, every other variant to `invalid_token` (RFC 6750 §3.1, RFC 7628 §3.2.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Not a JWS with an allowed algorithm, or not `typ: at+jwt`.
+    #[error("the token is malformed: {0}")]
+    Malformed(String),
+    /// Signed with a key id the JWKS does not have: refetch the JWKS and try again.
+    #[error("the token's key '{0}' is not in the issuer's key set")]
+    UnknownKey(String),
+    /// The signature does not verify.
+    #[error("the token's signature does not verify")]
+    Signature,
+    /// Another issuer.
+    #[error("the token was issued by someone else")]
+    Issuer,
+    /// Made for another service (RFC 8707 audience).
+    #[error("the token is for another service")]
+    Audience,
+    /// Expired, or not valid yet.
+    #[error("the token has expired or is not valid yet")]
+    Lifetime,
+    /// A required claim is missing or has the wrong type.
+    #[error("the token lacks the claim '{0}'")]
+    Claim(&'static str),
+    /// Valid, but without the scope this service needs.
+    #[error("the token does not carry the scope '{0}'")]
+    InsufficientScope(String),
+}
+
+impl TokenError {
+    /// The RFC 6750 / RFC 7628 status for this error, as text.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Self::InsufficientScope(_) => "insufficient_scope",
+            _ => "invalid_token",
+        }
+    }
+
+    /// The RFC 6750 §3.1 error for this refusal.
+    pub fn bearer_error(&self) -> BearerError {
+        match self {
+            Self::InsufficientScope(_) => BearerError::InsufficientScope,
+            _ => BearerError::InvalidToken,
+        }
+    }
+}
+
 /// RFC 9068 §2.1: the JWS `typ` of an access token. `application/at+jwt` is the same type
 /// (RFC 7515 §4.1.9: the `application/` prefix may be left out).
 pub const TYP: &str = "at+jwt";
@@ -78,6 +132,19 @@ pub struct AccessTokenClaims {
 }
 
 impl AccessTokenClaims {
+    /// Checks what can change after verification: the token has not expired at `now` (with
+    /// [`SKEW_SECONDS`]) and carries at least one of the scopes `any_of`. A front door that
+    /// remembers verified claims calls this on every use.
+    pub fn permits(&self, any_of: &[&str], now: i64) -> Result<(), TokenError> {
+        if self.expires_at + SKEW_SECONDS <= now {
+            return Err(TokenError::Lifetime);
+        }
+        if !self.scopes.iter().any(|granted| any_of.contains(&granted.as_str())) {
+            return Err(TokenError::InsufficientScope(any_of.join(" ")));
+        }
+        Ok(())
+    }
+
     /// The claims as a JSON object, for signing.
     pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
         match serde_json::to_value(self) {
@@ -199,6 +266,20 @@ mod tests {
         assert_eq!(read.token_type(), "Bearer");
         map.remove("grant_id");
         assert_eq!(AccessTokenClaims::from_json(&map), None);
+    }
+
+    #[test]
+    fn permits_checks_expiry_and_scope() {
+        let claims = example();
+        assert_eq!(claims.permits(&[crate::scope::MAIL], 1_800_000_600 + SKEW_SECONDS - 1), Ok(()));
+        assert_eq!(
+            claims.permits(&[crate::scope::MAIL], 1_800_000_600 + SKEW_SECONDS),
+            Err(TokenError::Lifetime)
+        );
+        let refused = claims.permits(&[crate::scope::CALENDARS], 1_800_000_000).unwrap_err();
+        assert_eq!(refused, TokenError::InsufficientScope(crate::scope::CALENDARS.into()));
+        assert_eq!(refused.bearer_error(), BearerError::InsufficientScope);
+        assert_eq!(TokenError::Signature.bearer_error(), BearerError::InvalidToken);
     }
 
     #[test]
