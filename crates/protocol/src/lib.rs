@@ -43,6 +43,7 @@ pub mod params;
 pub mod pkce;
 pub mod redirect;
 pub mod registration;
+pub mod registration_request;
 pub mod resource;
 pub mod scope;
 pub mod token;
@@ -61,6 +62,7 @@ pub use redirect::{RedirectKind, RedirectUri};
 pub use registration::{
     ApplicationType, AuthMethod, ClientMetadata, GrantType, Localized, RegistrationError,
 };
+pub use registration_request::{RegistrationRequest, RegistrationResponse};
 pub use resource::Resource;
 pub use scope::ScopeSet;
 pub use token::{ClientAuthentication, Grant, TokenRequest, TokenRequestError, TokenResponse};

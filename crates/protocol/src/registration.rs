@@ -94,7 +94,8 @@ impl AuthMethod {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    /// The method for its registry name; `None` for a method Letterlock does not know.
+    pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|method| method.as_str() == text)
     }
 }
