@@ -503,6 +503,7 @@ mod tests {
             expires_at: 2_000,
             scopes: Vec::new(),
             jkt: None,
+            ..AccessTokenClaims::default()
         }
     }
 

@@ -304,7 +304,7 @@ impl Door {
     /// The challenge for a missing or refused token.
     pub fn challenge(&self, status: &str) -> ErrorChallenge {
         ErrorChallenge {
-            status: status.to_owned(),
+            status: status.into(),
             scope: Some(self.config.scope.clone()),
             openid_configuration: Some(self.shared.authority.discovery_url()),
         }

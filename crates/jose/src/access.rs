@@ -9,88 +9,12 @@
 
 use serde_json::{Map, Value};
 
-use letterlock_protocol::jwk;
+use letterlock_protocol::{access_token, jwk};
 
 use crate::jws::UnverifiedJws;
 use crate::key::VerifyingKey;
 
-/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
-pub const SKEW_SECONDS: i64 = 30;
-
-/// Why a token was refused. [`TokenError::InsufficientScope`] maps to the `insufficient_scope`
-/// status, every other variant to `invalid_token` (RFC 6750 §3.1, RFC 7628 §3.2.2).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TokenError {
-    /// Not a JWS with an allowed algorithm, or not `typ: at+jwt`.
-    #[error("the token is malformed: {0}")]
-    Malformed(String),
-    /// Signed with a key id the JWKS does not have: refetch the JWKS and try again.
-    #[error("the token's key '{0}' is not in the issuer's key set")]
-    UnknownKey(String),
-    /// The signature does not verify.
-    #[error("the token's signature does not verify")]
-    Signature,
-    /// Another issuer.
-    #[error("the token was issued by someone else")]
-    Issuer,
-    /// Made for another service (RFC 8707 audience).
-    #[error("the token is for another service")]
-    Audience,
-    /// Expired, or not valid yet.
-    #[error("the token has expired or is not valid yet")]
-    Lifetime,
-    /// A required claim is missing or has the wrong type.
-    #[error("the token lacks the claim '{0}'")]
-    Claim(&'static str),
-    /// Valid, but without the scope this service needs.
-    #[error("the token does not carry the scope '{0}'")]
-    InsufficientScope(String),
-}
-
-impl TokenError {
-    /// The RFC 6750 / RFC 7628 status for this error.
-    pub fn status(&self) -> &'static str {
-        match self {
-            Self::InsufficientScope(_) => "insufficient_scope",
-            _ => "invalid_token",
-        }
-    }
-}
-
-/// The claims a front door acts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessTokenClaims {
-    /// The user (a mail address).
-    pub subject: String,
-    /// The client id of the installation.
-    pub client_id: String,
-    /// The grant: what the devices page calls a device, and what revocation names.
-    pub grant_id: String,
-    /// The token's id.
-    pub jti: String,
-    /// Expiry, seconds since the epoch: a session lives no longer (RFC 7628 §5).
-    pub expires_at: i64,
-    /// The scopes.
-    pub scopes: Vec<String>,
-    /// The DPoP key thumbprint, for DPoP-bound tokens (RFC 9449 §6).
-    pub jkt: Option<String>,
-}
-
-impl AccessTokenClaims {
-    /// Checks what can change after verification: the token has not expired at `now` (with
-    /// [`SKEW_SECONDS`]) and carries at least one of the scopes `any_of`. A front door that
-    /// remembers verified claims calls this on every use.
-    pub fn permits(&self, any_of: &[&str], now: i64) -> Result<(), TokenError> {
-        if self.expires_at + SKEW_SECONDS <= now {
-            return Err(TokenError::Lifetime);
-        }
-        if !self.scopes.iter().any(|granted| any_of.contains(&granted.as_str())) {
-            return Err(TokenError::InsufficientScope(any_of.join(" ")));
-        }
-        Ok(())
-    }
-}
+pub use letterlock_protocol::access_token::{AccessTokenClaims, SKEW_SECONDS, TokenError};
 
 /// Verifies access tokens for one resource.
 #[derive(Debug, Clone)]
@@ -147,11 +71,7 @@ impl AccessTokenVerifier {
         // RFC 9068 §2.1 and §4: `typ` is `at+jwt` (or `application/at+jwt`), which keeps other
         // JWTs (ID tokens, client assertions) from passing as access tokens.
         let typ = jws.header().get("typ").and_then(Value::as_str).unwrap_or("");
-        let plain_jwt = self.accept_jwt_typ && typ.eq_ignore_ascii_case("JWT");
-        if !plain_jwt
-            && !typ.eq_ignore_ascii_case("at+jwt")
-            && !typ.eq_ignore_ascii_case("application/at+jwt")
-        {
+        if !access_token::is_access_token_typ(typ, self.accept_jwt_typ) {
             return Err(TokenError::Malformed("typ must be at+jwt".into()));
         }
         let kid = jws.kid().ok_or(TokenError::Malformed("no kid".into()))?.to_owned();
@@ -181,16 +101,20 @@ fn check_claims(
     if text("iss")? != issuer {
         return Err(TokenError::Issuer);
     }
-    let audience_matches = match claims.get("aud") {
-        Some(Value::String(one)) => one == audience,
-        Some(Value::Array(many)) => many.iter().any(|one| one.as_str() == Some(audience)),
+    let audiences: Vec<String> = match claims.get("aud") {
+        Some(Value::String(one)) => vec![one.clone()],
+        Some(Value::Array(many)) => {
+            many.iter().filter_map(Value::as_str).map(str::to_owned).collect()
+        }
         _ => return Err(TokenError::Claim("aud")),
     };
+    let audience_matches = audiences.iter().any(|one| one == audience);
     if !audience_matches {
         return Err(TokenError::Audience);
     }
     let expires_at = number("exp")?;
-    for name in ["nbf", "iat"] {
+    let mut times = [None, None];
+    for (index, name) in ["nbf", "iat"].into_iter().enumerate() {
         if let Some(value) = claims.get(name) {
             let time = value.as_i64().ok_or(TokenError::Claim(if name == "nbf" {
                 "nbf"
@@ -200,6 +124,7 @@ fn check_claims(
             if time > now + SKEW_SECONDS {
                 return Err(TokenError::Lifetime);
             }
+            times[index] = Some(time);
         }
     }
     let scopes: Vec<String> = text("scope")
@@ -208,7 +133,13 @@ fn check_claims(
         .filter(|scope| !scope.is_empty())
         .map(str::to_owned)
         .collect();
+    let [not_before, issued_at] = times;
     let claims = AccessTokenClaims {
+        issuer: issuer.to_owned(),
+        audience: audiences,
+        issued_at,
+        not_before,
+        auth_time: claims.get("auth_time").and_then(Value::as_i64),
         subject: text("sub")?.to_owned(),
         client_id: text("client_id")?.to_owned(),
         grant_id: text("grant_id")?.to_owned(),

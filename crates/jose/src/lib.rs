@@ -38,6 +38,15 @@ pub fn shown(value: &str) -> String {
     value.chars().take(64).flat_map(char::escape_debug).collect()
 }
 
+/// SHA-256 of `bytes` (FIPS 180-4), for the rules in `letterlock-protocol` that take the
+/// digest as an argument (PKCE's S256, RFC 7636 §4.2).
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
 /// What can go wrong in this crate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -69,4 +78,18 @@ pub enum Error {
     /// A JWS signature does not verify.
     #[error("the signature does not verify")]
     Signature,
+}
+
+#[cfg(test)]
+mod tests {
+    use letterlock_protocol::pkce::{CodeChallenge, CodeVerifier};
+
+    /// RFC 7636 Appendix B, with the real SHA-256.
+    #[test]
+    fn sha256_gives_rfc_7636_appendix_bs_challenge() {
+        let verifier = CodeVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap();
+        let challenge = CodeChallenge::s256(&verifier, super::sha256);
+        assert_eq!(challenge.as_str(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert!(challenge.verify(verifier.as_str(), super::sha256));
+    }
 }

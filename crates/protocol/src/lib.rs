@@ -9,7 +9,14 @@
 //! - [`PublicJwk`]: an installation's P-256 or Ed25519 public key;
 //! - [`ScopeSet`] and [`Resource`]: the interoperable mail scopes and the protected services;
 //! - [`AuthorizationServerMetadata`]: the RFC 8414 document;
-//! - [`ErrorBody`]: the `{"error": ...}` JSON every endpoint answers with;
+//! - [`ErrorBody`] and [`ErrorCode`]: the `{"error": ...}` JSON every endpoint answers with,
+//!   read back by the client; [`BearerError`]: a resource's RFC 6750 §3.1 codes;
+//! - [`Params`]: form and query parameters with the RFC 6749 §3.1 duplicate rule;
+//! - [`AuthorizationRequest`] and [`AuthorizationResponse`] (RFC 6749 §4.1, RFC 9207), with
+//!   PKCE's [`CodeVerifier`] and [`CodeChallenge`] (RFC 7636);
+//! - [`TokenRequest`] and [`TokenResponse`] (RFC 6749 §4.1.3, §5.1, §6; RFC 8628 §3.4);
+//! - [`AccessTokenClaims`]: the RFC 9068 claims of an access token;
+//! - [`urn`]: every `urn:ietf:params:oauth:...` name, once;
 //! - [`address::AddressBlock`]: the block (an IPv4 address, an IPv6 /64) that per-address limits
 //!   count a client by.
 //!
@@ -23,24 +30,39 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod access_token;
 pub mod address;
+pub mod authorization;
 pub mod base64url;
+pub mod bearer;
 pub mod error;
 pub mod issuer;
 pub mod jwk;
 pub mod metadata;
+pub mod params;
+pub mod pkce;
 pub mod redirect;
 pub mod registration;
+pub mod registration_request;
 pub mod resource;
 pub mod scope;
+pub mod token;
+pub mod urn;
 
+pub use access_token::AccessTokenClaims;
+pub use authorization::{AuthorizationError, AuthorizationRequest, AuthorizationResponse};
+pub use bearer::BearerError;
 pub use error::{ErrorBody, ErrorCode};
 pub use issuer::{Issuer, IssuerError};
 pub use jwk::{Curve, PublicJwk};
 pub use metadata::AuthorizationServerMetadata;
+pub use params::{Params, ParamsError};
+pub use pkce::{CodeChallenge, CodeVerifier};
 pub use redirect::{RedirectKind, RedirectUri};
 pub use registration::{
     ApplicationType, AuthMethod, ClientMetadata, GrantType, Localized, RegistrationError,
 };
+pub use registration_request::{RegistrationRequest, RegistrationResponse};
 pub use resource::Resource;
 pub use scope::ScopeSet;
+pub use token::{ClientAuthentication, Grant, TokenRequest, TokenRequestError, TokenResponse};

@@ -94,7 +94,8 @@ impl AuthMethod {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    /// The method for its registry name; `None` for a method Letterlock does not know.
+    pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|method| method.as_str() == text)
     }
 }
@@ -119,7 +120,7 @@ impl GrantType {
         match self {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
-            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+            Self::DeviceCode => crate::urn::DEVICE_CODE_GRANT,
         }
     }
 }

@@ -35,7 +35,8 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::Serialize;
+use letterlock_protocol::BearerError;
+use serde::{Deserialize, Serialize};
 
 /// The largest decoded response accepted, in bytes. JWT access tokens are a few KiB; 64 KiB is
 /// Dovecot's limit for a whole command.
@@ -242,6 +243,18 @@ pub mod oauthbearer {
         port: Option<u16>,
         token: &str,
     ) -> Vec<u8> {
+        encode_with(authzid, host, port, Some(token))
+    }
+
+    /// Encodes a client response with or without a token. Without one, `auth` is empty: the
+    /// discovery probe of RFC 7628 §4.3, which a server answers with the §3.2.2 error challenge
+    /// naming its issuer.
+    pub fn encode_with(
+        authzid: Option<&str>,
+        host: Option<&str>,
+        port: Option<u16>,
+        token: Option<&str>,
+    ) -> Vec<u8> {
         let mut text = String::from("n,");
         if let Some(authzid) = authzid {
             text.push_str("a=");
@@ -254,7 +267,10 @@ pub mod oauthbearer {
         if let Some(port) = port {
             text.push_str(&format!("port={port}\u{1}"));
         }
-        text.push_str(&format!("auth=Bearer {token}\u{1}\u{1}"));
+        match token {
+            Some(token) => text.push_str(&format!("auth=Bearer {token}\u{1}\u{1}")),
+            None => text.push_str("auth=\u{1}\u{1}"),
+        }
         text.into_bytes()
     }
 
@@ -375,16 +391,19 @@ pub mod plain {
     }
 }
 
-/// The RFC 7628 §3.2.2 error challenge: where to get a token, and which scope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The RFC 7628 §3.2.2 error challenge: where to get a token, and which scope. Sent by the
+/// front doors ([`ErrorChallenge::to_bytes`]); read by a client's discovery probe
+/// ([`ErrorChallenge::from_base64`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorChallenge {
-    /// An OAuth error code: `invalid_token` or `insufficient_scope`.
-    pub status: String,
+    /// RFC 7628 §3.2.2: an RFC 6750 §3.1 error code, `invalid_token` or `insufficient_scope`
+    /// from Letterlock; another server's code is kept as [`BearerError::Other`].
+    pub status: BearerError,
     /// The scope the service needs, one (RFC 7628 recommends a single scope).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// The discovery document of the issuer.
-    #[serde(rename = "openid-configuration", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "openid-configuration", default, skip_serializing_if = "Option::is_none")]
     pub openid_configuration: Option<String>,
 }
 
@@ -392,10 +411,23 @@ impl ErrorChallenge {
     /// `invalid_token` with the scope and the issuer's metadata URL.
     pub fn invalid_token(scope: &str, openid_configuration: &str) -> Self {
         Self {
-            status: "invalid_token".into(),
+            status: BearerError::InvalidToken,
             scope: Some(scope.into()),
             openid_configuration: Some(openid_configuration.into()),
         }
+    }
+
+    /// Reads the challenge from the JSON bytes of RFC 7628 §3.2.2. `None` if they are not that
+    /// JSON (an object with a string `status`).
+    pub fn from_json(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    /// Reads the challenge from the base64 text of an IMAP `+` or SMTP/POP3 `334` line
+    /// (RFC 4648 §4 base64, surrounding white space ignored). `None` if it is not the JSON of
+    /// RFC 7628 §3.2.2.
+    pub fn from_base64(text: &str) -> Option<Self> {
+        Self::from_json(&STANDARD.decode(text.trim()).ok()?)
     }
 
     /// The JSON bytes of the challenge, in the shape the mechanism uses: OAUTHBEARER's, or for
@@ -404,7 +436,8 @@ impl ErrorChallenge {
     pub fn to_bytes(&self, mechanism: Mechanism) -> Vec<u8> {
         let json = match mechanism {
             Mechanism::XOAuth2 => {
-                let status = if self.status == "insufficient_scope" { "403" } else { "401" };
+                let status =
+                    if self.status == BearerError::InsufficientScope { "403" } else { "401" };
                 let mut json = serde_json::json!({
                     "status": status,
                     "schemes": "bearer",
@@ -540,6 +573,41 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn error_challenges_decode_what_they_encode() {
+        let challenge = ErrorChallenge::invalid_token(
+            "urn:ietf:params:oauth:scope:mail",
+            "https://a.example/.well-known/openid-configuration",
+        );
+        let line = encode_challenge(&challenge.to_bytes(Mechanism::OAuthBearer));
+        assert_eq!(ErrorChallenge::from_base64(&format!(" {line}\r\n")), Some(challenge));
+        let scope = ErrorChallenge {
+            status: BearerError::InsufficientScope,
+            scope: None,
+            openid_configuration: None,
+        };
+        assert_eq!(ErrorChallenge::from_json(&scope.to_bytes(Mechanism::OAuthBearer)), Some(scope));
+        let other = ErrorChallenge::from_json(br#"{"status":"invalid_request","x":1}"#).unwrap();
+        assert_eq!(other.status, BearerError::InvalidRequest);
+        let unknown = ErrorChallenge::from_json(br#"{"status":"401"}"#).unwrap();
+        assert_eq!(unknown.status, BearerError::Other("401".into()));
+        assert_eq!(ErrorChallenge::from_json(br#"{"scope":"s"}"#), None, "status is required");
+        assert_eq!(ErrorChallenge::from_json(b"[]"), None);
+        assert_eq!(ErrorChallenge::from_base64("not base64!"), None);
+    }
+
+    #[test]
+    fn the_discovery_probe_has_an_empty_auth() {
+        let probe = oauthbearer::encode_with(None, Some("mail.example.com"), Some(993), None);
+        assert_eq!(probe, b"n,,\x01host=mail.example.com\x01port=993\x01auth=\x01\x01");
+        let parsed = oauthbearer::parse(&probe).unwrap();
+        assert!(parsed.is_discovery_probe());
+        assert_eq!(
+            oauthbearer::encode(None, None, None, "t"),
+            oauthbearer::encode_with(None, None, None, Some("t"))
+        );
+    }
 
     const RFC7628_4_1: &[u8] = b"n,a=user@example.com,\x01host=server.example.com\x01port=143\x01auth=Bearer vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==\x01\x01";
 

@@ -1,0 +1,455 @@
+//! Token requests (RFC 6749 §4.1.3 and §6, RFC 8628 §3.4) with the client authentication they
+//! carry in the form (RFC 7523 §2.2 assertions, or a public client's `client_id`), and token
+//! responses (RFC 6749 §5.1). Both directions: the server reads requests and writes
+//! responses; the client writes requests and reads responses.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorBody, ErrorCode};
+use crate::params::Params;
+use crate::registration::GrantType;
+use crate::scope::{ScopeError, ScopeSet};
+use crate::urn;
+
+/// Why the form's client authentication was refused. Every variant is `invalid_client`, sent
+/// with HTTP 401 (RFC 6749 §5.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientAuthenticationError {
+    /// RFC 7523 §2.2: the only assertion type is the JWT bearer URN.
+    #[error("client_assertion_type must be {}", urn::JWT_BEARER_ASSERTION)]
+    AssertionType,
+    /// `client_assertion_type` without `client_assertion`.
+    #[error("client_assertion is missing")]
+    AssertionMissing,
+    /// Neither an assertion nor a `client_id` (RFC 6749 §3.2.1).
+    #[error("the client did not identify itself")]
+    Anonymous,
+}
+
+impl ClientAuthenticationError {
+    /// `invalid_client` (RFC 6749 §5.2).
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::InvalidClient
+    }
+}
+
+/// How a client authenticates in the form of a token, revocation or device authorization
+/// request. HTTP Basic (`client_secret_basic`, RFC 6749 §2.3.1) is a header, read by the
+/// server's HTTP layer before this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientAuthentication {
+    /// `private_key_jwt` (RFC 7523 §2.2): a signed assertion, with an optional `client_id` that
+    /// must then equal the assertion's `iss` and `sub` (RFC 7523 §3).
+    Assertion {
+        /// The JWT.
+        assertion: String,
+        /// `client_id`, if sent.
+        client_id: Option<String>,
+    },
+    /// `none`: a public client names itself (RFC 6749 §2.1, PKCE proves the rest).
+    ClientId(String),
+}
+
+impl ClientAuthentication {
+    /// Reads the form's client authentication: an assertion if `client_assertion_type` is
+    /// present, else the `client_id`.
+    pub fn from_params(params: &Params) -> Result<Self, ClientAuthenticationError> {
+        if let Some(assertion_type) = params.single("client_assertion_type") {
+            if assertion_type != urn::JWT_BEARER_ASSERTION {
+                return Err(ClientAuthenticationError::AssertionType);
+            }
+            let assertion = params
+                .single("client_assertion")
+                .ok_or(ClientAuthenticationError::AssertionMissing)?;
+            return Ok(Self::Assertion {
+                assertion: assertion.to_owned(),
+                client_id: params.single("client_id").map(str::to_owned),
+            });
+        }
+        params
+            .single("client_id")
+            .map(|id| Self::ClientId(id.to_owned()))
+            .ok_or(ClientAuthenticationError::Anonymous)
+    }
+
+    /// Adds the authentication to a form.
+    pub fn append_to(&self, params: &mut Params) {
+        match self {
+            Self::Assertion { assertion, client_id } => {
+                params.push_some("client_id", client_id.as_deref());
+                params.push("client_assertion_type", urn::JWT_BEARER_ASSERTION);
+                params.push("client_assertion", assertion.as_str());
+            }
+            Self::ClientId(id) => params.push("client_id", id.as_str()),
+        }
+    }
+
+    /// The authentication as form parameters.
+    pub fn to_params(&self) -> Params {
+        let mut params = Params::default();
+        self.append_to(&mut params);
+        params
+    }
+}
+
+/// The grant a token request presents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// RFC 6749 §4.1.3.
+    AuthorizationCode {
+        /// The code.
+        code: String,
+        /// Required if the authorization request had one; compared by the server.
+        redirect_uri: Option<String>,
+        /// RFC 7636 §4.5. Checked by the server against the code's challenge, after the code:
+        /// a missing verifier is `invalid_grant` there, like a wrong one.
+        code_verifier: Option<String>,
+    },
+    /// RFC 6749 §6.
+    RefreshToken {
+        /// The refresh token.
+        refresh_token: String,
+    },
+    /// RFC 8628 §3.4.
+    DeviceCode {
+        /// The device code.
+        device_code: String,
+    },
+}
+
+impl Grant {
+    /// The grant's type.
+    pub fn grant_type(&self) -> GrantType {
+        match self {
+            Self::AuthorizationCode { .. } => GrantType::AuthorizationCode,
+            Self::RefreshToken { .. } => GrantType::RefreshToken,
+            Self::DeviceCode { .. } => GrantType::DeviceCode,
+        }
+    }
+}
+
+/// Why a token request was refused before any stored state was read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenRequestError {
+    /// RFC 6749 §3.1: a parameter other than `resource` appears twice.
+    #[error("the parameter {0} appears more than once")]
+    Duplicate(String),
+    /// No `grant_type`.
+    #[error("grant_type is missing")]
+    NoGrantType,
+    /// RFC 6749 §5.2 `unsupported_grant_type`.
+    #[error("grant_type {0} is not supported")]
+    UnsupportedGrantType(String),
+    /// A parameter the grant requires is missing.
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    /// RFC 6749 §3.3: a malformed or unsupported scope.
+    #[error("{0}")]
+    Scope(ScopeError),
+    /// RFC 6749 §6: the request may narrow the scope, never widen it.
+    #[error("{0} was not granted")]
+    ScopeNotGranted(String),
+    /// RFC 8707 §2.2: a resource the grant does not cover.
+    #[error("{0} was not granted to this device")]
+    TargetNotGranted(String),
+    /// RFC 8707 §2.2: one access token is for one service.
+    #[error("ask for one resource per token")]
+    OneResource,
+}
+
+impl TokenRequestError {
+    /// The OAuth error code (RFC 6749 §5.2, RFC 8707 §2).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::UnsupportedGrantType(_) => ErrorCode::UnsupportedGrantType,
+            Self::Scope(_) | Self::ScopeNotGranted(_) => ErrorCode::InvalidScope,
+            Self::TargetNotGranted(_) | Self::OneResource => ErrorCode::InvalidTarget,
+            _ => ErrorCode::InvalidRequest,
+        }
+    }
+
+    /// The error as a body.
+    pub fn to_body(&self) -> ErrorBody {
+        ErrorBody::new(self.code(), self.to_string())
+    }
+}
+
+/// A token request: the grant, and the narrowing the client asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// The grant presented.
+    pub grant: Grant,
+    /// `scope`, as sent: checked by [`TokenRequest::narrow`] against what was granted.
+    pub scope: Option<String>,
+    /// Every `resource`, as sent (RFC 8707 §2.2): checked by [`TokenRequest::narrow`].
+    pub resources: Vec<String>,
+}
+
+impl TokenRequest {
+    /// Reads a token request's grant. Client authentication is read separately
+    /// ([`ClientAuthentication::from_params`]), before this, because a client that fails it
+    /// learns nothing about its request.
+    pub fn from_params(params: &Params) -> Result<Self, TokenRequestError> {
+        if let Some(duplicate) = params.duplicate() {
+            return Err(TokenRequestError::Duplicate(duplicate.to_owned()));
+        }
+        let required = |name: &'static str| {
+            params.single(name).map(str::to_owned).ok_or(TokenRequestError::Missing(name))
+        };
+        let optional = |name: &str| params.single(name).map(str::to_owned);
+        let grant = match params.single("grant_type") {
+            Some("authorization_code") => Grant::AuthorizationCode {
+                code: required("code")?,
+                redirect_uri: optional("redirect_uri"),
+                code_verifier: optional("code_verifier"),
+            },
+            Some("refresh_token") => {
+                Grant::RefreshToken { refresh_token: required("refresh_token")? }
+            }
+            Some(urn::DEVICE_CODE_GRANT) => {
+                Grant::DeviceCode { device_code: required("device_code")? }
+            }
+            Some(other) => return Err(TokenRequestError::UnsupportedGrantType(other.to_owned())),
+            None => return Err(TokenRequestError::NoGrantType),
+        };
+        Ok(Self {
+            grant,
+            scope: optional("scope"),
+            resources: params.all("resource").map(str::to_owned).collect(),
+        })
+    }
+
+    /// The request as form parameters (without client authentication; see
+    /// [`ClientAuthentication::append_to`]).
+    pub fn to_params(&self) -> Params {
+        let mut params = Params::default();
+        params.push("grant_type", self.grant.grant_type().as_str());
+        match &self.grant {
+            Grant::AuthorizationCode { code, redirect_uri, code_verifier } => {
+                params.push("code", code.as_str());
+                params.push_some("redirect_uri", redirect_uri.as_deref());
+                params.push_some("code_verifier", code_verifier.as_deref());
+            }
+            Grant::RefreshToken { refresh_token } => {
+                params.push("refresh_token", refresh_token.as_str());
+            }
+            Grant::DeviceCode { device_code } => params.push("device_code", device_code.as_str()),
+        }
+        params.push_some("scope", self.scope.as_deref());
+        for resource in &self.resources {
+            params.push("resource", resource.as_str());
+        }
+        params
+    }
+
+    /// The scope and the one service of the access token to issue: a token request may narrow
+    /// the granted scope, never widen it (RFC 6749 §6), and `resource` picks one of the
+    /// granted services, the first when none is named (RFC 8707 §2.2).
+    pub fn narrow(
+        &self,
+        granted_scope: &ScopeSet,
+        granted_resources: &[String],
+    ) -> Result<(ScopeSet, Option<String>), TokenRequestError> {
+        let scope = match &self.scope {
+            None => granted_scope.clone(),
+            Some(text) => {
+                let asked = ScopeSet::parse(text).map_err(TokenRequestError::Scope)?;
+                if let Some(extra) = asked.iter().find(|scope| !granted_scope.contains(scope)) {
+                    return Err(TokenRequestError::ScopeNotGranted(extra.to_owned()));
+                }
+                asked
+            }
+        };
+        let audience = match self.resources.as_slice() {
+            [] => granted_resources.first().cloned(),
+            [one] if granted_resources.iter().any(|granted| granted == one) => Some(one.clone()),
+            [one] => return Err(TokenRequestError::TargetNotGranted(one.clone())),
+            _ => return Err(TokenRequestError::OneResource),
+        };
+        Ok((scope, audience))
+    }
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: String,
+    /// `Bearer`, or `DPoP` for a DPoP-bound token (RFC 9449 §5); compared without regard to
+    /// case (RFC 6749 §5.1).
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<i64>,
+    /// A new refresh token, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// The scope granted (RFC 6749 §5.1: required if it differs from the request's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl TokenResponse {
+    /// True for a DPoP-bound token (RFC 9449 §5).
+    pub fn is_dpop(&self) -> bool {
+        self.token_type.eq_ignore_ascii_case("DPoP")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(text: &str) -> Params {
+        Params::parse(text).unwrap()
+    }
+
+    #[test]
+    fn grants_are_read_and_written() {
+        let request = TokenRequest::from_params(&form(
+            "grant_type=authorization_code&code=c&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&code_verifier=v&resource=imaps://m",
+        ))
+        .unwrap();
+        assert_eq!(
+            request.grant,
+            Grant::AuthorizationCode {
+                code: "c".into(),
+                redirect_uri: Some("http://127.0.0.1/cb".into()),
+                code_verifier: Some("v".into()),
+            }
+        );
+        assert_eq!(request.resources, ["imaps://m"]);
+        for request in [
+            request,
+            TokenRequest {
+                grant: Grant::RefreshToken { refresh_token: "r".into() },
+                scope: Some("offline_access".into()),
+                resources: vec![],
+            },
+            TokenRequest {
+                grant: Grant::DeviceCode { device_code: "d".into() },
+                scope: None,
+                resources: vec!["a".into(), "b".into()],
+            },
+        ] {
+            assert_eq!(
+                TokenRequest::from_params(&form(&request.to_params().encode())),
+                Ok(request)
+            );
+        }
+        let device = TokenRequest::from_params(&form(
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=d",
+        ));
+        assert!(matches!(device.unwrap().grant, Grant::DeviceCode { .. }));
+    }
+
+    #[test]
+    fn every_refusal_has_its_code() {
+        use TokenRequestError as E;
+        let cases = [
+            ("code=c", E::NoGrantType, ErrorCode::InvalidRequest),
+            (
+                "grant_type=password",
+                E::UnsupportedGrantType("password".into()),
+                ErrorCode::UnsupportedGrantType,
+            ),
+            ("grant_type=authorization_code", E::Missing("code"), ErrorCode::InvalidRequest),
+            ("grant_type=refresh_token", E::Missing("refresh_token"), ErrorCode::InvalidRequest),
+            (
+                "grant_type=urn:ietf:params:oauth:grant-type:device_code",
+                E::Missing("device_code"),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                "grant_type=a&grant_type=b",
+                E::Duplicate("grant_type".into()),
+                ErrorCode::InvalidRequest,
+            ),
+        ];
+        for (text, error, code) in cases {
+            let refused = TokenRequest::from_params(&form(text)).unwrap_err();
+            assert_eq!(refused, error, "{text}");
+            assert_eq!(refused.code(), code, "{text}");
+        }
+        assert_eq!(E::Missing("code").to_string(), "code is missing");
+        assert_eq!(E::Missing("device_code").to_body().error, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn narrowing_never_widens() {
+        let granted = ScopeSet::parse("urn:ietf:params:oauth:scope:mail offline_access").unwrap();
+        let services = vec!["imaps://m".to_owned(), "https://d/".to_owned()];
+        let request = |scope: Option<&str>, resources: &[&str]| TokenRequest {
+            grant: Grant::RefreshToken { refresh_token: "r".into() },
+            scope: scope.map(str::to_owned),
+            resources: resources.iter().map(|r| (*r).to_owned()).collect(),
+        };
+        let (scope, audience) = request(None, &[]).narrow(&granted, &services).unwrap();
+        assert_eq!((scope, audience.as_deref()), (granted.clone(), Some("imaps://m")));
+        let (scope, audience) = request(Some("urn:ietf:params:oauth:scope:mail"), &["https://d/"])
+            .narrow(&granted, &services)
+            .unwrap();
+        assert_eq!(scope.to_string(), "urn:ietf:params:oauth:scope:mail");
+        assert_eq!(audience.as_deref(), Some("https://d/"));
+        let wider =
+            request(Some("urn:ietf:params:oauth:scope:contacts"), &[]).narrow(&granted, &services);
+        assert_eq!(
+            wider.unwrap_err().to_string(),
+            "urn:ietf:params:oauth:scope:contacts was not granted"
+        );
+        let other = request(None, &["imaps://x"]).narrow(&granted, &services).unwrap_err();
+        assert_eq!(other.code(), ErrorCode::InvalidTarget);
+        assert_eq!(other.to_string(), "imaps://x was not granted to this device");
+        let two = request(None, &["imaps://m", "https://d/"]).narrow(&granted, &services);
+        assert_eq!(two, Err(TokenRequestError::OneResource));
+        let bad = request(Some("mail"), &[]).narrow(&granted, &services).unwrap_err();
+        assert_eq!(bad.code(), ErrorCode::InvalidScope);
+    }
+
+    #[test]
+    fn client_authentication_both_ways() {
+        use ClientAuthenticationError as E;
+        let assertion = ClientAuthentication::Assertion {
+            assertion: "a.b.c".into(),
+            client_id: Some("c1".into()),
+        };
+        for authentication in [assertion, ClientAuthentication::ClientId("c1".into())] {
+            let params = form(&authentication.to_params().encode());
+            assert_eq!(ClientAuthentication::from_params(&params), Ok(authentication));
+        }
+        assert_eq!(
+            ClientAuthentication::from_params(&form("client_assertion_type=x&client_assertion=y")),
+            Err(E::AssertionType)
+        );
+        let missing = form(
+            "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer",
+        );
+        assert_eq!(ClientAuthentication::from_params(&missing), Err(E::AssertionMissing));
+        assert_eq!(ClientAuthentication::from_params(&form("")), Err(E::Anonymous));
+        assert_eq!(
+            E::AssertionType.to_string(),
+            "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        );
+        assert_eq!(E::Anonymous.code(), ErrorCode::InvalidClient);
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let response = TokenResponse {
+            access_token: "at".into(),
+            token_type: "DPoP".into(),
+            expires_in: Some(600),
+            refresh_token: None,
+            scope: Some("offline_access".into()),
+        };
+        let json = serde_json::to_string(&response).unwrap();
+        assert_eq!(
+            json,
+            r#"{"access_token":"at","token_type":"DPoP","expires_in":600,"scope":"offline_access"}"#
+        );
+        assert_eq!(serde_json::from_str::<TokenResponse>(&json).unwrap(), response);
+        assert!(response.is_dpop());
+    }
+}
