@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use letterlock_protocol::ErrorCode;
+use letterlock_protocol::urn::DEVICE_CODE_GRANT;
 
 use crate::dpop::DpopError;
 use crate::error::{ApiError, no_store_json};
@@ -19,9 +20,6 @@ use crate::http::client_auth::{authenticate_client, check_token_budget};
 use crate::http::form::{ContentType, Parameters, oauth_form};
 use crate::listen::PeerAddr;
 use crate::state::AppState;
-
-/// RFC 8628 §3.4.
-const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// `POST /token`.
 pub async fn token(
@@ -91,7 +89,8 @@ async fn grant(
         Some("refresh_token") => {
             grants.refresh(caller, required(&form, "refresh_token")?, &ask).await
         }
-        Some(DEVICE_CODE) => {
+        // RFC 8628 §3.4.
+        Some(DEVICE_CODE_GRANT) => {
             grants.poll_device(caller, required(&form, "device_code")?, &ask).await
         }
         Some(other) => {

@@ -6,6 +6,7 @@ use axum::Extension;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
 
+use letterlock_protocol::urn::JWT_BEARER_ASSERTION;
 use letterlock_protocol::{AuthMethod, ErrorCode};
 
 use super::form::Parameters;
@@ -15,8 +16,6 @@ use crate::listen::PeerAddr;
 use crate::secrets::{constant_time_eq, hash_secret};
 use crate::state::{AppState, ResourceServer};
 
-/// RFC 7523 §2.2.
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// The longest a client assertion may live, in seconds.
 const ASSERTION_MAX_LIFETIME: i64 = 300;
 
@@ -60,10 +59,9 @@ pub async fn authenticate_client(
         return if valid { Ok(client) } else { Err(refuse("the client secret is wrong")) };
     }
     if let Some(assertion_type) = form.single("client_assertion_type") {
-        if assertion_type != JWT_BEARER {
-            return Err(refuse(
-                "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ));
+        // RFC 7523 §2.2.
+        if assertion_type != JWT_BEARER_ASSERTION {
+            return Err(refuse(&format!("client_assertion_type must be {JWT_BEARER_ASSERTION}")));
         }
         let assertion =
             form.single("client_assertion").ok_or_else(|| refuse("client_assertion is missing"))?;
