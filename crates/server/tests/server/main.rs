@@ -94,6 +94,7 @@ mod support {
 
 mod account;
 mod admin;
+mod consent;
 mod device;
 mod discovery;
 mod flow;
@@ -105,3 +106,4 @@ mod randomness;
 mod registration;
 mod statements;
 mod stored;
+mod tokens;
