@@ -16,14 +16,15 @@
 
 mod accounts;
 mod clients;
+mod device;
 mod grants;
 mod keys;
 
 pub use accounts::{SessionRecord, UserRecord};
 pub use clients::ClientRecord;
+pub use device::{DeviceCodeRecord, DeviceStatus};
 pub use grants::{
-    CodeRedemption, DeviceCodeRecord, DeviceStatus, GrantRecord, RefreshContext,
-    RefreshTokenRecord, RevocationRecord,
+    CodeRedemption, GrantRecord, RefreshContext, RefreshTokenRecord, RevocationRecord,
 };
 pub use keys::{SealingKeyRecord, SigningKeyRecord};
 
