@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use letterlock_protocol::ErrorCode;
+use letterlock_protocol::access_token::AccessTokenClaims;
 
 use crate::error::{ApiError, no_store_json};
 use crate::http::client_auth::{authenticate_client, check_token_budget, resource_server};
@@ -39,15 +40,12 @@ pub async fn revoke(
     {
         state.store().revoke_grant(&grant.id, None, now).await?;
     } else if let Some(claims) = state.verify_access_token(token)
-        && claims.get("client_id").and_then(Value::as_str) == Some(client.client_id.as_str())
-        && let (Some(jti), Some(grant_id), Some(exp)) = (
-            claims.get("jti").and_then(Value::as_str),
-            claims.get("grant_id").and_then(Value::as_str),
-            claims.get("exp").and_then(Value::as_i64),
-        )
+        && let Some(claims) = AccessTokenClaims::from_json(&claims)
+        && claims.client_id == client.client_id
     {
         // Remembered a minute past its expiry, beyond any verifier's clock skew.
-        state.store().revoke_access_token(grant_id, jti, exp + 60, now).await?;
+        let (grant_id, jti) = (&claims.grant_id, &claims.jti);
+        state.store().revoke_access_token(grant_id, jti, claims.expires_at + 60, now).await?;
     }
     let mut response = StatusCode::OK.into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -87,28 +85,27 @@ async fn active_claims(
     caller: &ResourceServer,
 ) -> Result<Option<serde_json::Map<String, Value>>, ApiError> {
     let now = state.now();
-    let Some(claims) = state.verify_access_token(token) else { return Ok(None) };
-    let text = |name: &str| claims.get(name).and_then(Value::as_str);
-    let live = text("iss") == Some(state.issuer().as_str())
-        && claims.get("exp").and_then(Value::as_i64).is_some_and(|exp| exp > now)
-        && text("aud")
-            .is_some_and(|audience| caller.resources.iter().any(|resource| resource == audience));
+    let Some(json) = state.verify_access_token(token) else { return Ok(None) };
+    let Some(claims) = AccessTokenClaims::from_json(&json) else { return Ok(None) };
+    // RFC 8707 §2: made for one service, and that one is among the caller's.
+    let live = claims.issuer == state.issuer().as_str()
+        && claims.expires_at > now
+        && matches!(claims.audience.as_slice(), [audience]
+            if caller.resources.iter().any(|resource| resource == audience));
     if !live {
         return Ok(None);
     }
-    if text("jti").is_none_or(|jti| jti.is_empty())
-        || state.store().access_token_revoked(text("jti").unwrap_or("")).await?
-    {
+    if claims.jti.is_empty() || state.store().access_token_revoked(&claims.jti).await? {
         return Ok(None);
     }
-    let Some(grant) = state.store().grant(text("grant_id").unwrap_or("")).await? else {
+    let Some(grant) = state.store().grant(&claims.grant_id).await? else {
         return Ok(None);
     };
     if grant.revoked_at.is_some() {
         return Ok(None);
     }
     match state.store().user(&grant.user_id).await? {
-        Some(user) if !user.disabled => Ok(Some(claims)),
+        Some(user) if !user.disabled => Ok(Some(json)),
         _ => Ok(None),
     }
 }

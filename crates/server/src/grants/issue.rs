@@ -3,9 +3,9 @@
 //! grant's last use are written in one transaction.
 
 use letterlock_protocol::ScopeSet;
+use letterlock_protocol::access_token::AccessTokenClaims;
 use letterlock_protocol::scope::OFFLINE_ACCESS;
 use letterlock_store::{GrantRecord, RefreshTokenRecord};
-use serde_json::{Map, json};
 
 use super::{Caller, GrantError, Grants};
 use crate::secrets::hash_secret;
@@ -59,21 +59,22 @@ impl Grants<'_> {
         let access_scope: Vec<&str> =
             scope.iter().filter(|scope| *scope != OFFLINE_ACCESS).collect();
         let bound = client.metadata.dpop_bound_access_tokens && jkt.is_some();
-        let mut claims = Map::new();
-        claims.insert("iss".into(), self.issuer.issuer.as_str().into());
-        claims.insert("sub".into(), subject.address.into());
-        if let Some(audience) = &audience {
-            claims.insert("aud".into(), audience.clone().into());
+        // RFC 9068 §2.2: the access token's claims.
+        let claims = AccessTokenClaims {
+            issuer: self.issuer.issuer.as_str().to_owned(),
+            subject: subject.address.to_owned(),
+            audience: audience.iter().cloned().collect(),
+            client_id: client.client_id.clone(),
+            scopes: access_scope.iter().map(|scope| (*scope).to_owned()).collect(),
+            jti: self.random.id()?,
+            issued_at: Some(now),
+            expires_at: now + lifetimes.access_token,
+            grant_id: grant.id.clone(),
+            // RFC 9449 §6.1: a bound token names its key.
+            jkt: jkt.clone().filter(|_| bound),
+            ..AccessTokenClaims::default()
         }
-        claims.insert("client_id".into(), client.client_id.clone().into());
-        claims.insert("scope".into(), access_scope.join(" ").into());
-        claims.insert("jti".into(), self.random.id()?.into());
-        claims.insert("iat".into(), now.into());
-        claims.insert("exp".into(), (now + lifetimes.access_token).into());
-        claims.insert("grant_id".into(), grant.id.clone().into());
-        if bound && let Some(jkt) = &jkt {
-            claims.insert("cnf".into(), json!({ "jkt": jkt }));
-        }
+        .to_json();
         let typ = audience
             .as_deref()
             .map_or("at+jwt", |audience| token_typ(self.issuer.token_typs, audience));
