@@ -1,4 +1,6 @@
-//! The HTTP endpoints, one file each.
+//! The HTTP endpoints, one file each: parse the request (with [`crate::http`]), call the grant
+//! core ([`crate::grants`]) or the other views of the state, and render the answer. No endpoint
+//! imports another; what several share lives in [`crate::http`].
 
 pub mod account;
 pub mod authorize;
