@@ -145,3 +145,148 @@ async fn disabling_an_account_goes_through_the_same_address_rules_as_the_others(
         0
     );
 }
+
+/// `dovecot-config`'s printed settings, pinned byte for byte as the binary printed them before
+/// the logic moved into the library.
+mod dovecot_output {
+    use super::*;
+    use letterlock_server::admin::dovecot::{DovecotOauth2, DovecotVersion};
+    use letterlock_server::config::Config;
+
+    const CONFIG: &str = "issuer = \"https://auth.example.com\"\n\
+        [[resources]]\nuri = \"imaps://mail.example.com\"\ntoken_typ = \"JWT\"\n\
+        [[resources]]\nuri = \"smtps://mail.example.com\"\n\
+        [[resource_servers]]\nclient_id = \"dovecot\"\nsecret = \"dovecot's secret: 0123/4567\"\n\
+        resources = [\"imaps://mail.example.com\"]\n";
+
+    fn config() -> Config {
+        Config::parse(CONFIG).unwrap()
+    }
+
+    /// `letterlock dovecot-config --resource imaps://mail.example.com --keys-dir /tmp/binpin/keys`
+    /// as the binary printed it before the logic moved here.
+    #[test]
+    fn local_validation_for_dovecot_2_3() {
+        let settings = DovecotOauth2::local(
+            &config(),
+            "imaps://mail.example.com",
+            Path::new("/tmp/binpin/keys"),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.render(DovecotVersion::V2_3),
+            "\
+# Dovecot 2.3 oauth2 passdb for imaps://mail.example.com, from letterlock dovecot-config
+# dovecot.conf:  auth_mechanisms = $auth_mechanisms oauthbearer xoauth2
+#   passdb { driver = oauth2  mechanisms = oauthbearer xoauth2  args = /etc/dovecot/dovecot-oauth2.conf.ext }
+# Keep auth_cache_size = 0 (the default) with this passdb: Dovecot 2.3 accepts a cached token
+# past its expiry, for as long as auth_cache_ttl (an hour by default).
+introspection_mode = local
+issuers = https://auth.example.com
+client_id = imaps://mail.example.com
+scope = urn:ietf:params:oauth:scope:mail
+username_attribute = sub
+openid_configuration_url = https://auth.example.com/.well-known/openid-configuration
+local_validation_key_dict = fs:posix:prefix=/tmp/binpin/keys/
+"
+        );
+    }
+
+    #[test]
+    fn local_validation_for_dovecot_2_4() {
+        let settings = DovecotOauth2::local(
+            &config(),
+            "imaps://mail.example.com",
+            Path::new("/tmp/binpin/keys"),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.render(DovecotVersion::V2_4),
+            "\
+# Dovecot 2.4 oauth2 settings for imaps://mail.example.com, from letterlock dovecot-config --dovecot 2.4
+# Include it from dovecot.conf, after dovecot_config_version. In 2.4 the
+# OAUTHBEARER and XOAUTH2 mechanisms need no oauth2 passdb, only:
+#   auth_mechanisms {
+#     oauthbearer = yes
+#     xoauth2 = yes
+#   }
+oauth2_introspection_mode = local
+oauth2_issuers = https://auth.example.com
+oauth2_client_id = imaps://mail.example.com
+oauth2_scope = urn:ietf:params:oauth:scope:mail
+oauth2_username_attribute = sub
+oauth2_openid_configuration_url = https://auth.example.com/.well-known/openid-configuration
+oauth2_client_secret = unused-by-local-validation
+oauth2_local_validation {
+  dict fs {
+    fs posix {
+      prefix = /tmp/binpin/keys/
+    }
+  }
+}
+"
+        );
+    }
+
+    #[test]
+    fn introspection_for_dovecot_2_3() {
+        let settings = DovecotOauth2::introspection(&config(), "imaps://mail.example.com").unwrap();
+        assert_eq!(
+            settings.render(DovecotVersion::V2_3),
+            "\
+# Dovecot 2.3 oauth2 passdb for imaps://mail.example.com, from letterlock dovecot-config --introspection
+# dovecot.conf:  auth_mechanisms = $auth_mechanisms oauthbearer xoauth2
+#   passdb { driver = oauth2  mechanisms = oauthbearer xoauth2  args = /etc/dovecot/dovecot-oauth2.conf.ext }
+# Keep auth_cache_size = 0 (the default) with this passdb: Dovecot 2.3 accepts a cached token
+# past its expiry, for as long as auth_cache_ttl (an hour by default).
+introspection_mode = post
+introspection_url = https://dovecot:dovecot%27s+secret%3A+0123%2F4567@auth.example.com/introspect
+force_introspection = yes
+active_attribute = active
+active_value = true
+username_attribute = sub
+scope = urn:ietf:params:oauth:scope:mail
+openid_configuration_url = https://auth.example.com/.well-known/openid-configuration
+"
+        );
+    }
+
+    #[test]
+    fn introspection_for_dovecot_2_4() {
+        let settings = DovecotOauth2::introspection(&config(), "imaps://mail.example.com").unwrap();
+        assert_eq!(
+            settings.render(DovecotVersion::V2_4),
+            "\
+# Dovecot 2.4 oauth2 settings for imaps://mail.example.com, from letterlock dovecot-config --dovecot 2.4 --introspection
+# Include it from dovecot.conf, after dovecot_config_version. In 2.4 the
+# OAUTHBEARER and XOAUTH2 mechanisms need no oauth2 passdb, only:
+#   auth_mechanisms {
+#     oauthbearer = yes
+#     xoauth2 = yes
+#   }
+oauth2_introspection_mode = post
+oauth2_introspection_url = https://dovecot:dovecot%27s+secret%3A+0123%2F4567@auth.example.com/introspect
+oauth2_force_introspection = yes
+oauth2_active_attribute = active
+oauth2_active_value = true
+oauth2_username_attribute = sub
+oauth2_scope = urn:ietf:params:oauth:scope:mail
+oauth2_openid_configuration_url = https://auth.example.com/.well-known/openid-configuration
+"
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_resource_and_the_fix() {
+        let keys = Path::new("/nowhere");
+        let error = DovecotOauth2::local(&config(), "smtps://mail.example.com", keys).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Dovecot 2.3 refuses typ at+jwt: set token_typ = \"JWT\" for smtps://mail.example.com in [[resources]]"
+        );
+        let error = DovecotOauth2::local(&config(), "x", keys).unwrap_err();
+        assert_eq!(error.to_string(), "x is not in [[resources]]");
+        let error = DovecotOauth2::introspection(&config(), "x").unwrap_err();
+        assert_eq!(error.to_string(), "no [[resource_servers]] entry serves x");
+    }
+}
