@@ -6,7 +6,10 @@
 //! - [`authority`]: the issuer's keys (JWKS, cached and refetched on an unknown `kid`), the
 //!   revocation feed, and the live sessions of each grant, closed when it is revoked;
 //! - [`door`]: what the protocols share: listener, limits, token check, back-end connection;
-//! - [`imap`], [`smtp`], [`pop3`]: the protocols before login, and each one's back-end login;
+//! - [`prelogin`]: what the pre-login state machines share: the actions they ask for, the
+//!   SASL exchange, and how it ended; [`door::drive`] is the one loop that does their I/O;
+//! - [`imap`], [`smtp`], [`pop3`]: each protocol's pre-login machine (`machine`) and its
+//!   back-end login;
 //! - [`relay`]: bytes both ways after login, ended at a response boundary with the protocol's
 //!   farewell;
 //! - [`commands`]: the SMTP client's stream after login, read as commands so that `XCLIENT`,
@@ -28,6 +31,7 @@ pub mod door;
 pub mod imap;
 pub mod limits;
 pub mod pop3;
+pub mod prelogin;
 pub mod relay;
 pub mod smtp;
 pub mod stream;
