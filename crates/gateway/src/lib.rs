@@ -186,6 +186,16 @@ const STOPPED: u8 = 3;
 impl Gateway {
     /// Connects to the issuer (metadata and keys) and opens every listener.
     pub async fn start(issuer: Issuer, config: FrontDoors) -> Result<Self, GatewayError> {
+        Self::start_with_clock(issuer, config, system_clock).await
+    }
+
+    /// [`Gateway::start`] with another clock (seconds since the epoch) for token lifetimes,
+    /// failure windows and revocations, so that tests can be exact.
+    pub async fn start_with_clock(
+        issuer: Issuer,
+        config: FrontDoors,
+        clock: fn() -> i64,
+    ) -> Result<Self, GatewayError> {
         let settings = config.gateway.clone();
         let mut http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -226,7 +236,7 @@ impl Gateway {
             ipv6_prefix,
             connections: Arc::new(ConnectionCounter::default()),
             failures: FailureCounter::default(),
-            clock: system_clock,
+            clock,
             shutdown: shutdown_rx,
         });
         let threads = match shared.settings.threads {
@@ -265,7 +275,8 @@ impl Gateway {
     /// hand-offs between threads. The DAV doors and the revocation feed run on the caller's
     /// runtime.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let feed = tokio::spawn(self.shared.authority.clone().follow_revocations(system_clock));
+        let feed =
+            tokio::spawn(self.shared.authority.clone().follow_revocations(self.shared.clock));
         for (door, listeners) in &self.doors {
             tracing::info!(
                 protocol = door.protocol.section(),
