@@ -119,6 +119,8 @@ pub fn oauthbearer(token: &str) -> String {
 pub struct Door {
     pub address: SocketAddr,
     pub resource: String,
+    /// The door's certificate (DER), when it has TLS.
+    trusted: Vec<u8>,
     _stop: tokio::sync::oneshot::Sender<()>,
     _files: tempfile::TempDir,
 }
@@ -142,13 +144,15 @@ impl Door {
         let mut door = format!(
             "[[{section}]]\nlisten = \"127.0.0.1:0\"\nresource = \"{resource}\"\ntls = \"{tls}\"\n"
         );
+        let mut trusted = Vec::new();
         if tls != "none" {
-            let (certificate, key) = certificate(files.path());
+            let made = letterlock_test_support::certificate(files.path(), &["localhost"]);
             door.push_str(&format!(
                 "certificate = \"{}\"\nprivate_key = \"{}\"\n",
-                certificate.display(),
-                key.display()
+                made.certificate.display(),
+                made.private_key.display()
             ));
+            trusted = made.der;
         }
         door.push_str(&format!(
             "[{section}.backend]\naddress = \"{backend}\"\nlogin = \"master\"\n\
@@ -163,7 +167,7 @@ impl Door {
         tokio::spawn(gateway.run(async move {
             let _ = stopped.await;
         }));
-        Self { address, resource, _stop: stop, _files: files }
+        Self { address, resource, trusted, _stop: stop, _files: files }
     }
 
     pub async fn connect(&self) -> Lines<TcpStream> {
@@ -171,22 +175,10 @@ impl Door {
     }
 }
 
-/// A self-signed certificate and its key for `localhost`, written to `dir`.
-fn certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let (certificate, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&certificate, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    (certificate, key)
-}
-
 /// Upgrades a client connection to TLS, trusting only the door's certificate.
 pub async fn upgrade(door: &Door, stream: TcpStream) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let pem = std::fs::read(door._files.path().join("cert.pem")).unwrap();
     let mut roots = rustls::RootCertStore::empty();
-    for certificate in rustls_pki_types_pem(&pem) {
-        roots.add(certificate).unwrap();
-    }
+    roots.add(rustls::pki_types::CertificateDer::from(door.trusted.clone())).unwrap();
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
@@ -197,11 +189,6 @@ pub async fn upgrade(door: &Door, stream: TcpStream) -> tokio_rustls::client::Tl
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     connector.connect(name, stream).await.unwrap()
-}
-
-fn rustls_pki_types_pem(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    use rustls::pki_types::pem::PemObject as _;
-    rustls::pki_types::CertificateDer::pem_slice_iter(pem).map(Result::unwrap).collect()
 }
 
 /// Lines both ways over a stream, each read within ten seconds.
