@@ -1,5 +1,6 @@
 //! What IMAP, SMTP and POP3 front doors share: the listener, per-address limits, the token check
-//! behind SASL, and the connection to the back end.
+//! behind SASL, the connection to the back end, and [`drive`], the one loop that does a
+//! connection's I/O before login for a protocol's [`Prelogin`] machine.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,9 +8,7 @@ use std::time::Duration;
 
 use letterlock_jose::access::AccessTokenClaims;
 use letterlock_protocol::address::{AddressBlock, ConnectionCounter, Ipv6Prefix};
-use letterlock_sasl::{
-    BearerCredentials, ErrorChallenge, Mechanism, Received, ResponseLine, ServerExchange,
-};
+use letterlock_sasl::{BearerCredentials, ErrorChallenge};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -18,6 +17,7 @@ use crate::authority::Authority;
 use crate::commands::SmtpCommands;
 use crate::config::{DoorConfig, GatewayConfig, LoginMode, TlsMode};
 use crate::limits::{FailureCounter, FailureKey};
+use crate::prelogin::{Action, Prelogin, ReadError, Settings};
 use crate::relay::{Boundaries, Ending, Limits};
 use crate::stream::{LineError, LineStream, Stream};
 use crate::{GatewayError, tls};
@@ -189,69 +189,6 @@ pub struct Authenticated {
     pub token: letterlock_sasl::Secret<String>,
 }
 
-/// How a SASL exchange on a front door ended.
-#[derive(Debug)]
-pub enum Outcome {
-    /// The token is good.
-    Authenticated(Authenticated),
-    /// The mechanism is not OAUTHBEARER or XOAUTH2.
-    Unsupported,
-    /// The client cancelled with `*`.
-    Cancelled,
-    /// A response was not base64.
-    NotBase64,
-    /// The decoded response is malformed.
-    Malformed(letterlock_sasl::SaslError),
-    /// Refused at once (too many failures).
-    Refused(&'static str),
-    /// The token was missing or refused and the client was sent the RFC 7628 challenge. Its
-    /// answer is here when that was not a SASL response at all (Thunderbird re-sends its
-    /// command).
-    Failed(Option<Vec<u8>>),
-    /// The client sent nothing for too long: say so and close.
-    TimedOut,
-    /// The client's line was too long: say so and close.
-    TooLong,
-    /// The connection failed.
-    Closed,
-}
-
-fn read_failure(error: &LineError) -> Outcome {
-    match error {
-        LineError::Timeout => Outcome::TimedOut,
-        LineError::TooLong => Outcome::TooLong,
-        LineError::Io(_) => Outcome::Closed,
-    }
-}
-
-/// A protocol's last words when the front door closes a connection before login.
-#[derive(Debug)]
-pub struct Goodbyes {
-    /// The gateway is shutting down.
-    pub shutdown: &'static str,
-    /// The client was silent for too long.
-    pub timeout: &'static str,
-    /// The client's line was too long.
-    pub too_long: &'static str,
-}
-
-impl Goodbyes {
-    /// The goodbye for a SASL outcome that ends the connection, if it is one.
-    pub fn for_outcome(&self, outcome: &Outcome) -> Option<&'static str> {
-        match outcome {
-            Outcome::TimedOut => Some(self.timeout),
-            Outcome::TooLong => Some(self.too_long),
-            _ => None,
-        }
-    }
-}
-
-/// Says `line` and reports the connection over.
-pub async fn goodbye(client: &mut LineStream, line: &str) -> Option<Vec<u8>> {
-    let _ = client.send(line.as_bytes()).await;
-    None
-}
-
 /// Why a token check failed.
 #[derive(Debug)]
 pub enum Failure {
@@ -377,72 +314,6 @@ impl Door {
         Ok(Authenticated { claims, user, token })
     }
 
-    /// Runs the server side of an OAUTHBEARER or XOAUTH2 exchange: `mechanism` and `initial`
-    /// are the command's arguments; `continuation` is the protocol's challenge prefix (`+ ` for
-    /// IMAP and POP3, `334 ` for SMTP).
-    pub async fn sasl(
-        &self,
-        client: &mut LineStream,
-        mechanism: Option<&str>,
-        initial: Option<&str>,
-        continuation: &str,
-        peer: SocketAddr,
-    ) -> Outcome {
-        let mechanism = match mechanism.and_then(Mechanism::parse) {
-            Some(mechanism @ (Mechanism::OAuthBearer | Mechanism::XOAuth2)) => mechanism,
-            _ => return Outcome::Unsupported,
-        };
-        let max = self.shared.settings.max_line_bytes;
-        let timeout = self.shared.login_timeout();
-        let first = match initial {
-            Some(initial) => initial.as_bytes().to_vec(),
-            None => {
-                if client.send(format!("{continuation}\r\n").as_bytes()).await.is_err() {
-                    return Outcome::Closed;
-                }
-                match client.read_line(max, timeout).await {
-                    Ok(line) => line,
-                    Err(error) => return read_failure(&error),
-                }
-            }
-        };
-        let mut exchange = ServerExchange::new(mechanism);
-        let response = match response_line(&first) {
-            Some(ResponseLine::Response(response)) => response,
-            Some(ResponseLine::Cancel) => return Outcome::Cancelled,
-            None => return Outcome::NotBase64,
-        };
-        let credentials = match exchange.receive(&response) {
-            Ok(Received::Credentials(credentials)) => credentials,
-            Ok(_) => return Outcome::Malformed(letterlock_sasl::SaslError::Finished),
-            Err(error) => {
-                self.count_failure(peer);
-                return Outcome::Malformed(error);
-            }
-        };
-        let challenge = match self.authenticate(credentials, peer).await {
-            Ok(authenticated) => {
-                exchange.succeed();
-                return Outcome::Authenticated(authenticated);
-            }
-            Err(Failure::Refuse(reason)) => return Outcome::Refused(reason),
-            Err(Failure::Challenge(challenge)) => challenge,
-        };
-        let bytes = exchange.reject(&challenge);
-        let line = format!("{continuation}{}\r\n", letterlock_sasl::encode_challenge(&bytes));
-        if client.send(line.as_bytes()).await.is_err() {
-            return Outcome::Closed;
-        }
-        match client.read_line(max, timeout).await {
-            Ok(answer) => match response_line(&answer) {
-                Some(ResponseLine::Cancel) => Outcome::Cancelled,
-                Some(ResponseLine::Response(_)) => Outcome::Failed(None),
-                None => Outcome::Failed(Some(answer)),
-            },
-            Err(error) => read_failure(&error),
-        }
-    }
-
     /// Logs a failed back-end login; one the back end refused also counts against the address.
     pub fn backend_failed(&self, peer: SocketAddr, user: &str, error: &BackendError) {
         match error {
@@ -565,44 +436,6 @@ impl Door {
             .await;
     }
 
-    /// Reads the next line before login. `None` once the connection is over: the client left,
-    /// or it was too slow, sent too long a line, or the gateway is shutting down (each told with
-    /// the protocol's goodbye). `max` is the room left for the line.
-    pub async fn next_line(
-        &self,
-        client: &mut LineStream,
-        max: usize,
-        goodbyes: &Goodbyes,
-    ) -> Option<Vec<u8>> {
-        let read = tokio::select! {
-            read = client.read_line(max, self.shared.login_timeout()) => read,
-            () = self.shared.shutting_down() => return goodbye(client, goodbyes.shutdown).await,
-        };
-        match read {
-            Ok(line) => Some(line),
-            Err(LineError::Timeout) => goodbye(client, goodbyes.timeout).await,
-            Err(LineError::TooLong) => goodbye(client, goodbyes.too_long).await,
-            Err(LineError::Io(_)) => None,
-        }
-    }
-
-    /// Answers STARTTLS with `ready` and upgrades the connection; `None` if that fails.
-    pub async fn starttls(
-        &self,
-        mut client: LineStream,
-        ready: &str,
-        peer: SocketAddr,
-    ) -> Option<LineStream> {
-        client.send(ready.as_bytes()).await.ok()?;
-        match self.client_starttls(client).await {
-            Ok(client) => Some(client),
-            Err(error) => {
-                tracing::debug!(%peer, %error, "STARTTLS failed");
-                None
-            }
-        }
-    }
-
     /// Upgrades a client connection after STARTTLS.
     pub async fn client_starttls(&self, stream: LineStream) -> std::io::Result<LineStream> {
         let Some(acceptor) = &self.acceptor else {
@@ -647,15 +480,26 @@ impl Door {
             .await
     }
 
+    /// Logs in to the back end as the authenticated user, in the door's protocol: the
+    /// connection and the text of the back end's success reply (empty for SMTP).
+    async fn backend_login(
+        &self,
+        authenticated: &Authenticated,
+        peer: SocketAddr,
+    ) -> Result<(LineStream, String), BackendError> {
+        match self.protocol {
+            Protocol::Imap => crate::imap::backend_login(self, authenticated, peer).await,
+            Protocol::Smtp => crate::smtp::backend_login(self, authenticated, peer)
+                .await
+                .map(|backend| (backend, String::new())),
+            Protocol::Pop3 => crate::pop3::backend_login(self, authenticated, peer).await,
+        }
+    }
+
     /// Logs how a session ended.
     pub fn log_ending(&self, peer: SocketAddr, user: &str, ending: Ending) {
         tracing::info!(protocol = self.protocol.section(), %peer, user, ?ending, "session ended");
     }
-}
-
-/// A SASL line (base64, `=`, or `*`), or `None` when it is not one.
-fn response_line(line: &[u8]) -> Option<ResponseLine> {
-    ResponseLine::parse(std::str::from_utf8(line).ok()?).ok()
 }
 
 /// Why the back-end login failed.
@@ -679,5 +523,104 @@ impl From<std::io::Error> for BackendError {
 impl From<LineError> for BackendError {
     fn from(error: LineError) -> Self {
         Self::Unavailable(error.to_string())
+    }
+}
+
+/// Runs one client connection: the pre-login machine `M` decides, this loop does the I/O (reads
+/// with the login timeout, the TLS upgrade, the token check, the back-end login) and feeds the
+/// results back, until the machine closes or hands over to the relay.
+pub async fn drive<M: Prelogin>(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
+    let mut client = LineStream::new(stream);
+    let shared = &door.shared;
+    let mut machine = M::new(Settings {
+        max_line_bytes: shared.settings.max_line_bytes,
+        awaits_starttls: door.awaits_starttls(&client),
+        issuer: shared.authority.issuer().to_string(),
+        host_name: door.config.host_names.first().map_or("letterlock", String::as_str).to_owned(),
+    });
+    let mut authenticated: Option<Authenticated> = None;
+    let mut backend: Option<LineStream> = None;
+    let mut actions: std::collections::VecDeque<Action> = machine.start().into();
+    while let Some(action) = actions.pop_front() {
+        let next = match action {
+            Action::Send(text) => {
+                if client.send(text.as_bytes()).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Action::ReadLine { max, until_shutdown } => {
+                let read = tokio::select! {
+                    read = client.read_line(max, shared.login_timeout()) => read,
+                    () = shared.shutting_down(), if until_shutdown => {
+                        actions.extend(machine.on_read_error(ReadError::ShuttingDown));
+                        continue;
+                    }
+                };
+                match read {
+                    Ok(line) => machine.on_line(&line),
+                    Err(error) => machine.on_read_error(read_error(&error)),
+                }
+            }
+            Action::ReadLiteral(size) => {
+                match client.read_exact(size, shared.login_timeout()).await {
+                    Ok(bytes) => machine.on_literal(&bytes),
+                    Err(error) => machine.on_read_error(read_error(&error)),
+                }
+            }
+            Action::StartTls => match door.client_starttls(client).await {
+                Ok(upgraded) => {
+                    client = upgraded;
+                    machine.on_tls()
+                }
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "STARTTLS failed");
+                    return;
+                }
+            },
+            Action::Authenticate(credentials) => match door.authenticate(credentials, peer).await {
+                Ok(proven) => {
+                    authenticated = Some(proven);
+                    machine.on_checked(Ok(()))
+                }
+                Err(failure) => machine.on_checked(Err(failure)),
+            },
+            Action::CountFailure => {
+                door.count_failure(peer);
+                continue;
+            }
+            Action::LogIn => {
+                let Some(user) = &authenticated else { return };
+                let result = match door.backend_login(user, peer).await {
+                    Ok((connection, ok_text)) => {
+                        backend = Some(connection);
+                        Ok(ok_text)
+                    }
+                    Err(error) => {
+                        door.backend_failed(peer, &user.user, &error);
+                        Err(error)
+                    }
+                };
+                machine.on_logged_in(result)
+            }
+            Action::Relay(first_words) => {
+                let (Some(user), Some(backend)) = (&authenticated, backend.take()) else { return };
+                let reading = machine.relay_reading();
+                let ending =
+                    door.relay(client, backend, user, &first_words, reading, M::farewell).await;
+                door.log_ending(peer, &user.user, ending);
+                return;
+            }
+            Action::Close => return,
+        };
+        actions.extend(next);
+    }
+}
+
+fn read_error(error: &LineError) -> ReadError {
+    match error {
+        LineError::Timeout => ReadError::TimedOut,
+        LineError::TooLong => ReadError::TooLong,
+        LineError::Io(_) => ReadError::Closed,
     }
 }

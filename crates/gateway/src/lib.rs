@@ -6,7 +6,10 @@
 //! - [`authority`]: the issuer's keys (JWKS, cached and refetched on an unknown `kid`), the
 //!   revocation feed, and the live sessions of each grant, closed when it is revoked;
 //! - [`door`]: what the protocols share: listener, limits, token check, back-end connection;
-//! - [`imap`], [`smtp`], [`pop3`]: the protocols before login, and each one's back-end login;
+//! - [`prelogin`]: what the pre-login state machines share: the actions they ask for, the
+//!   SASL exchange, and how it ended; [`door::drive`] is the one loop that does their I/O;
+//! - [`imap`], [`smtp`], [`pop3`]: each protocol's pre-login machine (`machine`) and its
+//!   back-end login;
 //! - [`relay`]: bytes both ways after login, ended at a response boundary with the protocol's
 //!   farewell;
 //! - [`commands`]: the SMTP client's stream after login, read as commands so that `XCLIENT`,
@@ -28,6 +31,7 @@ pub mod door;
 pub mod imap;
 pub mod limits;
 pub mod pop3;
+pub mod prelogin;
 pub mod relay;
 pub mod smtp;
 pub mod stream;
@@ -182,6 +186,16 @@ const STOPPED: u8 = 3;
 impl Gateway {
     /// Connects to the issuer (metadata and keys) and opens every listener.
     pub async fn start(issuer: Issuer, config: FrontDoors) -> Result<Self, GatewayError> {
+        Self::start_with_clock(issuer, config, system_clock).await
+    }
+
+    /// [`Gateway::start`] with another clock (seconds since the epoch) for token lifetimes,
+    /// failure windows and revocations, so that tests can be exact.
+    pub async fn start_with_clock(
+        issuer: Issuer,
+        config: FrontDoors,
+        clock: fn() -> i64,
+    ) -> Result<Self, GatewayError> {
         let settings = config.gateway.clone();
         let mut http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -222,7 +236,7 @@ impl Gateway {
             ipv6_prefix,
             connections: Arc::new(ConnectionCounter::default()),
             failures: FailureCounter::default(),
-            clock: system_clock,
+            clock,
             shutdown: shutdown_rx,
         });
         let threads = match shared.settings.threads {
@@ -261,7 +275,8 @@ impl Gateway {
     /// hand-offs between threads. The DAV doors and the revocation feed run on the caller's
     /// runtime.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let feed = tokio::spawn(self.shared.authority.clone().follow_revocations(system_clock));
+        let feed =
+            tokio::spawn(self.shared.authority.clone().follow_revocations(self.shared.clock));
         for (door, listeners) in &self.doors {
             tracing::info!(
                 protocol = door.protocol.section(),

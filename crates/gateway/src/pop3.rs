@@ -1,115 +1,25 @@
-//! The POP3 front door (RFC 1939, RFC 2449 `CAPA`, RFC 5034 `AUTH`, RFC 2595 `STLS`): `AUTH
-//! OAUTHBEARER` or `XOAUTH2` with the token; then the back-end login and the relay. `USER`,
-//! `PASS` and `APOP` are refused: passwords are not taken here.
+//! The POP3 front door (RFC 1939, RFC 2449 `CAPA`, RFC 5034 `AUTH`, RFC 2595 `STLS`): before
+//! login, [`machine`] (`AUTH OAUTHBEARER` or `XOAUTH2` with the token; `USER`, `PASS` and `APOP`
+//! are refused: passwords are not taken here); then the back-end login (here) and the relay.
+
+pub mod machine;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use base64::Engine as _;
 
+pub use self::machine::Machine;
 use crate::config::{LoginMode, TlsMode};
-use crate::door::{Authenticated, BackendError, Door, Goodbyes, Outcome, goodbye};
-use crate::relay::{Boundaries, Ending};
-use crate::smtp::split_command;
+use crate::door::{Authenticated, BackendError, Door};
 use crate::stream::{LineStream, Stream};
 
 /// How long the back end may take per line during its login.
 const BACKEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-const GOODBYES: Goodbyes = Goodbyes {
-    shutdown: "-ERR [SYS/TEMP] Server shutting down\r\n",
-    timeout: "-ERR Autologout; too long without logging in\r\n",
-    too_long: "-ERR Line too long\r\n",
-};
-
-/// Serves one client connection.
+/// Serves one client connection: [`Machine`] driven by [`crate::door::drive`].
 pub async fn session(door: Arc<Door>, stream: Stream, peer: SocketAddr) {
-    let mut client = LineStream::new(stream);
-    if client.send(b"+OK Letterlock POP3 ready; log in with an OAuth token\r\n").await.is_err() {
-        return;
-    }
-    let max = door.shared.settings.max_line_bytes;
-    loop {
-        let Some(line) = door.next_line(&mut client, max, &GOODBYES).await else { return };
-        let (verb, arguments) = split_command(&line);
-        let reply = match verb.as_str() {
-            "CAPA" => {
-                let mut reply = String::from("+OK Capability list follows\r\n");
-                if door.awaits_starttls(&client) {
-                    reply.push_str("STLS\r\n");
-                } else {
-                    reply.push_str("SASL OAUTHBEARER XOAUTH2\r\n");
-                }
-                reply.push_str("RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nUIDL\r\nTOP\r\nIMPLEMENTATION Letterlock\r\n.\r\n");
-                reply
-            }
-            "STLS" if door.awaits_starttls(&client) => {
-                let ready = "+OK Begin TLS negotiation\r\n";
-                let Some(upgraded) = door.starttls(client, ready, peer).await else { return };
-                client = upgraded;
-                continue;
-            }
-            "STLS" => "-ERR TLS is already active or not offered\r\n".to_owned(),
-            "AUTH" if door.awaits_starttls(&client) => {
-                "-ERR [AUTH] Run STLS first\r\n".to_owned()
-            }
-            "AUTH" if arguments.is_empty() => "+OK\r\nOAUTHBEARER\r\nXOAUTH2\r\n.\r\n".to_owned(),
-            "AUTH" => {
-                let mut parts = arguments.split(' ').filter(|part| !part.is_empty());
-                let (mechanism, initial) = (parts.next(), parts.next());
-                match door.sasl(&mut client, mechanism, initial, "+ ", peer).await {
-                    Outcome::Authenticated(authenticated) => {
-                        match backend_login(&door, &authenticated, peer).await {
-                            Ok((backend, ok)) => {
-                                let first_words = format!("{ok}\r\n");
-                                let ending = door
-                                    .relay(client, backend, &authenticated, &first_words, (Boundaries::lines(), None), farewell)
-                                    .await;
-                                door.log_ending(peer, &authenticated.user, ending);
-                                return;
-                            }
-                            Err(error) => {
-                                door.backend_failed(peer, &authenticated.user, &error);
-                                match error {
-                                    BackendError::Busy(text) => format!("{text}\r\n"),
-                                    BackendError::Refused(_) => "-ERR [AUTH] The mail server did not accept the login\r\n".to_owned(),
-                                    BackendError::Unavailable(_) => "-ERR [SYS/TEMP] The mail server is unavailable; try again later\r\n".to_owned(),
-                                }
-                            }
-                        }
-                    }
-                    Outcome::Unsupported => "-ERR Unsupported mechanism: use OAUTHBEARER or XOAUTH2\r\n".to_owned(),
-                    Outcome::Cancelled => "-ERR Authentication cancelled\r\n".to_owned(),
-                    Outcome::NotBase64 => "-ERR Cannot decode the response\r\n".to_owned(),
-                    Outcome::Malformed(error) => format!("-ERR [AUTH] {error}\r\n"),
-                    Outcome::Refused(reason) => format!("-ERR [AUTH] {reason}\r\n"),
-                    Outcome::Failed(_) => format!(
-                        "-ERR [AUTH] Authentication failed; get a token from {}\r\n",
-                        door.shared.authority.issuer()
-                    ),
-                    outcome @ (Outcome::TimedOut | Outcome::TooLong) => {
-                        if let Some(line) = GOODBYES.for_outcome(&outcome) {
-                            goodbye(&mut client, line).await;
-                        }
-                        return;
-                    }
-                    Outcome::Closed => return,
-                }
-            }
-            "USER" | "PASS" | "APOP" => {
-                "-ERR [AUTH] Passwords are not accepted here: AUTH OAUTHBEARER or XOAUTH2 with an OAuth token\r\n".to_owned()
-            }
-            "NOOP" => "+OK\r\n".to_owned(),
-            "QUIT" => {
-                let _ = client.send(b"+OK Bye\r\n").await;
-                return;
-            }
-            _ => "-ERR Log in first: AUTH OAUTHBEARER or XOAUTH2\r\n".to_owned(),
-        };
-        if client.send(reply.as_bytes()).await.is_err() {
-            return;
-        }
-    }
+    crate::door::drive::<Machine>(door, stream, peer).await;
 }
 
 /// Reads one status line; `+OK` gives its text.
@@ -128,7 +38,7 @@ async fn status(backend: &mut LineStream, max: usize) -> Result<String, BackendE
 /// Logs in to the back end as the user; returns the connection and its `+OK` line. Over TCP,
 /// an `XCLIENT` command sent in the same write tells the back end the client's address (Dovecot
 /// takes it from hosts in its `login_trusted_networks` and refuses it from others).
-async fn backend_login(
+pub(crate) async fn backend_login(
     door: &Door,
     authenticated: &Authenticated,
     peer: SocketAddr,
@@ -188,11 +98,6 @@ fn declines_for_now(text: &str) -> bool {
         return false;
     };
     ["IN-USE", "LOGIN-DELAY", "SYS/TEMP"].iter().any(|busy| code.eq_ignore_ascii_case(busy))
-}
-
-/// POP3 has no unsolicited responses: a session the gateway ends is just closed.
-fn farewell(_ending: Ending) -> Option<String> {
-    None
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use serde_json::{Value, json};
 
 use super::{
-    Dovecot, Server, curl, free_port, loopback_config, python_json, user_command, wait_for,
+    DOVECOT, Dovecot, Server, curl, free_port, loopback_config, oracles, python_json, user_command,
+    wait_for,
 };
 
 pub(super) const USER: &str = "fay@example.com";
@@ -205,6 +206,9 @@ fn curl_text(args: &[&str]) -> (bool, String) {
 /// closes its IDLE session.
 #[test]
 fn front_doors_in_front_of_dovecot() {
+    if !oracles(&["curl", "python3", DOVECOT[0], DOVECOT[1], DOVECOT[2], DOVECOT[3]]) {
+        return;
+    }
     let mut stack = Stack::start();
     let imap_token = stack.token("imap://127.0.0.1");
     let smtp_token = stack.token("smtp://127.0.0.1");
@@ -318,6 +322,9 @@ fn front_doors_in_front_of_dovecot() {
 /// opened; a session and logins with another token of the same grant go on.
 #[test]
 fn an_access_token_revoked_by_rfc7009_is_refused_at_the_imap_door() {
+    if !oracles(&["curl", "python3", DOVECOT[0], DOVECOT[1], DOVECOT[2], DOVECOT[3]]) {
+        return;
+    }
     let mut stack = Stack::start();
     let revoked = stack.token("imap://127.0.0.1");
     let kept = stack.token("imap://127.0.0.1");
@@ -363,6 +370,9 @@ fn an_access_token_revoked_by_rfc7009_is_refused_at_the_imap_door() {
 /// Dovecot's own `[LIMIT]` answer.
 #[test]
 fn dovecot_sees_the_clients_address_through_the_doors() {
+    if !oracles(&["curl", "python3", DOVECOT[0], DOVECOT[1], DOVECOT[2], DOVECOT[3]]) {
+        return;
+    }
     let mut stack = Stack::start();
     let imap_token = stack.token("imap://127.0.0.1");
     let pop3_token = stack.token("pop3://127.0.0.1");
@@ -402,6 +412,9 @@ fn dovecot_sees_the_clients_address_through_the_doors() {
 /// or closes; a flood from one address is cut at the configured limit.
 #[test]
 fn bad_input_at_the_imap_door() {
+    if !oracles(&["curl", "python3", DOVECOT[0], DOVECOT[1], DOVECOT[2], DOVECOT[3]]) {
+        return;
+    }
     let mut stack = Stack::start();
     let imap_token = stack.token("imap://127.0.0.1");
     let smtp_token = stack.token("smtp://127.0.0.1");
@@ -465,6 +478,9 @@ fn bad_input_at_the_imap_door() {
 /// from another address, able to log in.
 #[test]
 fn failures_in_someone_elses_name_do_not_lock_them_out() {
+    if !oracles(&["curl", "python3", DOVECOT[0], DOVECOT[1], DOVECOT[2], DOVECOT[3]]) {
+        return;
+    }
     let mut stack = Stack::configured("", "", 10);
     let token = stack.token("imap://127.0.0.1");
     let seen = front_doors(
@@ -483,13 +499,12 @@ fn failures_in_someone_elses_name_do_not_lock_them_out() {
 /// from the issuer's feed over HTTP.
 #[test]
 fn a_separate_gateway_with_tls_on_both_sides() {
+    if !oracles(&["curl", "python3", DOVECOT[0], DOVECOT[1], DOVECOT[2], DOVECOT[3]]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .unwrap();
-    let (certificate, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&certificate, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let letterlock_test_support::Certificate { certificate, private_key: key, .. } =
+        letterlock_test_support::certificate(dir.path(), &["127.0.0.1", "localhost"]);
     Command::new("chmod").arg("a+r").arg(&certificate).arg(&key).status().unwrap();
 
     let relay = free_port();
@@ -647,6 +662,9 @@ impl Tokens {
 /// §5), and the server's shutdown after the drain period.
 #[test]
 fn sessions_end_at_token_expiry_and_on_shutdown() {
+    if !oracles(&["curl", "python3", DOVECOT[0], DOVECOT[1], DOVECOT[2], DOVECOT[3]]) {
+        return;
+    }
     let mut stack = Stack::start_with(
         "session_grace_seconds = 1\nshutdown_grace_seconds = 1\n",
         "[lifetimes]\naccess_token_seconds = 3\n",
@@ -675,6 +693,9 @@ fn sessions_end_at_token_expiry_and_on_shutdown() {
 /// tokens itself (with the configuration `letterlock dovecot-config` prints).
 #[test]
 fn token_pass_through_to_a_dovecot_that_checks_tokens_itself() {
+    if !oracles(&["curl", "python3", DOVECOT[0], DOVECOT[1], DOVECOT[2], DOVECOT[3]]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let door = free_port();
     let (config, port) = loopback_config(
@@ -851,6 +872,9 @@ impl PostfixBehindTheDoor {
 /// and Postfix relays the message because it counts the session as the user's SASL login.
 #[test]
 fn smtp_door_logs_in_to_postfix_by_xclient() {
+    if !oracles(&["curl", "python3", DOVECOT[0], DOVECOT[1], DOVECOT[2], DOVECOT[3], "postfix"]) {
+        return;
+    }
     let setup = PostfixBehindTheDoor::start();
     // Without a login, Postfix refuses to relay: what follows is the XCLIENT login's doing.
     let (ok, refused) = curl_text(&[
@@ -889,6 +913,9 @@ fn smtp_door_logs_in_to_postfix_by_xclient() {
 /// looks like a command passes untouched.
 #[test]
 fn smtp_door_keeps_xclient_and_xforward_from_the_back_end() {
+    if !oracles(&["curl", "python3", DOVECOT[0], DOVECOT[1], DOVECOT[2], DOVECOT[3], "postfix"]) {
+        return;
+    }
     let setup = PostfixBehindTheDoor::start();
     let mallory = "mallory@example.com";
     let seen = front_doors(

@@ -8,11 +8,7 @@ use letterlock_server::listen::{ListenOptions, serve, serve_with, tls_acceptor};
 use serde_json::Value;
 
 fn curl(args: &[&str]) -> (String, String) {
-    let output = Command::new("curl")
-        .args(["-sS", "--max-time", "10"])
-        .args(args)
-        .output()
-        .expect("curl is installed");
+    let output = letterlock_test_support::curl(args);
     (
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -21,12 +17,12 @@ fn curl(args: &[&str]) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_listener_serves_curl_and_shuts_down_gracefully() {
+    if !letterlock_test_support::oracle::available("curl") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let certificate = dir.path().join("cert.pem");
-    let private_key = dir.path().join("key.pem");
-    std::fs::write(&certificate, certified.cert.pem()).unwrap();
-    std::fs::write(&private_key, certified.signing_key.serialize_pem()).unwrap();
+    let letterlock_test_support::Certificate { certificate, private_key, .. } =
+        letterlock_test_support::certificate(dir.path(), &["127.0.0.1"]);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

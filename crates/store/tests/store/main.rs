@@ -6,9 +6,7 @@
     reason = "a panic in a test is a failed test"
 )]
 
-mod support {
-    pub mod postgres;
-}
+use letterlock_test_support::postgres::TestPostgres;
 
 use letterlock_protocol::ScopeSet;
 use letterlock_store::{
@@ -387,7 +385,7 @@ async fn sqlite_file_is_created_and_keeps_data() {
 
 #[tokio::test]
 async fn postgres() {
-    let server = support::postgres::TestPostgres::start();
+    let Some(server) = TestPostgres::start() else { return };
     let url = server.fresh_database("letterlock_conformance").await;
     let store = Store::connect(&url).await.unwrap();
     assert_eq!(store.backend(), Backend::Postgres);
@@ -401,7 +399,7 @@ async fn postgres() {
 #[tokio::test]
 async fn postgres_feed_keeps_a_revocation_that_commits_after_a_later_one() {
     use sqlx::Connection as _;
-    let server = support::postgres::TestPostgres::start();
+    let Some(server) = TestPostgres::start() else { return };
     let url = server.fresh_database("letterlock_feed_order").await;
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();

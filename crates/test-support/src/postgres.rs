@@ -1,6 +1,7 @@
 //! A throwaway PostgreSQL cluster from Debian's packages, on a free loopback port, for tests.
 //!
-//! `scripts/test` installs the `postgresql` package when it is missing. Set
+//! `scripts/test` installs the `postgresql` package when it is missing; without it,
+//! [`TestPostgres::start`] follows the [`crate::oracle`] rule. Set
 //! `LETTERLOCK_TEST_POSTGRES_URL` to use a running server instead (the tests create and drop
 //! their own databases in it).
 
@@ -8,11 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A running cluster, stopped when dropped.
+#[derive(Debug)]
 pub struct TestPostgres {
     base_url: String,
     cluster: Option<Cluster>,
 }
 
+#[derive(Debug)]
 struct Cluster {
     _dir: tempfile::TempDir,
     data: PathBuf,
@@ -42,16 +45,15 @@ fn postgres_bin() -> PathBuf {
     found.pop().expect("no initdb under /usr/lib/postgresql/*/bin")
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
-}
-
 impl TestPostgres {
-    /// Starts a cluster (or uses `LETTERLOCK_TEST_POSTGRES_URL`).
-    pub fn start() -> Self {
+    /// Starts a cluster (or uses `LETTERLOCK_TEST_POSTGRES_URL`); `None` when PostgreSQL is not
+    /// installed and the test should return (see [`crate::oracle`]).
+    pub fn start() -> Option<Self> {
         if let Ok(url) = std::env::var("LETTERLOCK_TEST_POSTGRES_URL") {
-            return Self { base_url: url.trim_end_matches('/').to_owned(), cluster: None };
+            return Some(Self { base_url: url.trim_end_matches('/').to_owned(), cluster: None });
+        }
+        if !crate::oracle::available("/usr/lib/postgresql/*/bin/initdb") {
+            return None;
         }
         let bin = postgres_bin();
         let dir =
@@ -77,7 +79,7 @@ impl TestPostgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let port = free_port();
+        let port = crate::free_port();
         let options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             dir.path().display()
@@ -96,10 +98,10 @@ impl TestPostgres {
             String::from_utf8_lossy(&output.stdout),
             std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
         );
-        Self {
+        Some(Self {
             base_url: format!("postgres://letterlock@127.0.0.1:{port}"),
             cluster: Some(Cluster { _dir: dir, data, bin, as_postgres_user }),
-        }
+        })
     }
 
     /// The URL of a new, empty database.
