@@ -1,6 +1,7 @@
 //! The client commands: `login`, `token`, `accounts`, `logout`. Everything for people goes to
 //! stderr; stdout carries only what a program reads (the token, the account list).
 
+use letterlock_protocol::ErrorCode;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -143,11 +144,9 @@ fn code(error: &Error) -> u8 {
         Error::Usage(_) => exit::USAGE,
         Error::SignInAgain(..) => exit::SIGN_IN,
         Error::Discovery(_) | Error::Network(_) => exit::UNAVAILABLE,
-        Error::Server { error, .. }
-            if error.starts_with("temporarily") || error == "server_error" =>
-        {
-            exit::UNAVAILABLE
-        }
+        Error::Server {
+            error: ErrorCode::TemporarilyUnavailable | ErrorCode::ServerError, ..
+        } => exit::UNAVAILABLE,
         Error::Server { .. } | Error::Authorization(_) => exit::NOT_AUTHORIZED,
         Error::Refused(_) => exit::REFUSED,
         Error::Storage(_) => exit::STORAGE,

@@ -1,7 +1,8 @@
 //! Finding the issuer and its metadata, and checking every answer on the way
 //! (draft-ietf-mailmaint-oauth-public §3; RFC 8414; RFC 9728; autoconfig).
 
-use letterlock_protocol::Issuer;
+use letterlock_protocol::metadata::MetadataError;
+use letterlock_protocol::{AuthorizationServerMetadata, Issuer};
 use serde_json::{Map, Value};
 use url::Url;
 
@@ -83,63 +84,43 @@ pub struct Metadata {
 }
 
 impl Metadata {
-    /// Checks a metadata document fetched for `issuer`.
+    /// Checks a metadata document fetched for `issuer`, with the rules of
+    /// [`AuthorizationServerMetadata::checked`] (RFC 8414 §3.3 and the rest) and this client's
+    /// rule for where it may send requests ([`check_fetchable`]).
     pub fn from_json(issuer: &Issuer, document: &Map<String, Value>) -> Result<Self, Error> {
-        let text = |name: &str| document.get(name).and_then(Value::as_str);
-        let list = |name: &str| -> Vec<String> {
-            document
-                .get(name)
-                .and_then(Value::as_array)
-                .map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-                .unwrap_or_default()
-        };
-        // RFC 8414 §3.3: the issuer in the document is exactly the one asked for.
-        if text("issuer") != Some(issuer.as_str()) {
-            return Err(Error::Refused(format!(
+        let metadata = AuthorizationServerMetadata::checked(issuer, document, |url: &str| {
+            check_fetchable(url).map(|_| ())
+        })
+        .map_err(|error| match error {
+            MetadataError::Issuer(found) => Error::Refused(format!(
                 "the metadata fetched for {issuer} names the issuer {}; it must be the same",
-                text("issuer").unwrap_or("(none)")
-            )));
-        }
-        let endpoint = |name: &str| -> Result<String, Error> {
-            let url = text(name)
-                .ok_or_else(|| Error::Discovery(format!("{issuer}'s metadata has no {name}")))?;
-            check_fetchable(url)?;
-            Ok(url.to_owned())
-        };
-        let optional = |name: &str| -> Result<Option<String>, Error> {
-            text(name).map(|_| endpoint(name)).transpose()
-        };
-        if !list("code_challenge_methods_supported").iter().any(|method| method == "S256") {
-            return Err(Error::Refused(format!("{issuer} does not offer PKCE with S256")));
-        }
-        let mut auth_methods = list("token_endpoint_auth_methods_supported");
-        if auth_methods.is_empty() {
-            auth_methods.push("client_secret_basic".into());
-        }
-        let mut grant_types = list("grant_types_supported");
-        if grant_types.is_empty() {
-            grant_types = vec!["authorization_code".into(), "implicit".into()];
-        }
+                found.as_deref().unwrap_or("(none)")
+            )),
+            MetadataError::NoS256 => {
+                Error::Refused(format!("{issuer} does not offer PKCE with S256"))
+            }
+            MetadataError::Missing(name) => {
+                Error::Discovery(format!("{issuer}'s metadata has no {name}"))
+            }
+            MetadataError::NoRegistration => {
+                Error::Discovery(format!("{issuer} offers no dynamic client registration"))
+            }
+            MetadataError::Endpoint(error) => error,
+            other => Error::Discovery(format!("{issuer}'s metadata: {other}")),
+        })?;
         Ok(Self {
             issuer: issuer.clone(),
-            authorization_endpoint: endpoint("authorization_endpoint")?,
-            token_endpoint: endpoint("token_endpoint")?,
-            registration_endpoint: endpoint("registration_endpoint").map_err(|_| {
-                Error::Discovery(format!("{issuer} offers no dynamic client registration"))
-            })?,
-            revocation_endpoint: optional("revocation_endpoint")?,
-            device_authorization_endpoint: optional("device_authorization_endpoint")?,
-            scopes_supported: list("scopes_supported"),
-            token_endpoint_auth_methods_supported: auth_methods,
-            dpop_signing_alg_values_supported: list("dpop_signing_alg_values_supported"),
-            protected_resources: document
-                .get("protected_resources")
-                .map(|_| list("protected_resources")),
-            iss_parameter_supported: document
-                .get("authorization_response_iss_parameter_supported")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            grant_types_supported: grant_types,
+            token_endpoint_auth_methods_supported: metadata.token_endpoint_auth_methods(),
+            grant_types_supported: metadata.grant_types(),
+            authorization_endpoint: metadata.authorization_endpoint.unwrap_or_default(),
+            token_endpoint: metadata.token_endpoint.unwrap_or_default(),
+            registration_endpoint: metadata.registration_endpoint.unwrap_or_default(),
+            revocation_endpoint: metadata.revocation_endpoint,
+            device_authorization_endpoint: metadata.device_authorization_endpoint,
+            scopes_supported: metadata.scopes_supported,
+            dpop_signing_alg_values_supported: metadata.dpop_signing_alg_values_supported,
+            protected_resources: metadata.protected_resources,
+            iss_parameter_supported: metadata.authorization_response_iss_parameter_supported,
         })
     }
 
@@ -433,7 +414,10 @@ mod tests {
             "token_endpoint": format!("{issuer}/token"),
             "registration_endpoint": format!("{issuer}/register"),
             "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
+            "token_endpoint_auth_methods_supported": [
+                letterlock_protocol::AuthMethod::None.as_str(),
+                letterlock_protocol::AuthMethod::PrivateKeyJwt.as_str(),
+            ],
         })
         .as_object()
         .unwrap()

@@ -1,5 +1,7 @@
 //! What can go wrong, sorted by what the caller should do about it.
 
+use letterlock_protocol::ErrorCode;
+
 /// A client error. Each variant says what is wrong in words fit for a person; the variant tells
 /// a program what to do next (see `letterlock token`'s exit codes).
 #[derive(Debug, thiserror::Error)]
@@ -18,11 +20,13 @@ pub enum Error {
     /// The network or the server failed (timeouts, 5xx, malformed answers).
     #[error("{0}")]
     Network(String),
-    /// The authorization server said no, with an OAuth error.
+    /// The authorization server said no, with an OAuth error (RFC 6749 §5.2). A code for which
+    /// [`ErrorCode::is_temporary`] holds (`temporarily_unavailable`, `server_error`) means
+    /// "try again later" rather than "no".
     #[error("the authorization server refused: {error}{}", description.as_deref().map(|text| format!(" ({text})")).unwrap_or_default())]
     Server {
         /// The OAuth error code.
-        error: String,
+        error: ErrorCode,
         /// `error_description`, if any.
         description: Option<String>,
     },

@@ -503,13 +503,16 @@ impl Client {
         ];
         let response = match self.oauth().token_request(&registration, &form).await {
             Ok(response) => response,
-            Err(Error::Server { error, description }) if error == "invalid_grant" => {
+            Err(Error::Server {
+                error: letterlock_protocol::ErrorCode::InvalidGrant,
+                description,
+            }) => {
                 self.storage.remove(Kind::RefreshToken, &key)?;
                 self.storage.remove(Kind::AccessTokens, &key)?;
                 let why = description.unwrap_or_else(|| "the grant is no longer valid".into());
                 return Err(sign_in_again(&format!("{} refused the refresh: {why}", grant.issuer)));
             }
-            Err(Error::Server { error, .. }) if error == "invalid_client" => {
+            Err(Error::Server { error: letterlock_protocol::ErrorCode::InvalidClient, .. }) => {
                 self.storage.remove(Kind::Registration, &grant.issuer)?;
                 return Err(sign_in_again(&format!(
                     "{} no longer knows this installation",

@@ -7,12 +7,17 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use aws_lc_rs::digest;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use letterlock_jose::{Algorithm, PrivateKey, assertion, dpop};
-use letterlock_protocol::base64url;
+use letterlock_protocol::authorization::AuthorizationResponse;
+use letterlock_protocol::pkce::{CodeChallenge, CodeVerifier};
+use letterlock_protocol::token::{ClientAuthentication, Grant, TokenRequest};
+use letterlock_protocol::{
+    ApplicationType, AuthMethod, ErrorBody, ErrorCode, GrantType, Params, RegistrationRequest,
+    RegistrationResponse, base64url, urn,
+};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::Error;
 use crate::browser::{Browser, PrintUrl};
@@ -23,7 +28,7 @@ use crate::net::{Answer, Http};
 /// The loopback redirect URI registered; the port is chosen per authorization (RFC 8252 §7.3).
 pub const REDIRECT_URI: &str = "http://127.0.0.1/callback";
 /// The device grant's `grant_type` (RFC 8628 §3.4).
-pub const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub const DEVICE_CODE: &str = urn::DEVICE_CODE_GRANT;
 
 /// How the installation presents itself when it registers.
 #[derive(Debug, Clone)]
@@ -67,23 +72,8 @@ impl Registration {
     }
 }
 
-/// A token endpoint answer.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TokenResponse {
-    /// The access token.
-    pub access_token: String,
-    /// `Bearer` (or `DPoP` for a DPoP-bound token).
-    pub token_type: String,
-    /// Seconds until it expires.
-    #[serde(default)]
-    pub expires_in: Option<i64>,
-    /// A new refresh token, if any.
-    #[serde(default)]
-    pub refresh_token: Option<String>,
-    /// The scope granted.
-    #[serde(default)]
-    pub scope: Option<String>,
-}
+/// A token endpoint answer (RFC 6749 §5.1), the type the server writes.
+pub use letterlock_protocol::TokenResponse;
 
 /// What the authorization asks for.
 #[derive(Debug, Clone)]
@@ -115,55 +105,53 @@ impl Exchanges<'_> {
     ) -> Result<Registration, Error> {
         let key = PrivateKey::generate(Algorithm::Es256, self.random)
             .map_err(|error| Error::storage("making the installation key", error))?;
-        let offered = |method: &str| {
-            metadata.token_endpoint_auth_methods_supported.iter().any(|m| m == method)
+        let offered = |method: AuthMethod| {
+            metadata.token_endpoint_auth_methods_supported.iter().any(|m| m == method.as_str())
         };
-        let method = if offered("private_key_jwt") {
-            "private_key_jwt"
-        } else if offered("none") {
-            "none"
+        let method = if offered(AuthMethod::PrivateKeyJwt) {
+            AuthMethod::PrivateKeyJwt
+        } else if offered(AuthMethod::None) {
+            AuthMethod::None
         } else {
             return Err(Error::Discovery(format!(
                 "{} offers neither private_key_jwt nor none for a native client",
                 metadata.issuer
             )));
         };
-        let mut grant_types = vec!["authorization_code", "refresh_token"];
+        let mut grant_types = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
         if metadata.device_authorization_endpoint.is_some()
             && metadata.grant_types_supported.iter().any(|grant| grant == DEVICE_CODE)
         {
-            grant_types.push(DEVICE_CODE);
+            grant_types.push(GrantType::DeviceCode);
         }
-        let mut request = json!({
-            "client_name": software.client_name,
-            "application_type": "native",
-            "redirect_uris": [REDIRECT_URI],
-            "grant_types": grant_types,
-            "response_types": ["code"],
-            "token_endpoint_auth_method": method,
-            "software_id": software.software_id,
-            "software_version": software.software_version,
-        });
-        if method == "private_key_jwt" {
+        let mut jwks = Vec::new();
+        if method == AuthMethod::PrivateKeyJwt {
             let kid = letterlock_jose::key::thumbprint(&key.public_jwk(None));
-            request["jwks"] = json!({ "keys": [key.public_jwk(Some(kid)).to_json()] });
+            jwks.push(key.public_jwk(Some(kid)).to_json());
         }
-        if let Some(statement) = &software.software_statement {
-            request["software_statement"] = statement.as_str().into();
-        }
+        let request = RegistrationRequest {
+            client_name: software.client_name.clone(),
+            application_type: ApplicationType::Native,
+            redirect_uris: vec![REDIRECT_URI.to_owned()],
+            grant_types,
+            token_endpoint_auth_method: method,
+            software_id: Some(software.software_id.clone()),
+            software_version: Some(software.software_version.clone()),
+            jwks,
+            software_statement: software.software_statement.clone(),
+        };
+        let request = Value::Object(request.to_json());
         let answer = self.http.post_json(&metadata.registration_endpoint, &request).await?;
         if answer.status != 201 && answer.status != 200 {
             return Err(server_error(&answer, "registration"));
         }
         let body = answer.json_object("the registration response")?;
-        let client_id =
-            body.get("client_id").and_then(Value::as_str).filter(|id| !id.is_empty()).ok_or_else(
-                || Error::Network("the registration response has no client_id".into()),
-            )?;
+        let response = RegistrationResponse::from_json(&body)
+            .ok_or_else(|| Error::Network("the registration response has no client_id".into()))?;
         // RFC 7591 §3.2.1: the server may change what was asked; use what it granted.
         let granted =
-            body.get("token_endpoint_auth_method").and_then(Value::as_str).unwrap_or(method);
-        if granted != "private_key_jwt" && granted != "none" {
+            response.token_endpoint_auth_method.as_deref().unwrap_or(method.as_str()).to_owned();
+        if granted != AuthMethod::PrivateKeyJwt.as_str() && granted != AuthMethod::None.as_str() {
             return Err(Error::Refused(format!(
                 "{} registered this installation with {granted}, which a native client cannot use",
                 metadata.issuer
@@ -171,26 +159,28 @@ impl Exchanges<'_> {
         }
         Ok(Registration {
             issuer: metadata.issuer.as_str().to_owned(),
-            client_id: client_id.to_owned(),
-            auth_method: granted.to_owned(),
+            client_id: response.client_id.clone(),
+            auth_method: granted,
             key_pem: key.to_pem(),
             token_endpoint: metadata.token_endpoint.clone(),
             revocation_endpoint: metadata.revocation_endpoint.clone(),
             dpop: metadata.dpop_signing_alg_values_supported.iter().any(|alg| alg == "ES256"),
-            registration_access_token: body
-                .get("registration_access_token")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            registration_access_token: response.registration_access_token,
         })
     }
 
     /// Whether the issuer still knows this registration: a token request with a made-up
     /// refresh token answers `invalid_client` if the client is gone, `invalid_grant` if not.
     pub async fn still_registered(&self, registration: &Registration) -> Result<bool, Error> {
-        let form =
-            [("grant_type", "refresh_token"), ("refresh_token", "letterlock-registration-check")];
+        let check = TokenRequest {
+            grant: Grant::RefreshToken { refresh_token: "letterlock-registration-check".into() },
+            scope: None,
+            resources: Vec::new(),
+        };
+        let form = check.to_params();
+        let form: Vec<(&str, &str)> = form.pairs().collect();
         match self.token_request(registration, &form).await {
-            Err(Error::Server { error, .. }) if error == "invalid_client" => Ok(false),
+            Err(Error::Server { error: ErrorCode::InvalidClient, .. }) => Ok(false),
             Err(Error::Server { .. }) | Ok(_) => Ok(true),
             Err(error) => Err(error),
         }
@@ -207,8 +197,9 @@ impl Exchanges<'_> {
     ) -> Result<TokenResponse, Error> {
         let listener = loopback::Listener::bind().await?;
         let redirect_uri = listener.redirect_uri();
-        let verifier = base64url::encode(self.random_bytes::<32>()?);
-        let challenge = base64url::encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
+        // RFC 7636 §4.1 and §4.2.
+        let verifier = CodeVerifier::from_random(self.random_bytes::<32>()?);
+        let challenge = CodeChallenge::s256(&verifier, letterlock_jose::sha256);
         let state = base64url::encode(self.random_bytes::<16>()?);
         let mut url = url::Url::parse(&metadata.authorization_endpoint)
             .map_err(|error| Error::Network(format!("authorization_endpoint: {error}")))?;
@@ -220,8 +211,8 @@ impl Exchanges<'_> {
                 .append_pair("redirect_uri", &redirect_uri)
                 .append_pair("scope", &request.scope)
                 .append_pair("state", &state)
-                .append_pair("code_challenge", &challenge)
-                .append_pair("code_challenge_method", "S256")
+                .append_pair("code_challenge", challenge.as_str())
+                .append_pair("code_challenge_method", letterlock_protocol::pkce::S256)
                 .append_pair("login_hint", request.login_hint);
             for resource in &request.resources {
                 query.append_pair("resource", resource);
@@ -256,20 +247,29 @@ impl Exchanges<'_> {
             }
             _ => {}
         }
-        if let Some(error) = answer.get("error") {
-            let description =
-                answer.get("error_description").map(|text| format!(": {text}")).unwrap_or_default();
-            return Err(Error::Authorization(format!("{error}{description}")));
-        }
-        let code = answer
-            .get("code")
-            .ok_or_else(|| Error::Authorization("the response carries no code".into()))?;
-        let form = [
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", redirect_uri.as_str()),
-            ("code_verifier", verifier.as_str()),
-        ];
+        let params =
+            Params::from_pairs(answer.iter().map(|(name, value)| (name.as_str(), value.as_str())));
+        let response = AuthorizationResponse::from_params(&params)
+            .map_err(|error| Error::Authorization(error.to_string()))?;
+        let code = match response.outcome {
+            Err(ErrorBody { error, error_description, .. }) => {
+                let description =
+                    error_description.map(|text| format!(": {text}")).unwrap_or_default();
+                return Err(Error::Authorization(format!("{error}{description}")));
+            }
+            Ok(code) => code,
+        };
+        let exchange = TokenRequest {
+            grant: Grant::AuthorizationCode {
+                code,
+                redirect_uri: Some(redirect_uri.clone()),
+                code_verifier: Some(verifier.as_str().to_owned()),
+            },
+            scope: None,
+            resources: Vec::new(),
+        };
+        let form = exchange.to_params();
+        let form: Vec<(&str, &str)> = form.pairs().collect();
         self.token_request(registration, &form).await
     }
 
@@ -309,12 +309,21 @@ impl Exchanges<'_> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(expires_in);
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_secs(interval)).await;
-            let form = [("grant_type", DEVICE_CODE), ("device_code", device_code)];
+            let poll = TokenRequest {
+                grant: Grant::DeviceCode { device_code: device_code.to_owned() },
+                scope: None,
+                resources: Vec::new(),
+            };
+            let form = poll.to_params();
+            let form: Vec<(&str, &str)> = form.pairs().collect();
+            // RFC 8628 §3.5.
             match self.token_request(registration, &form).await {
-                Err(Error::Server { error, .. }) if error == "authorization_pending" => {}
-                Err(Error::Server { error, .. }) if error == "slow_down" => interval += 5,
-                Err(Error::Server { error, description }) if error == "access_denied" => {
-                    return Err(Error::Authorization(description.unwrap_or(error)));
+                Err(Error::Server { error: ErrorCode::AuthorizationPending, .. }) => {}
+                Err(Error::Server { error: ErrorCode::SlowDown, .. }) => interval += 5,
+                Err(Error::Server { error: error @ ErrorCode::AccessDenied, description }) => {
+                    return Err(Error::Authorization(
+                        description.unwrap_or_else(|| error.to_string()),
+                    ));
                 }
                 other => return other,
             }
@@ -367,10 +376,8 @@ impl Exchanges<'_> {
         let mut retried = false;
         loop {
             let now = now();
-            let mut full: Vec<(&str, String)> =
-                form.iter().map(|(name, value)| (*name, (*value).to_owned())).collect();
-            full.push(("client_id", registration.client_id.clone()));
-            if registration.auth_method == "private_key_jwt" {
+            let mut full = Params::from_pairs(form.iter().copied());
+            let authentication = if registration.auth_method == AuthMethod::PrivateKeyJwt.as_str() {
                 let jwt = assertion::sign(
                     &key,
                     &registration.client_id,
@@ -379,12 +386,14 @@ impl Exchanges<'_> {
                     self.random,
                 )
                 .map_err(|error| Error::storage("signing the client assertion", error))?;
-                full.push((
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
-                ));
-                full.push(("client_assertion", jwt));
-            }
+                ClientAuthentication::Assertion {
+                    assertion: jwt,
+                    client_id: Some(registration.client_id.clone()),
+                }
+            } else {
+                ClientAuthentication::ClientId(registration.client_id.clone())
+            };
+            authentication.append_to(&mut full);
             let mut headers = Vec::new();
             if dpop {
                 let nonce = self.nonce(&registration.issuer);
@@ -393,8 +402,7 @@ impl Exchanges<'_> {
                         .map_err(|error| Error::storage("signing the DPoP proof", error))?;
                 headers.push(("dpop", proof));
             }
-            let borrowed: Vec<(&str, &str)> =
-                full.iter().map(|(name, value)| (*name, value.as_str())).collect();
+            let borrowed: Vec<(&str, &str)> = full.pairs().collect();
             let answer = self.http.post_form(url, &borrowed, &headers).await?;
             if let Some(nonce) = answer.header("dpop-nonce") {
                 self.nonces
@@ -405,8 +413,8 @@ impl Exchanges<'_> {
             let wants_nonce = dpop
                 && !retried
                 && (answer.status == 400 || answer.status == 401)
-                && answer.json_object("").ok().and_then(|body| body.get("error").cloned())
-                    == Some(Value::from("use_dpop_nonce"));
+                && ErrorBody::from_json(&answer.body)
+                    .is_some_and(|body| body.error == ErrorCode::UseDpopNonce);
             if !wants_nonce {
                 return Ok(answer);
             }
@@ -430,7 +438,7 @@ fn server_error(answer: &Answer, what: &str) -> Error {
     let body: Map<String, Value> = answer.json_object(what).unwrap_or_default();
     match body.get("error").and_then(Value::as_str) {
         Some(error) => Error::Server {
-            error: error.to_owned(),
+            error: ErrorCode::parse(error),
             description: body.get("error_description").and_then(Value::as_str).map(str::to_owned),
         },
         None => Error::Network(format!("{what} answered {}", answer.status)),

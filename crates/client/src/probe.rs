@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -19,28 +18,9 @@ const MAX_LINE: usize = 16 * 1024;
 /// At most this many lines in one response (a CAPA or EHLO list).
 const MAX_LINES: usize = 200;
 
-/// What a failed OAUTHBEARER attempt answered (RFC 7628 §3.2.2).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct SaslChallenge {
-    /// `invalid_token`, `insufficient_scope`…
-    pub status: String,
-    /// The scope the server wants.
-    #[serde(default)]
-    pub scope: Option<String>,
-    /// The issuer's discovery document.
-    #[serde(rename = "openid-configuration", default)]
-    pub openid_configuration: Option<String>,
-}
-
-impl SaslChallenge {
-    /// Parses the base64 text of a `+`/`334` challenge line. `None` if it is not the JSON of
-    /// RFC 7628 §3.2.2.
-    pub fn from_base64(text: &str) -> Option<Self> {
-        use base64::Engine as _;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    }
-}
+/// What a failed OAUTHBEARER attempt answered (RFC 7628 §3.2.2): the type the front doors
+/// send, read with [`ErrorChallenge::from_base64`].
+pub use letterlock_sasl::ErrorChallenge as SaslChallenge;
 
 /// Probes `endpoint` and returns the challenge it answered, or `None` if it offers no
 /// OAUTHBEARER or answered without a challenge.
@@ -66,8 +46,12 @@ pub async fn probe(
 /// empty `auth`).
 fn probe_message(endpoint: &Endpoint) -> String {
     use base64::Engine as _;
-    let message =
-        format!("n,,\x01host={}\x01port={}\x01auth=\x01\x01", endpoint.host(), endpoint.port());
+    let message = letterlock_sasl::oauthbearer::encode_with(
+        None,
+        Some(&endpoint.host()),
+        Some(endpoint.port()),
+        None,
+    );
     base64::engine::general_purpose::STANDARD.encode(message)
 }
 
@@ -391,7 +375,10 @@ mod tests {
     #[test]
     fn challenges_parse() {
         use base64::Engine as _;
-        let json = r#"{"status":"invalid_token","scope":"urn:ietf:params:oauth:scope:mail","openid-configuration":"https://a.example/.well-known/openid-configuration"}"#;
+        let json = format!(
+            r#"{{"status":"invalid_token","scope":"{}","openid-configuration":"https://a.example/.well-known/openid-configuration"}}"#,
+            letterlock_protocol::scope::MAIL
+        );
         let encoded = base64::engine::general_purpose::STANDARD.encode(json);
         let challenge = SaslChallenge::from_base64(&encoded).unwrap();
         assert_eq!(challenge.status, "invalid_token");
