@@ -33,12 +33,14 @@ pub fn all_available(programs: &[&str]) -> bool {
 }
 
 fn installed(program: &str) -> bool {
+    // A pattern first: `/usr/lib/postgresql/*/bin/initdb` is absolute too, and no file is named
+    // with a literal `*`.
+    if program.contains('*') {
+        return glob_exists(program);
+    }
     let path = Path::new(program);
     if path.is_absolute() {
         return path.exists();
-    }
-    if program.contains('*') {
-        return glob_exists(program);
     }
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
@@ -63,5 +65,7 @@ mod tests {
         assert!(!installed("letterlock-no-such-program"));
         assert!(!installed("/no/such/program"));
         assert!(!installed("/no/such/*/program"));
+        // An absolute pattern is matched as a pattern (the PostgreSQL harness's initdb).
+        assert!(installed("/usr/*/sh"), "/usr/bin/sh through a pattern");
     }
 }
