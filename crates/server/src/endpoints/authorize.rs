@@ -8,7 +8,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use letterlock_protocol::{RedirectUri, ScopeSet, base64url};
+use letterlock_protocol::{Params, RedirectUri, ScopeSet, base64url};
 use letterlock_store::UserRecord;
 
 use crate::accounts::SignInError;
@@ -16,7 +16,7 @@ use crate::clients::Client;
 use crate::grants::GrantError;
 use crate::grants::consent::Approval;
 use crate::grants::records::PendingRequest;
-use crate::http::form::Parameters;
+use crate::http::form::lenient;
 use crate::http::session::{
     from_this_origin, login_token, session_cookie, sign_in_page, signed_in, signed_in_form,
 };
@@ -42,9 +42,9 @@ pub async fn authorize(
     if let Err(retry) = state.address_limits().authorization_requests.check(block) {
         return crate::limits::page(retry);
     }
-    let parameters = match Parameters::parse(query.as_deref().unwrap_or("")) {
+    let parameters = match Params::parse(query.as_deref().unwrap_or("")) {
         Ok(parameters) => parameters,
-        Err(message) => return pages::error(StatusCode::BAD_REQUEST, &message),
+        Err(error) => return pages::error(StatusCode::BAD_REQUEST, &error.to_string()),
     };
     // Until the client and its redirect URI are proven, errors go to the person, never to a
     // redirect (RFC 6749 §4.1.2.1): otherwise this would be an open redirector.
@@ -186,7 +186,7 @@ pub async fn resume(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let parameters = Parameters::parse(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let parameters = lenient(query.as_deref().unwrap_or("").as_bytes());
     let Some(id) = parameters.single("request") else {
         return pages::error(StatusCode::BAD_REQUEST, "No request to continue.");
     };
@@ -222,7 +222,7 @@ pub async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Parameters::parse(std::str::from_utf8(&body).unwrap_or("")).unwrap_or_default();
+    let form = lenient(&body);
     // Login CSRF: another site's page that posts this form with its owner's account would sign
     // this browser in as the attacker, and the person's next consent would give their mail
     // program tokens for the attacker's mailbox. The form must come from this origin and carry

@@ -17,9 +17,10 @@ use crate::error::{ApiError, no_store_json};
 use crate::grants::code::CodeRequest;
 use crate::grants::{Caller, Issued, TokenAsk};
 use crate::http::client_auth::{authenticate_client, check_token_budget};
-use crate::http::form::{ContentType, Parameters, oauth_form};
+use crate::http::form::{ContentType, oauth_form};
 use crate::listen::PeerAddr;
 use crate::state::AppState;
+use letterlock_protocol::Params;
 
 /// `POST /token`.
 pub async fn token(
@@ -105,7 +106,7 @@ async fn grant(
 }
 
 /// A parameter the grant needs, or `invalid_request`.
-fn required<'a>(form: &'a Parameters, name: &str) -> Result<&'a str, ApiError> {
+fn required<'a>(form: &'a Params, name: &str) -> Result<&'a str, ApiError> {
     form.single(name).ok_or_else(|| bad(ErrorCode::InvalidRequest, format!("{name} is missing")))
 }
 

@@ -7,9 +7,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 
 use letterlock_jose::assertion;
 use letterlock_protocol::urn::JWT_BEARER_ASSERTION;
-use letterlock_protocol::{AuthMethod, ErrorCode};
+use letterlock_protocol::{AuthMethod, ErrorCode, Params};
 
-use super::form::Parameters;
 use crate::clients::{Client, ClientOrigin};
 use crate::error::ApiError;
 use crate::listen::PeerAddr;
@@ -31,7 +30,7 @@ pub fn check_token_budget(
 pub async fn authenticate_client(
     state: &AppState,
     headers: &HeaderMap,
-    form: &Parameters,
+    form: &Params,
 ) -> Result<Client, ApiError> {
     let refuse = |description: &str| {
         ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidClient, description)
