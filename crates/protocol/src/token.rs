@@ -246,30 +246,48 @@ impl TokenRequest {
 
     /// The scope and the one service of the access token to issue: a token request may narrow
     /// the granted scope, never widen it (RFC 6749 §6), and `resource` picks one of the
-    /// granted services, the first when none is named (RFC 8707 §2.2).
+    /// granted services, the first when none is named (RFC 8707 §2.2). See [`narrow`].
     pub fn narrow(
         &self,
         granted_scope: &ScopeSet,
         granted_resources: &[String],
     ) -> Result<(ScopeSet, Option<String>), TokenRequestError> {
-        let scope = match &self.scope {
-            None => granted_scope.clone(),
-            Some(text) => {
-                let asked = ScopeSet::parse(text).map_err(TokenRequestError::Scope)?;
-                if let Some(extra) = asked.iter().find(|scope| !granted_scope.contains(scope)) {
-                    return Err(TokenRequestError::ScopeNotGranted(extra.to_owned()));
-                }
-                asked
-            }
-        };
-        let audience = match self.resources.as_slice() {
-            [] => granted_resources.first().cloned(),
-            [one] if granted_resources.iter().any(|granted| granted == one) => Some(one.clone()),
-            [one] => return Err(TokenRequestError::TargetNotGranted(one.clone())),
-            _ => return Err(TokenRequestError::OneResource),
-        };
-        Ok((scope, audience))
+        narrow(self.scope.as_deref(), &self.resources, granted_scope, granted_resources)
     }
+}
+
+/// The rule of [`TokenRequest::narrow`] over a request's `scope` and `resource` values alone,
+/// for a server whose grant rules take them apart from the grant: the scope may narrow the
+/// granted scope, never widen it (RFC 6749 §6); `resource` picks one of the granted services,
+/// the first when none is named, and one access token is for one service (RFC 8707 §2.2).
+pub fn narrow(
+    scope: Option<&str>,
+    resources: &[impl AsRef<str>],
+    granted_scope: &ScopeSet,
+    granted_resources: &[String],
+) -> Result<(ScopeSet, Option<String>), TokenRequestError> {
+    let scope = match scope {
+        None => granted_scope.clone(),
+        Some(text) => {
+            let asked = ScopeSet::parse(text).map_err(TokenRequestError::Scope)?;
+            if let Some(extra) = asked.iter().find(|scope| !granted_scope.contains(scope)) {
+                return Err(TokenRequestError::ScopeNotGranted(extra.to_owned()));
+            }
+            asked
+        }
+    };
+    let audience = match resources {
+        [] => granted_resources.first().cloned(),
+        [one] => {
+            let one = one.as_ref();
+            if !granted_resources.iter().any(|granted| granted == one) {
+                return Err(TokenRequestError::TargetNotGranted(one.to_owned()));
+            }
+            Some(one.to_owned())
+        }
+        _ => return Err(TokenRequestError::OneResource),
+    };
+    Ok((scope, audience))
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -406,6 +424,35 @@ mod tests {
         assert_eq!(two, Err(TokenRequestError::OneResource));
         let bad = request(Some("mail"), &[]).narrow(&granted, &services).unwrap_err();
         assert_eq!(bad.code(), ErrorCode::InvalidScope);
+    }
+
+    #[test]
+    fn narrowing_without_a_request_is_the_same_rule() {
+        let granted = ScopeSet::parse("urn:ietf:params:oauth:scope:mail offline_access").unwrap();
+        let services = vec!["imaps://m".to_owned(), "https://d/".to_owned()];
+        let cases: [(Option<&str>, &[&str]); 5] = [
+            (None, &[]),
+            (Some("urn:ietf:params:oauth:scope:mail"), &["https://d/"]),
+            (Some("urn:ietf:params:oauth:scope:contacts"), &[]),
+            (None, &["imaps://x"]),
+            (None, &["imaps://m", "https://d/"]),
+        ];
+        for (scope, resources) in cases {
+            let request = TokenRequest {
+                grant: Grant::DeviceCode { device_code: "d".into() },
+                scope: scope.map(str::to_owned),
+                resources: resources.iter().map(|r| (*r).to_owned()).collect(),
+            };
+            assert_eq!(
+                narrow(scope, resources, &granted, &services),
+                request.narrow(&granted, &services),
+                "{scope:?} {resources:?}"
+            );
+        }
+        assert_eq!(
+            narrow(None, &["imaps://x"], &granted, &services),
+            Err(TokenRequestError::TargetNotGranted("imaps://x".into()))
+        );
     }
 
     #[test]

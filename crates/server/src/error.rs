@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use letterlock_protocol::{ErrorBody, ErrorCode};
+use letterlock_protocol::{BearerError, ErrorBody, ErrorCode};
 
 /// An error response.
 #[derive(Debug)]
@@ -34,13 +34,13 @@ impl ApiError {
     pub fn invalid_token(description: &str) -> Self {
         let mut error = Self::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidToken, description);
         // RFC 6750 §3: the description in the header is printable ASCII without quotes or
-        // backslashes; the JSON body carries it in full.
-        let header_text: String = description
-            .chars()
-            .filter(|character| matches!(character, ' '..='~') && !matches!(character, '"' | '\\'))
-            .collect();
-        error.www_authenticate =
-            Some(format!("Bearer error=\"invalid_token\", error_description=\"{header_text}\""));
+        // backslashes (`BearerError::auth_params` drops those two; the rest of what is not
+        // printable ASCII is dropped here, so that the header stays valid); the JSON body
+        // carries it in full.
+        let header_text: String =
+            description.chars().filter(|character| matches!(character, ' '..='~')).collect();
+        let params = BearerError::InvalidToken.auth_params(None, Some(&header_text));
+        error.www_authenticate = Some(format!("Bearer {params}"));
         error
     }
 
@@ -135,8 +135,9 @@ pub fn no_store_json(status: StatusCode, body: Vec<u8>) -> Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.body)
-            .unwrap_or_else(|_| br#"{"error":"server_error"}"#.to_vec());
+        let body = serde_json::to_vec(&self.body).unwrap_or_else(|_| {
+            format!(r#"{{"error":"{}"}}"#, ErrorCode::ServerError).into_bytes()
+        });
         let mut response = no_store_json(self.status, body);
         let headers = response.headers_mut();
         if let Some(challenge) =

@@ -17,7 +17,6 @@ use letterlock_store::{GrantRecord, RevocationRecord, UserRecord};
 use crate::accounts::{SignInError, change_password};
 use crate::error::{ApiError, no_store_json};
 use crate::http::client_auth::resource_server;
-use crate::http::form::Parameters;
 use crate::http::session::{
     cookie_name, cookie_value, from_this_origin, session_cookie, sign_in_page, signed_in,
     signed_in_form,
@@ -27,6 +26,7 @@ use crate::listen::PeerAddr;
 use crate::pages::{self, escape};
 use crate::secrets::{constant_time_eq, hash_secret};
 use crate::state::AppState;
+use letterlock_protocol::Params;
 
 /// The longest a feed request may wait for news, in seconds.
 const MAX_WAIT_SECONDS: u64 = 30;
@@ -232,8 +232,8 @@ pub async fn feed(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     resource_server(&state, &headers)?;
-    let parameters = Parameters::parse(query.as_deref().unwrap_or(""))
-        .map_err(|message| ApiError::bad_request(ErrorCode::InvalidRequest, message))?;
+    let parameters = Params::parse(query.as_deref().unwrap_or(""))
+        .map_err(|error| ApiError::bad_request(ErrorCode::InvalidRequest, error.to_string()))?;
     let number = |name: &str| -> Result<u64, ApiError> {
         parameters.single(name).map_or(Ok(0), |text| {
             text.parse().map_err(|_| {

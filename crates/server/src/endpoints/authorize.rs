@@ -8,7 +8,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use letterlock_protocol::{RedirectUri, ScopeSet, base64url};
+use letterlock_protocol::authorization::{Allowed, prove_redirect};
+use letterlock_protocol::{
+    AuthorizationRequest, AuthorizationResponse, ErrorBody, ErrorCode, Params, RedirectUri,
+};
 use letterlock_store::UserRecord;
 
 use crate::accounts::SignInError;
@@ -16,7 +19,7 @@ use crate::clients::Client;
 use crate::grants::GrantError;
 use crate::grants::consent::Approval;
 use crate::grants::records::PendingRequest;
-use crate::http::form::Parameters;
+use crate::http::form::lenient;
 use crate::http::session::{
     from_this_origin, login_token, session_cookie, sign_in_page, signed_in, signed_in_form,
 };
@@ -25,9 +28,6 @@ use crate::listen::PeerAddr;
 use crate::pages;
 use crate::secrets::constant_time_eq;
 use crate::state::AppState;
-
-/// The longest `state` passed through, in bytes.
-const MAX_STATE_BYTES: usize = 2048;
 
 /// `GET /authorize`.
 pub async fn authorize(
@@ -42,24 +42,28 @@ pub async fn authorize(
     if let Err(retry) = state.address_limits().authorization_requests.check(block) {
         return crate::limits::page(retry);
     }
-    let parameters = match Parameters::parse(query.as_deref().unwrap_or("")) {
+    let parameters = match Params::parse(query.as_deref().unwrap_or("")) {
         Ok(parameters) => parameters,
-        Err(message) => return pages::error(StatusCode::BAD_REQUEST, &message),
+        Err(error) => return pages::error(StatusCode::BAD_REQUEST, &error.to_string()),
     };
     // Until the client and its redirect URI are proven, errors go to the person, never to a
     // redirect (RFC 6749 §4.1.2.1): otherwise this would be an open redirector.
-    let Some(client_id) = parameters.single("client_id") else {
-        return pages::error(StatusCode::BAD_REQUEST, "The request names no client (client_id).");
+    let client_id = match AuthorizationRequest::client_id(&parameters) {
+        Ok(client_id) => client_id,
+        Err(error) => return pages::error(StatusCode::BAD_REQUEST, &error.to_string()),
     };
     let client = match client_for_page(&state, client_id).await {
         Ok(client) => client,
         Err(response) => return response,
     };
-    let redirect_uri = match proven_redirect(&client, parameters.single("redirect_uri")) {
+    let redirect_uri = match prove_redirect(
+        &client.metadata.redirect_uris,
+        client.accepts_any_native_redirect(),
+        parameters.single("redirect_uri"),
+    ) {
         Ok(redirect_uri) => redirect_uri,
-        Err(message) => return pages::error(StatusCode::BAD_REQUEST, message),
+        Err(error) => return pages::error(StatusCode::BAD_REQUEST, &error.to_string()),
     };
-    let client_state = parameters.single("state").map(str::to_owned);
     let person = match signed_in(&state, &headers).await {
         Ok(person) => person,
         Err(error) => return internal(&error),
@@ -67,93 +71,31 @@ pub async fn authorize(
     let answer = Answer {
         issuer: state.issuer().as_str().to_owned(),
         redirect_uri: redirect_uri.clone(),
-        state: client_state.clone(),
+        state: parameters.single("state").map(str::to_owned),
         // RFC 9700 §4.11.2: registration is open, so anyone can register a web redirect; an
         // error sent there at once would make this server an open redirector. Until someone
         // signed in here, such errors are shown on a page. Loopback and private-use redirects
         // lead to a program on the person's own device, not to a web site.
         errors_on_a_page: person.is_none() && !is_native(&redirect_uri),
     };
-    if let Some(duplicate) = parameters.duplicate() {
-        return answer.error(
-            "invalid_request",
-            &format!("the parameter {duplicate} appears more than once"),
-        );
-    }
-    if client_state.as_ref().is_some_and(|text| text.len() > MAX_STATE_BYTES) {
-        return answer.error("invalid_request", "state is too long");
-    }
-    if parameters.single("response_type") != Some("code") {
-        return answer.error("unsupported_response_type", "only response_type=code is supported");
-    }
-    // PKCE with S256 is required of every client (RFC 9700 §2.1.1); `plain` is refused.
-    match parameters.single("code_challenge_method") {
-        Some("S256") => {}
-        Some(_) => return answer.error("invalid_request", "code_challenge_method must be S256"),
-        None => {
-            return answer.error(
-                "invalid_request",
-                "PKCE is required: send code_challenge and code_challenge_method=S256",
-            );
-        }
-    }
-    let code_challenge = match parameters.single("code_challenge") {
-        Some(challenge)
-            if challenge.len() == 43
-                && base64url::decode(challenge).is_some_and(|bytes| bytes.len() == 32) =>
-        {
-            challenge.to_owned()
-        }
-        _ => {
-            return answer.error(
-                "invalid_request",
-                "code_challenge must be the base64url SHA-256 of the verifier (RFC 7636 §4.2)",
-            );
-        }
-    };
-    let scope = match parameters.single("scope") {
-        None => client.metadata.scope.clone(),
-        Some(text) => match ScopeSet::parse(text) {
-            Ok(scope) if !scope.is_empty() => scope,
-            Ok(_) => return answer.error("invalid_scope", "the scope is empty"),
-            Err(error) => return answer.error("invalid_scope", &error.to_string()),
-        },
-    };
-    if let Some(extra) = scope.iter().find(|scope| !client.metadata.scope.contains(scope)) {
-        return answer
-            .error("invalid_scope", &format!("the client did not register the scope {extra}"));
-    }
-    let configured: Vec<&str> =
-        state.resources().iter().map(|resource| resource.as_str()).collect();
-    let mut resources: Vec<String> = Vec::new();
-    for resource in parameters.all("resource") {
-        if !configured.contains(&resource) {
-            return answer
-                .error("invalid_target", &format!("{resource} is not a service of this provider"));
-        }
-        if !resources.iter().any(|known| known == resource) {
-            resources.push(resource.to_owned());
-        }
-    }
-    if resources.is_empty() {
-        resources = configured.iter().map(|resource| (*resource).to_owned()).collect();
-    }
-    let dpop_jkt = match parameters.single("dpop_jkt") {
-        None => None,
-        Some(jkt) if jkt.len() == 43 && base64url::decode(jkt).is_some() => Some(jkt.to_owned()),
-        Some(_) => {
-            return answer.error("invalid_request", "dpop_jkt must be a JWK SHA-256 thumbprint");
-        }
+    // The request's rules (RFC 6749 §3.1 duplicates, §4.1.1, PKCE with S256 per RFC 7636 §4.3
+    // and RFC 9700 §2.1.1, scope per §3.3, RFC 8707 resources, RFC 9449 §10 `dpop_jkt`) are
+    // `letterlock-protocol`'s, checked against the client's registered scope and this
+    // server's services.
+    let allowed = Allowed { scope: &client.metadata.scope, resources: state.resources() };
+    let request = match AuthorizationRequest::from_params(&parameters, allowed) {
+        Ok(request) => request,
+        Err(error) => return answer.error(error.code(), &error.to_string()),
     };
     let pending = PendingRequest {
         client_id: client.client_id.clone(),
         redirect_uri,
-        state: client_state,
-        code_challenge,
-        scope: scope.to_string(),
-        resources,
-        dpop_jkt,
-        login_hint: parameters.single("login_hint").map(|hint| hint.chars().take(254).collect()),
+        state: request.state,
+        code_challenge: request.code_challenge.as_str().to_owned(),
+        scope: request.scope.to_string(),
+        resources: request.resources,
+        dpop_jkt: request.dpop_jkt,
+        login_hint: request.login_hint,
     };
     let id = match state.random().token(24) {
         Ok(id) => id,
@@ -186,7 +128,7 @@ pub async fn resume(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let parameters = Parameters::parse(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let parameters = lenient(query.as_deref().unwrap_or("").as_bytes());
     let Some(id) = parameters.single("request") else {
         return pages::error(StatusCode::BAD_REQUEST, "No request to continue.");
     };
@@ -222,7 +164,7 @@ pub async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Parameters::parse(std::str::from_utf8(&body).unwrap_or("")).unwrap_or_default();
+    let form = lenient(&body);
     // Login CSRF: another site's page that posts this form with its owner's account would sign
     // this browser in as the attacker, and the person's next consent would give their mail
     // program tokens for the attacker's mailbox. The form must come from this origin and carry
@@ -332,7 +274,7 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
         errors_on_a_page: false,
     };
     if form.single("decision") != Some("approve") {
-        return answer.error("access_denied", "the user denied the request");
+        return answer.error(ErrorCode::AccessDenied, "the user denied the request");
     }
     let client = match client_for_page(&state, &pending.client_id).await {
         Ok(client) => client,
@@ -422,7 +364,7 @@ async fn approve(
         state: pending.state.clone(),
         errors_on_a_page: false,
     };
-    Ok(answer.send(&[("code", &code)]))
+    Ok(answer.send(Ok(code)))
 }
 
 /// Where authorization responses go, with `state` and `iss` on each (RFC 9207 §2).
@@ -436,57 +378,30 @@ struct Answer {
 }
 
 impl Answer {
-    fn send(&self, parameters: &[(&str, &str)]) -> Response {
-        let mut serializer = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in parameters {
-            serializer.append_pair(name, value);
-        }
-        if let Some(state) = &self.state {
-            serializer.append_pair("state", state);
-        }
-        serializer.append_pair("iss", &self.issuer);
-        let separator = if self.redirect_uri.contains('?') { '&' } else { '?' };
-        see_other(&format!("{}{separator}{}", self.redirect_uri, serializer.finish()))
+    /// Sends `outcome` to the redirect URI (RFC 6749 §4.1.2, §4.1.2.1).
+    fn send(&self, outcome: Result<String, ErrorBody>) -> Response {
+        let response = AuthorizationResponse {
+            outcome,
+            state: self.state.clone(),
+            issuer: Some(self.issuer.clone()),
+        };
+        see_other(&response.redirect_to(&self.redirect_uri))
     }
 
-    fn error(&self, code: &str, description: &str) -> Response {
+    fn error(&self, code: ErrorCode, description: &str) -> Response {
         if self.errors_on_a_page {
             return pages::error(
                 StatusCode::BAD_REQUEST,
                 &format!("The application's request is not valid: {description} ({code})."),
             );
         }
-        self.send(&[("error", code), ("error_description", description)])
+        self.send(Err(ErrorBody::new(code, description)))
     }
 }
 
 /// True for a loopback or private-use redirect: it leads to a program on the person's device.
 fn is_native(redirect_uri: &str) -> bool {
     RedirectUri::parse(redirect_uri).is_ok_and(|uri| uri.is_native())
-}
-
-/// Checks the redirect URI against the client's registration; a client with one registered
-/// redirect may leave it out (RFC 6749 §3.1.2.3).
-fn proven_redirect(client: &Client, presented: Option<&str>) -> Result<String, &'static str> {
-    if client.accepts_any_native_redirect() {
-        let presented = presented.ok_or("This application must name its redirect URI.")?;
-        return match RedirectUri::parse(presented) {
-            Ok(uri) if uri.is_native() => Ok(presented.to_owned()),
-            _ => Err("This application may only use a loopback or private-use redirect URI."),
-        };
-    }
-    match presented {
-        None if client.metadata.redirect_uris.len() == 1 => {
-            Ok(client.metadata.redirect_uris[0].as_str().to_owned())
-        }
-        None => Err("The request does not say where to send the answer (redirect_uri)."),
-        Some(presented)
-            if client.metadata.redirect_uris.iter().any(|uri| uri.matches(presented)) =>
-        {
-            Ok(presented.to_owned())
-        }
-        Some(_) => Err("The redirect URI does not match what the application registered."),
-    }
 }
 
 async fn load_pending(state: &AppState, id: &str) -> Result<PendingRequest, Response> {

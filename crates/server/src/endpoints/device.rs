@@ -17,7 +17,7 @@ use crate::grants::consent::Approval;
 use crate::grants::device::{DEVICE_CODE_SECONDS, POLL_INTERVAL, Started, normalize_user_code};
 use crate::grants::records::DeviceRequest;
 use crate::http::client_auth::authenticate_client;
-use crate::http::form::{ContentType, Parameters, oauth_form};
+use crate::http::form::{ContentType, lenient, oauth_form};
 use crate::http::session::{sign_in_page, signed_in, signed_in_form};
 use crate::http::{clean_device_name, client_for_page, internal};
 use crate::limits::RetryAfter;
@@ -98,7 +98,7 @@ pub async fn verification(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let parameters = Parameters::parse(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let parameters = lenient(query.as_deref().unwrap_or("").as_bytes());
     let prefix = state.issuer().path_prefix().to_owned();
     let (user, csrf) = match signed_in(&state, &headers).await {
         Ok(Some(signed_in)) => signed_in,

@@ -9,15 +9,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use letterlock_protocol::ErrorCode;
-use letterlock_protocol::urn::DEVICE_CODE_GRANT;
+use letterlock_protocol::{ErrorCode, Grant, TokenRequest};
 
 use crate::dpop::DpopError;
 use crate::error::{ApiError, no_store_json};
 use crate::grants::code::CodeRequest;
 use crate::grants::{Caller, Issued, TokenAsk};
 use crate::http::client_auth::{authenticate_client, check_token_budget};
-use crate::http::form::{ContentType, Parameters, oauth_form};
+use crate::http::form::{ContentType, oauth_form};
 use crate::listen::PeerAddr;
 use crate::state::AppState;
 
@@ -73,40 +72,28 @@ async fn grant(
             "this client registered dpop_bound_access_tokens: send a DPoP proof (RFC 9449 §5.2)",
         ));
     }
+    // RFC 6749 §4.1.3, §6 and RFC 8628 §3.4, read by `letterlock-protocol`.
+    let request = TokenRequest::from_params(&form).map_err(|error| bad(error.code(), error))?;
     let caller = Caller { client: &client, jkt: jkt.as_deref(), peer };
-    let ask = TokenAsk { scope: form.single("scope"), resources: form.all("resource").collect() };
+    let ask = TokenAsk {
+        scope: request.scope.as_deref(),
+        resources: request.resources.iter().map(String::as_str).collect(),
+    };
     let grants = state.grants();
-    let issued = match form.single("grant_type") {
-        Some("authorization_code") => {
+    let issued = match &request.grant {
+        Grant::AuthorizationCode { code, redirect_uri, code_verifier } => {
             let request = CodeRequest {
-                code: required(&form, "code")?,
-                redirect_uri: form.single("redirect_uri"),
-                code_verifier: form.single("code_verifier"),
+                code,
+                redirect_uri: redirect_uri.as_deref(),
+                code_verifier: code_verifier.as_deref(),
                 ask,
             };
             grants.redeem_code(caller, &request).await
         }
-        Some("refresh_token") => {
-            grants.refresh(caller, required(&form, "refresh_token")?, &ask).await
-        }
-        // RFC 8628 §3.4.
-        Some(DEVICE_CODE_GRANT) => {
-            grants.poll_device(caller, required(&form, "device_code")?, &ask).await
-        }
-        Some(other) => {
-            return Err(bad(
-                ErrorCode::UnsupportedGrantType,
-                format!("grant_type {other} is not supported"),
-            ));
-        }
-        None => return Err(bad(ErrorCode::InvalidRequest, "grant_type is missing")),
+        Grant::RefreshToken { refresh_token } => grants.refresh(caller, refresh_token, &ask).await,
+        Grant::DeviceCode { device_code } => grants.poll_device(caller, device_code, &ask).await,
     };
     Ok(issued?)
-}
-
-/// A parameter the grant needs, or `invalid_request`.
-fn required<'a>(form: &'a Parameters, name: &str) -> Result<&'a str, ApiError> {
-    form.single(name).ok_or_else(|| bad(ErrorCode::InvalidRequest, format!("{name} is missing")))
 }
 
 /// RFC 6749 §5.1: the token response, not to be cached.
@@ -145,6 +132,6 @@ fn dpop_error(error: DpopError) -> ApiError {
     }
 }
 
-fn bad(code: ErrorCode, description: impl Into<String>) -> ApiError {
-    ApiError::bad_request(code, description)
+fn bad(code: ErrorCode, description: impl ToString) -> ApiError {
+    ApiError::bad_request(code, description.to_string())
 }

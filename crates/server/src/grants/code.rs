@@ -1,15 +1,14 @@
 //! Authorization codes (RFC 6749 §4.1): made when the person approves, redeemed once, with PKCE
 //! (RFC 7636) and an optional DPoP binding (RFC 9449 §10).
 
-use aws_lc_rs::digest;
-use letterlock_protocol::base64url;
+use letterlock_protocol::CodeChallenge;
 use letterlock_store::{CodeRedemption, GrantRecord};
 
 use super::issue::Subject;
 use super::records::{CodeDetails, PendingRequest};
 use super::{Caller, GrantError, Grants, TokenAsk, narrow};
 use crate::clients::Client;
-use crate::secrets::{constant_time_eq, hash_secret};
+use crate::secrets::hash_secret;
 
 /// What a code redemption presents besides the code's client.
 #[derive(Debug, Clone, Default)]
@@ -101,19 +100,21 @@ impl Grants<'_> {
     }
 }
 
-/// RFC 7636 §4.1: a verifier is 43 to 128 unreserved characters; §4.6: S256 is
-/// `BASE64URL(SHA256(verifier))`, compared in constant time.
+/// RFC 7636 §4.6, by `letterlock-protocol`'s PKCE types: the verifier is well formed (§4.1:
+/// 43 to 128 unreserved characters) and `BASE64URL(SHA256(verifier))` is the stored S256
+/// challenge, compared in constant time. SHA-256 is `letterlock_jose::sha256` (aws-lc-rs).
+/// RFC 7636 Appendix B is tested in `letterlock-protocol` (`pkce`) and `letterlock-jose`.
 fn verifier_matches(verifier: &str, challenge: &str) -> bool {
-    let well_formed = (43..=128).contains(&verifier.len())
-        && verifier.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-._~".contains(&byte));
-    let computed = base64url::encode(digest::digest(&digest::SHA256, verifier.as_bytes()));
-    well_formed && constant_time_eq(&computed, challenge)
+    CodeChallenge::parse(challenge)
+        .is_ok_and(|challenge| challenge.verify(verifier, letterlock_jose::sha256))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The server's own path: protocol's PKCE types with jose's SHA-256, on RFC 7636
+    /// Appendix B's values.
     #[test]
     fn rfc_7636_appendix_b() {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";

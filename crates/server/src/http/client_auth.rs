@@ -6,10 +6,8 @@ use axum::Extension;
 use axum::http::{HeaderMap, StatusCode, header};
 
 use letterlock_jose::assertion;
-use letterlock_protocol::urn::JWT_BEARER_ASSERTION;
-use letterlock_protocol::{AuthMethod, ErrorCode};
+use letterlock_protocol::{AuthMethod, ClientAuthentication, ErrorCode, Params};
 
-use super::form::Parameters;
 use crate::clients::{Client, ClientOrigin};
 use crate::error::ApiError;
 use crate::listen::PeerAddr;
@@ -31,7 +29,7 @@ pub fn check_token_budget(
 pub async fn authenticate_client(
     state: &AppState,
     headers: &HeaderMap,
-    form: &Parameters,
+    form: &Params,
 ) -> Result<Client, ApiError> {
     let refuse = |description: &str| {
         ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidClient, description)
@@ -55,18 +53,16 @@ pub async fn authenticate_client(
         };
         return if valid { Ok(client) } else { Err(refuse("the client secret is wrong")) };
     }
-    if let Some(assertion_type) = form.single("client_assertion_type") {
-        // RFC 7523 §2.2.
-        if assertion_type != JWT_BEARER_ASSERTION {
-            return Err(refuse(&format!("client_assertion_type must be {JWT_BEARER_ASSERTION}")));
+    // RFC 7523 §2.2 or RFC 6749 §2.1: the form's part is read by `letterlock-protocol`.
+    let id = match ClientAuthentication::from_params(form)
+        .map_err(|error| refuse(&error.to_string()))?
+    {
+        ClientAuthentication::Assertion { assertion, client_id } => {
+            return check_client_assertion(state, &assertion, client_id.as_deref()).await;
         }
-        let assertion =
-            form.single("client_assertion").ok_or_else(|| refuse("client_assertion is missing"))?;
-        return check_client_assertion(state, assertion, form.single("client_id")).await;
-    }
-    let id =
-        form.single("client_id").ok_or_else(|| refuse("the client did not identify itself"))?;
-    let client = state.clients().open(id).await?;
+        ClientAuthentication::ClientId(id) => id,
+    };
+    let client = state.clients().open(&id).await?;
     if client.metadata.token_endpoint_auth_method != AuthMethod::None {
         return Err(refuse("this client must authenticate with the method it registered"));
     }

@@ -3,9 +3,10 @@
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use letterlock_protocol::Params;
 use letterlock_store::UserRecord;
 
-use super::form::Parameters;
+use super::form::lenient;
 use super::internal;
 use crate::pages;
 use crate::secrets::constant_time_eq;
@@ -141,12 +142,12 @@ pub async fn signed_in_form(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
-    not_signed_in: impl FnOnce(&Parameters) -> Response,
-) -> Result<(UserRecord, String, Parameters), Response> {
+    not_signed_in: impl FnOnce(&Params) -> Response,
+) -> Result<(UserRecord, String, Params), Response> {
     if !from_this_origin(state, headers) {
         return Err(pages::error(StatusCode::FORBIDDEN, "This form did not come from this site."));
     }
-    let form = Parameters::parse(std::str::from_utf8(body).unwrap_or("")).unwrap_or_default();
+    let form = lenient(body);
     let (user, csrf) = match signed_in(state, headers).await {
         Ok(Some(signed_in)) => signed_in,
         Ok(None) => return Err(not_signed_in(&form)),
