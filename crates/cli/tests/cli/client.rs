@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use super::gateway::{PASSWORD, Stack, USER};
+use super::support::{PASSWORD, Stack, USER};
 use super::{DOVECOT, free_port, jwt_claims, oracles};
 
 /// Starts GNOME Keyring with the login password on the session bus, waits until it owns the

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use letterlock_protocol::scope::{CALENDARS, CONTACTS};
 use serde_json::{Value, json};
 
-use super::gateway::{PASSWORD, Tokens, USER, authlib_flow_for_resource};
+use super::support::{PASSWORD, Tokens, USER, authlib_flow_for_resource};
 use super::{
     Server, curl, free_port, loopback_config, oracles, python_json, user_command, wait_for,
 };
