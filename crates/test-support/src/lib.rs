@@ -96,8 +96,13 @@ pub fn certificate(dir: &Path, names: &[&str]) -> Certificate {
 
 /// Runs curl (`-sS`, at most ten seconds) with `args`; the caller judges the output.
 pub fn curl(args: &[&str]) -> Output {
+    curl_within(10, args)
+}
+
+/// Runs curl (`-sS`, at most `seconds`) with `args`; the caller judges the output.
+pub fn curl_within(seconds: u32, args: &[&str]) -> Output {
     Command::new("curl")
-        .args(["-sS", "--max-time", "10"])
+        .args(["-sS", "--max-time", &seconds.to_string()])
         .args(args)
         .output()
         .expect("curl is installed")

@@ -39,8 +39,7 @@ fn curl_send(token: &str, port: u16, message: &Path, extra: &[&str]) -> (bool, S
 }
 
 fn curl_text(args: &[&str]) -> (bool, String) {
-    let output =
-        Command::new("curl").args(["-sS", "--max-time", "20"]).args(args).output().unwrap();
+    let output = letterlock_test_support::curl_within(20, args);
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     (output.status.success(), text)
