@@ -1,6 +1,7 @@
 //! What Letterlock's test suites share (issue 15): free loopback ports ([`free_port`]),
-//! self-signed certificates ([`certificate`]), the curl helper ([`curl`]), a throwaway
-//! PostgreSQL cluster ([`postgres`]), and the rule for tests that need a program we did not
+//! self-signed certificates ([`certificate`]), the curl helper ([`curl`]), a bounded wait
+//! ([`wait_for`]), a throwaway PostgreSQL cluster ([`postgres`]), private Dovecot and Postfix
+//! servers ([`dovecot`], [`postfix`]), and the rule for tests that need a program we did not
 //! write ([`oracle`]).
 //!
 //! The oracle rule: a plain `cargo test` on a machine without Dovecot, Postfix, PostgreSQL,
@@ -27,11 +28,14 @@
     reason = "test support: a panic is a failed test"
 )]
 
+pub mod dovecot;
 pub mod oracle;
+pub mod postfix;
 pub mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 /// A loopback port that was free a moment ago (for programs that must be told their port; code
 /// of ours binds port 0 instead).
@@ -92,8 +96,13 @@ pub fn certificate(dir: &Path, names: &[&str]) -> Certificate {
 
 /// Runs curl (`-sS`, at most ten seconds) with `args`; the caller judges the output.
 pub fn curl(args: &[&str]) -> Output {
+    curl_within(10, args)
+}
+
+/// Runs curl (`-sS`, at most `seconds`) with `args`; the caller judges the output.
+pub fn curl_within(seconds: u32, args: &[&str]) -> Output {
     Command::new("curl")
-        .args(["-sS", "--max-time", "10"])
+        .args(["-sS", "--max-time", &seconds.to_string()])
         .args(args)
         .output()
         .expect("curl is installed")
@@ -105,4 +114,13 @@ pub fn curl_json(args: &[&str]) -> serde_json::Value {
     assert!(output.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+/// Waits (bounded) until the condition holds; a wait, not a timing assertion.
+pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use super::gateway::{PASSWORD, Stack, USER};
+use super::support::{PASSWORD, Stack, USER};
 use super::{DOVECOT, free_port, jwt_claims, oracles};
 
 /// Starts GNOME Keyring with the login password on the session bus, waits until it owns the
@@ -284,12 +284,9 @@ fn retry(mut attempt: impl FnMut() -> Option<String>) -> String {
 /// curl with a bearer token as the test user; its stdout.
 fn curl(args: &[&str], token: &str) -> String {
     let user = format!("{USER}:");
-    let output = Command::new("curl")
-        .args(["-sS", "--max-time", "20"])
-        .args(args)
-        .args(["-u", &user, "--oauth2-bearer", token])
-        .output()
-        .unwrap();
+    let mut all = args.to_vec();
+    all.extend(["-u", &user, "--oauth2-bearer", token]);
+    let output = letterlock_test_support::curl_within(20, &all);
     text(&output.stdout)
 }
 

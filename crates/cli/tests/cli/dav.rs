@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use letterlock_protocol::scope::{CALENDARS, CONTACTS};
 use serde_json::{Value, json};
 
-use super::gateway::{PASSWORD, Tokens, USER, authlib_flow_for_resource};
+use super::support::{PASSWORD, Tokens, USER, authlib_flow_for_resource};
 use super::{
     Server, curl, free_port, loopback_config, oracles, python_json, user_command, wait_for,
 };
@@ -71,12 +71,14 @@ fn dav_client(scenario: &str, parameters: Value) -> Value {
 
 /// curl's status line, headers and body for one request (`-i`), with extra arguments.
 fn http(url: &str, token: Option<&str>, args: &[&str]) -> (u16, String) {
-    let mut command = Command::new("curl");
-    command.args(["-sS", "-i", "--max-time", "20"]).args(args).arg(url);
-    if let Some(token) = token {
-        command.args(["-H", &format!("Authorization: Bearer {token}")]);
+    let authorization = token.map(|token| format!("Authorization: Bearer {token}"));
+    let mut all = vec!["-i"];
+    all.extend(args);
+    all.push(url);
+    if let Some(authorization) = &authorization {
+        all.extend(["-H", authorization.as_str()]);
     }
-    let output = command.output().unwrap();
+    let output = letterlock_test_support::curl_within(20, &all);
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let status = text
         .lines()

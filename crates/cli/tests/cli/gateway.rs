@@ -3,178 +3,22 @@
 //! imaplib, smtplib and poplib as clients.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
+use super::support::{
+    MASTER, MASTER_PASSWORD, PASSWORD, PostfixBehindTheDoor, Sink, Stack, Tokens, USER,
+    authlib_flow_for_resource,
+};
 use super::{
-    DOVECOT, Dovecot, Server, curl, free_port, loopback_config, oracles, python_json, user_command,
+    DOVECOT, Dovecot, Server, free_port, loopback_config, oracles, python_json, user_command,
     wait_for,
 };
-
-pub(super) const USER: &str = "fay@example.com";
-pub(super) const PASSWORD: &str = "fay's long password";
-const MASTER: &str = "letterlock";
-const MASTER_PASSWORD: &str = "master secret 5f0c";
-
-/// The relay behind Dovecot's submission service.
-pub(super) struct Sink {
-    child: Child,
-    file: std::path::PathBuf,
-}
-
-impl Sink {
-    /// Listens on `port`; with `lmtp`, also delivers to Dovecot's mailboxes.
-    fn start(dir: &Path, port: u16, lmtp: Option<u16>) -> Self {
-        let file = dir.join("relayed.txt");
-        let child = Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/smtp_sink.py"))
-            .arg(port.to_string())
-            .arg(&file)
-            .args(lmtp.map(|port| port.to_string()))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for("the SMTP sink", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-        Self { child, file }
-    }
-
-    pub(super) fn received(&self) -> String {
-        std::fs::read_to_string(&self.file).unwrap_or_default()
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The server with three front doors, Dovecot behind them, and a signed-in user's tokens.
-pub(super) struct Stack {
-    _dir: tempfile::TempDir,
-    server: Option<Server>,
-    pub(super) port: u16,
-    /// The IMAP door in front of Dovecot's UNIX socket.
-    pub(super) imap: u16,
-    /// An IMAP door in front of Dovecot's TCP port, which tells Dovecot the client's address.
-    imap_tcp: u16,
-    pub(super) smtp: u16,
-    pop3: u16,
-    tokens: Tokens,
-    pub(super) sink: Sink,
-    dovecot: Dovecot,
-}
-
-impl Stack {
-    fn start() -> Self {
-        Self::start_with("", "")
-    }
-
-    /// With extra `[gateway]` keys and extra sections.
-    pub(super) fn start_with(gateway_extra: &str, sections: &str) -> Self {
-        Self::configured(gateway_extra, sections, 1000)
-    }
-
-    /// With extra `[gateway]` keys and sections, and failures allowed per user and minute (high
-    /// by default so that tests of other things never meet the limit).
-    fn configured(gateway_extra: &str, sections: &str, failures_per_user: u32) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let relay = free_port();
-        let dovecot = Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay, None);
-        let sink = Sink::start(dir.path(), relay, Some(dovecot.lmtp));
-        let (imap, imap_tcp, smtp, pop3) = (free_port(), free_port(), free_port(), free_port());
-        // No host_names or ports: OAUTHBEARER's host= and port= are checked against the
-        // resource's host and the door's port (RFC 7628 §3.2), as by default.
-        let door = |section: &str, port: u16, scheme: &str, backend: &str| {
-            format!(
-                "[[{section}]]\nlisten = \"127.0.0.1:{port}\"\nresource = \"{scheme}://127.0.0.1\"\n\
-                 [{section}.backend]\naddress = \"{backend}\"\nlogin = \"master\"\n\
-                 master_user = \"{MASTER}\"\nmaster_password = \"{MASTER_PASSWORD}\"\n"
-            )
-        };
-        let tcp = |port: u16| format!("127.0.0.1:{port}");
-        let (config, port) = loopback_config(
-            dir.path(),
-            &format!(
-                "[[resources]]\nuri = \"imap://127.0.0.1\"\n[[resources]]\nuri = \"smtp://127.0.0.1\"\n\
-                 [[resources]]\nuri = \"pop3://127.0.0.1\"\n\
-                 [gateway]\nlogin_timeout_seconds = 2\nconnections_per_address = 40\n\
-                 failures_per_minute_per_address = 1000\n\
-                 failures_per_minute_per_user = {failures_per_user}\n\
-                 {gateway_extra}\n{sections}\n{}{}{}{}",
-                // IMAP through Dovecot's UNIX socket, as a door on the mail server's machine would.
-                door("imap", imap, "imap", &format!("unix:{}", dovecot.imap_socket().display())),
-                door("imap", imap_tcp, "imap", &tcp(dovecot.port)),
-                door("smtp", smtp, "smtp", &tcp(dovecot.submission)),
-                door("pop3", pop3, "pop3", &tcp(dovecot.pop3)),
-            ),
-        );
-        let added = user_command(&config, &["add", USER, "--password-stdin"], PASSWORD);
-        assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
-        let server = Server::start(&config, port);
-        for door in [imap, imap_tcp, smtp, pop3] {
-            wait_for("a front door to listen", || {
-                std::net::TcpStream::connect(("127.0.0.1", door)).is_ok()
-            });
-        }
-        let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1", &[]);
-        let tokens = Tokens::from_flow(port, &flow);
-        Self {
-            _dir: dir,
-            server: Some(server),
-            port,
-            imap,
-            imap_tcp,
-            smtp,
-            pop3,
-            tokens,
-            sink,
-            dovecot,
-        }
-    }
-
-    fn token(&mut self, resource: &str) -> String {
-        self.tokens.token(resource)
-    }
-
-    /// Starts `front_doors.py hold`: an IDLE session that reports the BYE ending it.
-    fn hold(&self, token: &str) -> std::process::Child {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/front_doors.py");
-        let parameters = json!({"imap": self.imap, "user": USER, "token": token});
-        let mut child = Command::new("python3")
-            .arg(script)
-            .args(["hold", &parameters.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut ready = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-            &mut ready,
-        )
-        .unwrap();
-        assert_eq!(ready.trim(), "ready");
-        child
-    }
-
-    pub(super) fn stop(&mut self) -> String {
-        let (status, log) = self.server.take().unwrap().terminate();
-        assert!(status.success(), "{log}");
-        log
-    }
-}
 
 /// Runs a scenario of `front_doors.py` (Python's imaplib, smtplib and poplib), which answers in JSON.
 fn front_doors(scenario: &str, parameters: Value) -> Value {
     python_json("front_doors.py", &[scenario, &parameters.to_string()], &[])
-}
-
-/// The Authlib flow (`authlib_flow.py`), whose per-service refresh asks for `resource`.
-pub(super) fn authlib_flow_for_resource(port: u16, resource: &str, env: &[(&str, &str)]) -> Value {
-    let base = format!("http://127.0.0.1:{port}");
-    python_json("authlib_flow.py", &[&base, USER, PASSWORD, resource], env)
 }
 
 /// curl logging in as the test user with a bearer token (`--oauth2-bearer`).
@@ -195,8 +39,7 @@ fn curl_send(token: &str, port: u16, message: &Path, extra: &[&str]) -> (bool, S
 }
 
 fn curl_text(args: &[&str]) -> (bool, String) {
-    let output =
-        Command::new("curl").args(["-sS", "--max-time", "20"]).args(args).output().unwrap();
+    let output = letterlock_test_support::curl_within(20, args);
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     (output.status.success(), text)
@@ -607,57 +450,6 @@ fn a_separate_gateway_with_tls_on_both_sides() {
     drop(dovecot);
 }
 
-/// A user's refresh token, for per-service access tokens.
-pub(super) struct Tokens {
-    port: u16,
-    client_id: String,
-    refresh_token: String,
-}
-
-impl Tokens {
-    /// The registration and refresh token an Authlib flow ended with.
-    pub(super) fn from_flow(port: u16, flow: &Value) -> Self {
-        Self {
-            port,
-            client_id: flow["client_id"].as_str().unwrap().to_owned(),
-            refresh_token: flow["refresh_token"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    /// An access token for one front door, by refresh with `resource` (RFC 8707).
-    pub(super) fn token(&mut self, resource: &str) -> String {
-        self.narrowed(resource, None)
-    }
-
-    /// An access token for `resource`, narrowed to `scope` when given.
-    pub(super) fn narrowed(&mut self, resource: &str, scope: Option<&str>) -> String {
-        let mut arguments = vec![
-            format!("http://127.0.0.1:{}/token", self.port),
-            "-d".into(),
-            "grant_type=refresh_token".into(),
-        ];
-        for (name, value) in [
-            ("refresh_token", Some(self.refresh_token.as_str())),
-            ("client_id", Some(self.client_id.as_str())),
-            ("resource", Some(resource)),
-            ("scope", scope),
-        ] {
-            if let Some(value) = value {
-                arguments.extend(["--data-urlencode".into(), format!("{name}={value}")]);
-            }
-        }
-        let answer = curl(&arguments.iter().map(String::as_str).collect::<Vec<_>>());
-        let rotated = answer["refresh_token"].as_str();
-        self.refresh_token = rotated.unwrap_or_else(|| panic!("{answer}")).to_owned();
-        answer["access_token"].as_str().unwrap_or_else(|| panic!("{answer}")).to_owned()
-    }
-
-    /// The current refresh token (for revocation).
-    pub(super) fn refresh_token(&self) -> &str {
-        &self.refresh_token
-    }
-}
-
 /// What ends a session besides revocation: its token's expiry plus the grace period (RFC 7628
 /// §5), and the server's shutdown after the drain period.
 #[test]
@@ -730,142 +522,10 @@ fn token_pass_through_to_a_dovecot_that_checks_tokens_itself() {
     assert!(
         ok && listing.contains("INBOX"),
         "through the door to a token-checking Dovecot: {listing}\n{log}\n{}",
-        std::fs::read_to_string(dovecot.dir.path().join("log")).unwrap_or_default()
+        dovecot.log()
     );
     assert!(status.success(), "{log}");
     drop(dovecot);
-}
-
-/// A private Postfix from Debian's packages on a loopback port: it trusts the front door's
-/// `XCLIENT`, asks Dovecot's authentication service for SASL (so `permit_sasl_authenticated` has
-/// meaning), relays only for authenticated senders, and hands mail to `relay_port`.
-struct Postfix {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Postfix {
-    const SERVICES: &str = "\
-pickup unix n - n 60 1 pickup
-cleanup unix n - n - 0 cleanup
-qmgr unix n - n 300 1 qmgr
-rewrite unix - - n - - trivial-rewrite
-bounce unix - - n - 0 bounce
-defer unix - - n - 0 bounce
-trace unix - - n - 0 bounce
-verify unix - - n - 1 verify
-flush unix n - n 1000? 0 flush
-proxymap unix - - n - - proxymap
-smtp unix - - n - - smtp
-relay unix - - n - - smtp
-showq unix n - n - - showq
-error unix - - n - - error
-retry unix - - n - - error
-discard unix - - n - - discard
-anvil unix - - n - 1 anvil
-scache unix - - n - 1 scache
-postlog unix-dgram n - n - 1 postlogd
-";
-
-    fn start(relay_port: u16, dovecot_auth: u16) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path();
-        let port = free_port();
-        for folder in ["conf", "queue", "data"] {
-            std::fs::create_dir(path.join(folder)).unwrap();
-        }
-        std::fs::write(
-            path.join("conf/master.cf"),
-            format!("127.0.0.1:{port} inet n - n - - smtpd\n{}", Self::SERVICES),
-        )
-        .unwrap();
-        std::fs::write(
-            path.join("conf/main.cf"),
-            format!(
-                "compatibility_level = 3.6\nqueue_directory = {dir}/queue\ndata_directory = {dir}/data\n\
-                 maillog_file = {dir}/maillog\nmaillog_file_prefixes = {dir}\n\
-                 inet_interfaces = loopback-only\ninet_protocols = ipv4\nmyhostname = postfix.test\n\
-                 mydestination =\nalias_maps =\nalias_database =\nrelayhost = [127.0.0.1]:{relay_port}\n\
-                 smtpd_authorized_xclient_hosts = 127.0.0.1\n\
-                 smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\n\
-                 smtpd_sasl_path = inet:127.0.0.1:{dovecot_auth}\nsmtpd_sasl_authenticated_header = yes\n\
-                 smtpd_relay_restrictions = permit_sasl_authenticated, reject\n",
-                dir = path.display()
-            ),
-        )
-        .unwrap();
-        Command::new("chmod").arg("a+rX").arg(path).status().unwrap();
-        Command::new("chown").arg("postfix").arg(path.join("data")).status().unwrap();
-        let started = Command::new("postfix")
-            .arg("-c")
-            .arg(path.join("conf"))
-            .arg("start")
-            .output()
-            .expect("postfix is installed (scripts/test installs it)");
-        assert!(
-            started.status.success(),
-            "postfix did not start: {}{}",
-            String::from_utf8_lossy(&started.stderr),
-            std::fs::read_to_string(path.join("maillog")).unwrap_or_default()
-        );
-        wait_for("Postfix to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-        Self { dir, port }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
-    }
-}
-
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        let _ = Command::new("postfix")
-            .arg("-c")
-            .arg(self.dir.path().join("conf"))
-            .arg("stop")
-            .output();
-    }
-}
-
-/// Postfix trusting the SMTP door's `XCLIENT`, behind the door with `login = "xclient"`: the
-/// relay, Dovecot (for Postfix's SASL questions), Postfix, the server, and a token for the door.
-struct PostfixBehindTheDoor {
-    sink: Sink,
-    postfix: Postfix,
-    server: Server,
-    door: u16,
-    token: String,
-    _dovecot: Dovecot,
-    _dir: tempfile::TempDir,
-}
-
-impl PostfixBehindTheDoor {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let relay = free_port();
-        let sink = Sink::start(dir.path(), relay, None);
-        // Dovecot only answers Postfix's SASL questions here; it takes no logins of its own.
-        let dovecot = Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay, None);
-        let postfix = Postfix::start(relay, dovecot.auth);
-        let door = free_port();
-        let (config, port) = loopback_config(
-            dir.path(),
-            &format!(
-                "[[resources]]\nuri = \"smtp://127.0.0.1\"\n\
-                 [[smtp]]\nlisten = \"127.0.0.1:{door}\"\nresource = \"smtp://127.0.0.1\"\n\
-                 host_names = [\"127.0.0.1\"]\n\
-                 [smtp.backend]\naddress = \"127.0.0.1:{}\"\nlogin = \"xclient\"\n",
-                postfix.port
-            ),
-        );
-        let added = user_command(&config, &["add", USER, "--password-stdin"], PASSWORD);
-        assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
-        let server = Server::start(&config, port);
-        wait_for("the SMTP door", || std::net::TcpStream::connect(("127.0.0.1", door)).is_ok());
-        let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1", &[]);
-        let token = flow["smtp_access_token"].as_str().unwrap().to_owned();
-        Self { sink, postfix, server, door, token, _dovecot: dovecot, _dir: dir }
-    }
 }
 
 /// Point 6 with `login = "xclient"`: the SMTP door logs in to a real Postfix by `XCLIENT LOGIN=`,

@@ -18,6 +18,7 @@ use serde_json::Value;
 mod client;
 mod dav;
 mod gateway;
+mod support;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_letterlock");
 
@@ -25,25 +26,13 @@ fn letterlock(args: &[&str]) -> Output {
     Command::new(BINARY).args(args).env("LETTERLOCK_LOG", "warn").output().expect("run letterlock")
 }
 
-use letterlock_test_support::{curl_json as curl, free_port};
+use letterlock_test_support::dovecot::{DOVECOT, Dovecot};
+use letterlock_test_support::{curl_json as curl, free_port, wait_for};
 
 /// The oracle rule (`letterlock-test-support`): false, after a "skipped" line, when one of the
 /// programs a test talks to is not installed (under `LETTERLOCK_ORACLES=required`, a failure).
 fn oracles(programs: &[&str]) -> bool {
     letterlock_test_support::oracle::all_available(programs)
-}
-
-/// Dovecot with the services the tests start.
-const DOVECOT: &[&str] =
-    &["dovecot", "/usr/lib/dovecot/pop3", "/usr/lib/dovecot/submission", "/usr/lib/dovecot/lmtp"];
-
-/// Waits (bounded) until the condition holds; a wait, not a timing assertion.
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !condition() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A configuration for a server on a free loopback port, with its data in `dir`, plus `extra`
@@ -443,144 +432,13 @@ fn a_person_in_chromium_signs_in_consents_and_revokes_the_device() {
     assert!(status.success(), "{log}");
 }
 
-/// The name of Dovecot's IMAP UNIX socket in its run folder.
-const IMAP_SOCKET: &str = "imap-door";
-
-/// A private Dovecot from Debian's packages, on a free loopback port, stopped when dropped.
-struct Dovecot {
-    dir: tempfile::TempDir,
-    port: u16,
-    pop3: u16,
-    submission: u16,
-    /// Dovecot's authentication service (SASL for Postfix, `smtpd_sasl_type = dovecot`).
-    auth: u16,
-    /// LMTP delivery into the mailboxes (with a relay only).
-    lmtp: u16,
+/// Logs in to Dovecot's IMAP port with `imap_login.py` (beside these tests).
+trait DovecotLogin {
+    /// The script's one-line verdict.
+    fn login(&self, user: &str, token: &str) -> String;
 }
 
-impl Dovecot {
-    /// Dovecot validating tokens itself with an oauth2 passdb (`args` file).
-    fn start(oauth2_conf: &Path) -> Self {
-        Self::with_oauth2(oauth2_conf, "")
-    }
-
-    /// The same, with `extra` settings.
-    fn with_oauth2(oauth2_conf: &Path, extra: &str) -> Self {
-        Self::launch(
-            |_| {
-                format!(
-                    "auth_mechanisms = oauthbearer xoauth2\n{extra}\n\
-                     passdb {{\n  driver = oauth2\n  mechanisms = oauthbearer xoauth2\n  args = {}\n}}\n",
-                    oauth2_conf.display()
-                )
-            },
-            None,
-            None,
-        )
-    }
-
-    /// Dovecot behind a front door: logins only by a master user (SASL PLAIN with the user as
-    /// authorization id), IMAP, POP3 and submission relaying to `relay_port`.
-    fn with_master_user(
-        user: &str,
-        password: &str,
-        relay_port: u16,
-        tls: Option<(&Path, &Path)>,
-    ) -> Self {
-        Self::launch(
-            |dir| {
-                let masters = dir.join("masters");
-                std::fs::write(&masters, format!("{user}:{{PLAIN}}{password}\n")).unwrap();
-                format!(
-                    "auth_mechanisms = plain\n\
-                     passdb {{\n  driver = passwd-file\n  args = {}\n  master = yes\n}}\n\
-                     passdb {{\n  driver = static\n  args = password=unusable-{}\n}}\n",
-                    masters.display(),
-                    free_port()
-                )
-            },
-            Some(relay_port),
-            tls,
-        )
-    }
-
-    /// With `tls` (certificate and key files), IMAP, POP3 and submission offer STARTTLS.
-    fn launch(
-        auth: impl FnOnce(&Path) -> String,
-        relay_port: Option<u16>,
-        tls: Option<(&Path, &Path)>,
-    ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path();
-        let (port, pop3, submission, auth_port, lmtp) =
-            (free_port(), free_port(), free_port(), free_port(), free_port());
-        for folder in ["run", "mail"] {
-            std::fs::create_dir_all(path.join(folder)).unwrap();
-        }
-        let (protocols, services) = match relay_port {
-            Some(relay) => (
-                "imap pop3 submission lmtp",
-                format!(
-                    "service lmtp {{\n  inet_listener lmtp {{\n    address = 127.0.0.1\n    port = {lmtp}\n  }}\n}}\n\
-                     service pop3-login {{\n  inet_listener pop3 {{\n    port = {pop3}\n  }}\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
-                     service submission-login {{\n  inet_listener submission {{\n    port = {submission}\n  }}\n}}\n\
-                     hostname = localhost\nsubmission_relay_host = 127.0.0.1\nsubmission_relay_port = {relay}\n\
-                     submission_relay_trusted = yes\n"
-                ),
-            ),
-            None => ("imap", String::new()),
-        };
-        let auth = auth(path);
-        let ssl = match tls {
-            Some((certificate, key)) => format!(
-                "ssl = yes\nssl_cert = <{}\nssl_key = <{}\n",
-                certificate.display(),
-                key.display()
-            ),
-            None => "ssl = no\n".to_owned(),
-        };
-        let config = format!(
-            "base_dir = {dir}/run\nstate_dir = {dir}/run\nlog_path = {dir}/log\nprotocols = {protocols}\nlisten = 127.0.0.1\n\
-             login_trusted_networks = 127.0.0.1/32\n\
-             {ssl}disable_plaintext_auth = no\n{auth}\
-             mail_location = maildir:{dir}/mail/%u\n\
-             service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n  \
-             unix_listener {IMAP_SOCKET} {{\n    mode = 0600\n  }}\n}}\n\
-             {services}\
-             service auth {{\n  inet_listener {{\n    address = 127.0.0.1\n    port = {auth_port}\n  }}\n}}\n\
-             userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={dir}/mail/%u\n}}\n",
-            dir = path.display(),
-        );
-        std::fs::write(path.join("dovecot.conf"), config).unwrap();
-        // Dovecot's processes run as other users: they must be able to enter the folder.
-        Command::new("chmod").arg("-R").arg("a+rX").arg(path).status().unwrap();
-        Command::new("chown").args(["nobody:nogroup"]).arg(path.join("mail")).status().unwrap();
-        let status = Command::new("dovecot")
-            .arg("-c")
-            .arg(path.join("dovecot.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("dovecot is installed (scripts/test installs it)");
-        assert!(
-            status.success(),
-            "dovecot did not start: {}",
-            std::fs::read_to_string(path.join("log")).unwrap_or_default()
-        );
-        wait_for("Dovecot to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-        Self { dir, port, pop3, submission, auth: auth_port, lmtp }
-    }
-
-    /// What Dovecot logged.
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-    }
-
-    /// IMAP on a UNIX socket, for a front door on the same machine.
-    fn imap_socket(&self) -> std::path::PathBuf {
-        self.dir.path().join("run").join(IMAP_SOCKET)
-    }
-
+impl DovecotLogin for Dovecot {
     fn login(&self, user: &str, token: &str) -> String {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/imap_login.py");
         let output = Command::new("python3")
@@ -589,16 +447,6 @@ impl Dovecot {
             .output()
             .unwrap();
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    }
-}
-
-impl Drop for Dovecot {
-    fn drop(&mut self) {
-        let _ = Command::new("dovecot")
-            .arg("-c")
-            .arg(self.dir.path().join("dovecot.conf"))
-            .arg("stop")
-            .status();
     }
 }
 
