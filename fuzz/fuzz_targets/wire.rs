@@ -6,8 +6,8 @@
 use letterlock_protocol::authorization::{Allowed, AuthorizationRequest, AuthorizationResponse};
 use letterlock_protocol::token::{ClientAuthentication, TokenRequest, TokenResponse};
 use letterlock_protocol::{
-    AccessTokenClaims, AuthorizationServerMetadata, ErrorBody, Params, ParamsError, Resource,
-    ScopeSet,
+    AccessTokenClaims, AuthorizationServerMetadata, DeviceAuthorizationRequest,
+    DeviceAuthorizationResponse, ErrorBody, Params, ParamsError, Resource, ScopeSet,
 };
 use letterlock_sasl::{ErrorChallenge, Mechanism};
 
@@ -34,7 +34,7 @@ where
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else { return };
     let text = std::str::from_utf8(rest).unwrap_or("");
-    match which % 9 {
+    match which % 11 {
         0 => {
             let Ok(params) = Params::parse(text) else { return };
             if let Ok(request) = TokenRequest::from_params(&params) {
@@ -83,6 +83,23 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             let _ = ErrorChallenge::from_base64(text);
         }
         7 => json_round_trip::<AuthorizationServerMetadata>(rest),
+        8 => {
+            let Ok(params) = Params::parse(text) else { return };
+            if let Ok(request) = DeviceAuthorizationRequest::from_params(&params) {
+                let Some(again) = reparse(&request.to_params()) else { return };
+                assert_eq!(DeviceAuthorizationRequest::from_params(&again), Ok(request));
+            }
+        }
+        9 => {
+            json_round_trip::<DeviceAuthorizationResponse>(rest);
+            if let Some(response) = DeviceAuthorizationResponse::from_json(rest) {
+                let encoded = response.to_json();
+                assert_eq!(
+                    DeviceAuthorizationResponse::from_json(encoded.as_bytes()),
+                    Some(response)
+                );
+            }
+        }
         _ => json_round_trip::<AccessTokenClaims>(rest),
     }
 });

@@ -13,8 +13,9 @@ use letterlock_protocol::authorization::AuthorizationResponse;
 use letterlock_protocol::pkce::{CodeChallenge, CodeVerifier};
 use letterlock_protocol::token::{ClientAuthentication, Grant, TokenRequest};
 use letterlock_protocol::{
-    ApplicationType, AuthMethod, ErrorBody, ErrorCode, GrantType, Params, RegistrationRequest,
-    RegistrationResponse, base64url, urn,
+    ApplicationType, AuthMethod, DeviceAuthorizationRequest, DeviceAuthorizationResponse,
+    ErrorBody, ErrorCode, GrantType, Params, RegistrationRequest, RegistrationResponse, base64url,
+    urn,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -284,22 +285,27 @@ impl Exchanges<'_> {
         let endpoint = metadata.device_authorization_endpoint.as_deref().ok_or_else(|| {
             Error::Discovery(format!("{} offers no device grant", metadata.issuer))
         })?;
-        let mut form: Vec<(&str, &str)> = vec![("scope", request.scope.as_str())];
-        form.extend(request.resources.iter().map(|resource| ("resource", resource.as_str())));
+        // RFC 8628 §3.1.
+        let asked = DeviceAuthorizationRequest {
+            scope: Some(request.scope.clone()),
+            resources: request.resources.clone(),
+        };
+        let form = asked.to_params();
+        let form: Vec<(&str, &str)> = form.pairs().collect();
         let answer = self.authenticated_post(registration, endpoint, &form, false).await?;
         if answer.status != 200 {
             return Err(server_error(&answer, "device authorization"));
         }
+        // RFC 8628 §3.2.
         let body = answer.json_object("the device authorization response")?;
-        let text = |name: &str| body.get(name).and_then(Value::as_str);
-        let (Some(device_code), Some(user_code), Some(uri)) =
-            (text("device_code"), text("user_code"), text("verification_uri"))
-        else {
+        let Some(response) = DeviceAuthorizationResponse::from_object(&body) else {
             return Err(Error::Network("the device authorization response is incomplete".into()));
         };
-        let mut interval = body.get("interval").and_then(Value::as_u64).unwrap_or(5).clamp(1, 60);
-        let expires_in = body.get("expires_in").and_then(Value::as_u64).unwrap_or(600).min(3600);
-        match text("verification_uri_complete") {
+        let (device_code, user_code, uri) =
+            (&response.device_code, &response.user_code, &response.verification_uri);
+        let mut interval = response.interval().clamp(1, 60);
+        let expires_in = response.expires_in.unwrap_or(600).min(3600);
+        match &response.verification_uri_complete {
             Some(complete) => progress(&format!(
                 "On any device, open {complete}\n(or open {uri} and enter the code {user_code})"
             )),
@@ -310,7 +316,7 @@ impl Exchanges<'_> {
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_secs(interval)).await;
             let poll = TokenRequest {
-                grant: Grant::DeviceCode { device_code: device_code.to_owned() },
+                grant: Grant::DeviceCode { device_code: device_code.clone() },
                 scope: None,
                 resources: Vec::new(),
             };

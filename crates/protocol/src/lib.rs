@@ -15,6 +15,7 @@
 //! - [`AuthorizationRequest`] and [`AuthorizationResponse`] (RFC 6749 §4.1, RFC 9207), with
 //!   PKCE's [`CodeVerifier`] and [`CodeChallenge`] (RFC 7636);
 //! - [`TokenRequest`] and [`TokenResponse`] (RFC 6749 §4.1.3, §5.1, §6; RFC 8628 §3.4);
+//! - [`DeviceAuthorizationRequest`] and [`DeviceAuthorizationResponse`] (RFC 8628 §3.1, §3.2);
 //! - [`AccessTokenClaims`]: the RFC 9068 claims of an access token;
 //! - [`urn`]: every `urn:ietf:params:oauth:...` name, once;
 //! - [`address::AddressBlock`]: the block (an IPv4 address, an IPv6 /64) that per-address limits
@@ -35,6 +36,7 @@ pub mod address;
 pub mod authorization;
 pub mod base64url;
 pub mod bearer;
+pub mod device;
 pub mod error;
 pub mod issuer;
 pub mod jwk;
@@ -52,6 +54,7 @@ pub mod urn;
 pub use access_token::AccessTokenClaims;
 pub use authorization::{AuthorizationError, AuthorizationRequest, AuthorizationResponse};
 pub use bearer::BearerError;
+pub use device::{DeviceAuthorizationRequest, DeviceAuthorizationResponse};
 pub use error::{ErrorBody, ErrorCode};
 pub use issuer::{Issuer, IssuerError};
 pub use jwk::{Curve, PublicJwk};
