@@ -14,8 +14,8 @@ use letterlock_protocol::pkce::{CodeChallenge, CodeVerifier};
 use letterlock_protocol::token::{ClientAuthentication, Grant, TokenRequest};
 use letterlock_protocol::{
     ApplicationType, AuthMethod, DeviceAuthorizationRequest, DeviceAuthorizationResponse,
-    ErrorBody, ErrorCode, GrantType, Params, RegistrationRequest, RegistrationResponse, base64url,
-    urn,
+    ErrorBody, ErrorCode, GrantType, Params, RegistrationRequest, RegistrationResponse,
+    RevocationRequest, base64url, urn,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -364,7 +364,9 @@ impl Exchanges<'_> {
         let Some(endpoint) = registration.revocation_endpoint.clone() else {
             return Err(Error::Discovery(format!("{} offers no revocation", registration.issuer)));
         };
-        let form = [("token", refresh_token), ("token_type_hint", "refresh_token")];
+        // RFC 7009 §2.1.
+        let form = RevocationRequest::refresh_token(refresh_token).to_params();
+        let form: Vec<(&str, &str)> = form.pairs().collect();
         let answer = self.authenticated_post(registration, &endpoint, &form, false).await?;
         if answer.status == 200 { Ok(()) } else { Err(server_error(&answer, "revocation")) }
     }
