@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use letterlock_jose::{Algorithm, PrivateKey, assertion, dpop};
-use letterlock_protocol::authorization::AuthorizationResponse;
+use letterlock_protocol::authorization::{AuthorizationQuery, AuthorizationResponse};
 use letterlock_protocol::pkce::{CodeChallenge, CodeVerifier};
 use letterlock_protocol::token::{ClientAuthentication, Grant, TokenRequest};
 use letterlock_protocol::{
@@ -204,28 +204,24 @@ impl Exchanges<'_> {
         let state = base64url::encode(self.random_bytes::<16>()?);
         let mut url = url::Url::parse(&metadata.authorization_endpoint)
             .map_err(|error| Error::Network(format!("authorization_endpoint: {error}")))?;
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("response_type", "code")
-                .append_pair("client_id", &registration.client_id)
-                .append_pair("redirect_uri", &redirect_uri)
-                .append_pair("scope", &request.scope)
-                .append_pair("state", &state)
-                .append_pair("code_challenge", challenge.as_str())
-                .append_pair("code_challenge_method", letterlock_protocol::pkce::S256)
-                .append_pair("login_hint", request.login_hint);
-            for resource in &request.resources {
-                query.append_pair("resource", resource);
-            }
-            if registration.dpop {
-                let key = registration.key()?;
-                query.append_pair(
-                    "dpop_jkt",
-                    &letterlock_jose::key::thumbprint(&key.public_jwk(None)),
-                );
-            }
-        }
+        let dpop_jkt = if registration.dpop {
+            Some(letterlock_jose::key::thumbprint(&registration.key()?.public_jwk(None)))
+        } else {
+            None
+        };
+        // RFC 6749 §4.1.1, RFC 7636 §4.3, RFC 8707 §2, RFC 9449 §10: the scope as the caller
+        // wrote it, appended to whatever query the endpoint has.
+        let query = AuthorizationQuery {
+            client_id: &registration.client_id,
+            redirect_uri: Some(&redirect_uri),
+            scope: &request.scope,
+            state: Some(&state),
+            code_challenge: &challenge,
+            login_hint: Some(request.login_hint),
+            resources: &request.resources,
+            dpop_jkt: dpop_jkt.as_deref(),
+        };
+        url.query_pairs_mut().extend_pairs(query.to_params().pairs());
         if let Err(error) = browser.open(url.as_str()) {
             progress(&format!("{error}"));
             PrintUrl.open(url.as_str())?;

@@ -56,7 +56,9 @@ pub mod token;
 pub mod urn;
 
 pub use access_token::AccessTokenClaims;
-pub use authorization::{AuthorizationError, AuthorizationRequest, AuthorizationResponse};
+pub use authorization::{
+    AuthorizationError, AuthorizationQuery, AuthorizationRequest, AuthorizationResponse,
+};
 pub use bearer::BearerError;
 pub use device::{DeviceAuthorizationRequest, DeviceAuthorizationResponse};
 pub use error::{ErrorBody, ErrorCode};
