@@ -6,8 +6,9 @@
 use letterlock_protocol::authorization::{Allowed, AuthorizationRequest, AuthorizationResponse};
 use letterlock_protocol::token::{ClientAuthentication, TokenRequest, TokenResponse};
 use letterlock_protocol::{
-    AccessTokenClaims, AuthorizationServerMetadata, ErrorBody, Params, ParamsError, Resource,
-    ScopeSet,
+    AccessTokenClaims, AuthorizationServerMetadata, DeviceAuthorizationRequest,
+    DeviceAuthorizationResponse, ErrorBody, IntrospectionRequest, IntrospectionResponse, Params,
+    ParamsError, Resource, RevocationRequest, ScopeSet,
 };
 use letterlock_sasl::{ErrorChallenge, Mechanism};
 
@@ -34,7 +35,7 @@ where
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else { return };
     let text = std::str::from_utf8(rest).unwrap_or("");
-    match which % 9 {
+    match which % 13 {
         0 => {
             let Ok(params) = Params::parse(text) else { return };
             if let Ok(request) = TokenRequest::from_params(&params) {
@@ -83,6 +84,40 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             let _ = ErrorChallenge::from_base64(text);
         }
         7 => json_round_trip::<AuthorizationServerMetadata>(rest),
+        8 => {
+            let Ok(params) = Params::parse(text) else { return };
+            if let Ok(request) = DeviceAuthorizationRequest::from_params(&params) {
+                let Some(again) = reparse(&request.to_params()) else { return };
+                assert_eq!(DeviceAuthorizationRequest::from_params(&again), Ok(request));
+            }
+        }
+        9 => {
+            json_round_trip::<DeviceAuthorizationResponse>(rest);
+            if let Some(response) = DeviceAuthorizationResponse::from_json(rest) {
+                let encoded = response.to_json();
+                assert_eq!(
+                    DeviceAuthorizationResponse::from_json(encoded.as_bytes()),
+                    Some(response)
+                );
+            }
+        }
+        10 => {
+            let Ok(params) = Params::parse(text) else { return };
+            if let Ok(request) = RevocationRequest::from_params(&params) {
+                let Some(again) = reparse(&request.to_params()) else { return };
+                assert_eq!(RevocationRequest::from_params(&again), Ok(request));
+            }
+            if let Ok(request) = IntrospectionRequest::from_params(&params) {
+                let Some(again) = reparse(&request.to_params()) else { return };
+                assert_eq!(IntrospectionRequest::from_params(&again), Ok(request));
+            }
+        }
+        11 => {
+            if let Some(response) = IntrospectionResponse::from_json(rest) {
+                let encoded = response.to_json();
+                assert_eq!(IntrospectionResponse::from_json(encoded.as_bytes()), Some(response));
+            }
+        }
         _ => json_round_trip::<AccessTokenClaims>(rest),
     }
 });

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use letterlock_jose::{Algorithm, PrivateKey, assertion, dpop};
-use letterlock_protocol::authorization::AuthorizationResponse;
+use letterlock_protocol::authorization::{AuthorizationQuery, AuthorizationResponse};
 use letterlock_protocol::pkce::{CodeChallenge, CodeVerifier};
 use letterlock_protocol::token::{ClientAuthentication, Grant, TokenRequest};
 use letterlock_protocol::{
-    ApplicationType, AuthMethod, ErrorBody, ErrorCode, GrantType, Params, RegistrationRequest,
-    RegistrationResponse, base64url, urn,
+    ApplicationType, AuthMethod, DeviceAuthorizationRequest, DeviceAuthorizationResponse,
+    ErrorBody, ErrorCode, GrantType, Params, RegistrationRequest, RegistrationResponse,
+    RevocationRequest, base64url, urn,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -203,28 +204,24 @@ impl Exchanges<'_> {
         let state = base64url::encode(self.random_bytes::<16>()?);
         let mut url = url::Url::parse(&metadata.authorization_endpoint)
             .map_err(|error| Error::Network(format!("authorization_endpoint: {error}")))?;
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("response_type", "code")
-                .append_pair("client_id", &registration.client_id)
-                .append_pair("redirect_uri", &redirect_uri)
-                .append_pair("scope", &request.scope)
-                .append_pair("state", &state)
-                .append_pair("code_challenge", challenge.as_str())
-                .append_pair("code_challenge_method", letterlock_protocol::pkce::S256)
-                .append_pair("login_hint", request.login_hint);
-            for resource in &request.resources {
-                query.append_pair("resource", resource);
-            }
-            if registration.dpop {
-                let key = registration.key()?;
-                query.append_pair(
-                    "dpop_jkt",
-                    &letterlock_jose::key::thumbprint(&key.public_jwk(None)),
-                );
-            }
-        }
+        let dpop_jkt = if registration.dpop {
+            Some(letterlock_jose::key::thumbprint(&registration.key()?.public_jwk(None)))
+        } else {
+            None
+        };
+        // RFC 6749 §4.1.1, RFC 7636 §4.3, RFC 8707 §2, RFC 9449 §10: the scope as the caller
+        // wrote it, appended to whatever query the endpoint has.
+        let query = AuthorizationQuery {
+            client_id: &registration.client_id,
+            redirect_uri: Some(&redirect_uri),
+            scope: &request.scope,
+            state: Some(&state),
+            code_challenge: &challenge,
+            login_hint: Some(request.login_hint),
+            resources: &request.resources,
+            dpop_jkt: dpop_jkt.as_deref(),
+        };
+        url.query_pairs_mut().extend_pairs(query.to_params().pairs());
         if let Err(error) = browser.open(url.as_str()) {
             progress(&format!("{error}"));
             PrintUrl.open(url.as_str())?;
@@ -284,22 +281,27 @@ impl Exchanges<'_> {
         let endpoint = metadata.device_authorization_endpoint.as_deref().ok_or_else(|| {
             Error::Discovery(format!("{} offers no device grant", metadata.issuer))
         })?;
-        let mut form: Vec<(&str, &str)> = vec![("scope", request.scope.as_str())];
-        form.extend(request.resources.iter().map(|resource| ("resource", resource.as_str())));
+        // RFC 8628 §3.1.
+        let asked = DeviceAuthorizationRequest {
+            scope: Some(request.scope.clone()),
+            resources: request.resources.clone(),
+        };
+        let form = asked.to_params();
+        let form: Vec<(&str, &str)> = form.pairs().collect();
         let answer = self.authenticated_post(registration, endpoint, &form, false).await?;
         if answer.status != 200 {
             return Err(server_error(&answer, "device authorization"));
         }
+        // RFC 8628 §3.2.
         let body = answer.json_object("the device authorization response")?;
-        let text = |name: &str| body.get(name).and_then(Value::as_str);
-        let (Some(device_code), Some(user_code), Some(uri)) =
-            (text("device_code"), text("user_code"), text("verification_uri"))
-        else {
+        let Some(response) = DeviceAuthorizationResponse::from_object(&body) else {
             return Err(Error::Network("the device authorization response is incomplete".into()));
         };
-        let mut interval = body.get("interval").and_then(Value::as_u64).unwrap_or(5).clamp(1, 60);
-        let expires_in = body.get("expires_in").and_then(Value::as_u64).unwrap_or(600).min(3600);
-        match text("verification_uri_complete") {
+        let (device_code, user_code, uri) =
+            (&response.device_code, &response.user_code, &response.verification_uri);
+        let mut interval = response.interval().clamp(1, 60);
+        let expires_in = response.expires_in.unwrap_or(600).min(3600);
+        match &response.verification_uri_complete {
             Some(complete) => progress(&format!(
                 "On any device, open {complete}\n(or open {uri} and enter the code {user_code})"
             )),
@@ -310,7 +312,7 @@ impl Exchanges<'_> {
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_secs(interval)).await;
             let poll = TokenRequest {
-                grant: Grant::DeviceCode { device_code: device_code.to_owned() },
+                grant: Grant::DeviceCode { device_code: device_code.clone() },
                 scope: None,
                 resources: Vec::new(),
             };
@@ -358,7 +360,9 @@ impl Exchanges<'_> {
         let Some(endpoint) = registration.revocation_endpoint.clone() else {
             return Err(Error::Discovery(format!("{} offers no revocation", registration.issuer)));
         };
-        let form = [("token", refresh_token), ("token_type_hint", "refresh_token")];
+        // RFC 7009 §2.1.
+        let form = RevocationRequest::refresh_token(refresh_token).to_params();
+        let form: Vec<(&str, &str)> = form.pairs().collect();
         let answer = self.authenticated_post(registration, &endpoint, &form, false).await?;
         if answer.status == 200 { Ok(()) } else { Err(server_error(&answer, "revocation")) }
     }

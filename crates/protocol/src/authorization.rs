@@ -256,27 +256,72 @@ impl AuthorizationRequest {
         })
     }
 
-    /// The request as query parameters, as the client sends it.
+    /// The request as query parameters, as the client sends it (see [`AuthorizationQuery`]).
     pub fn to_params(&self) -> Params {
-        let mut params = Params::default();
-        params.push("response_type", RESPONSE_TYPE_CODE);
-        params.push("client_id", self.client_id.as_str());
-        params.push_some("redirect_uri", self.redirect_uri.as_deref());
-        params.push("scope", self.scope.to_string());
-        params.push_some("state", self.state.as_deref());
-        params.push("code_challenge", self.code_challenge.as_str());
-        params.push("code_challenge_method", pkce::S256);
-        params.push_some("login_hint", self.login_hint.as_deref());
-        for resource in &self.resources {
-            params.push("resource", resource.as_str());
+        let scope = self.scope.to_string();
+        AuthorizationQuery {
+            client_id: &self.client_id,
+            redirect_uri: self.redirect_uri.as_deref(),
+            scope: &scope,
+            state: self.state.as_deref(),
+            code_challenge: &self.code_challenge,
+            login_hint: self.login_hint.as_deref(),
+            resources: &self.resources,
+            dpop_jkt: self.dpop_jkt.as_deref(),
         }
-        params.push_some("dpop_jkt", self.dpop_jkt.as_deref());
-        params
+        .to_params()
     }
 
     /// The request as a query string (without `?`).
     pub fn to_query(&self) -> String {
         self.to_params().encode()
+    }
+}
+
+/// An authorization request as a client writes it (RFC 6749 §4.1.1 with PKCE, RFC 7636 §4.3;
+/// RFC 8707 §2 `resource`; RFC 9449 §10 `dpop_jkt`; OpenID Connect Core §3.1.2.1
+/// `login_hint`): the client's own values, sent as they are. Unlike [`AuthorizationRequest`],
+/// the scope is the client's text, in its order, and may name scopes this crate does not know
+/// (another issuer's).
+#[derive(Debug, Clone, Copy)]
+pub struct AuthorizationQuery<'a> {
+    /// `client_id`.
+    pub client_id: &'a str,
+    /// `redirect_uri`.
+    pub redirect_uri: Option<&'a str>,
+    /// `scope`, space-separated (RFC 6749 §3.3), sent even if empty.
+    pub scope: &'a str,
+    /// `state` (RFC 6749 §4.1.1).
+    pub state: Option<&'a str>,
+    /// The S256 `code_challenge` (RFC 7636 §4.3); `code_challenge_method=S256` goes with it.
+    pub code_challenge: &'a CodeChallenge,
+    /// `login_hint`.
+    pub login_hint: Option<&'a str>,
+    /// Every `resource` (RFC 8707 §2), in order.
+    pub resources: &'a [String],
+    /// `dpop_jkt` (RFC 9449 §10).
+    pub dpop_jkt: Option<&'a str>,
+}
+
+impl AuthorizationQuery<'_> {
+    /// The query parameters: `response_type=code`, `client_id`, `redirect_uri`, `scope`,
+    /// `state`, `code_challenge`, `code_challenge_method`, `login_hint`, each `resource`,
+    /// `dpop_jkt`, the absent ones left out.
+    pub fn to_params(&self) -> Params {
+        let mut params = Params::default();
+        params.push("response_type", RESPONSE_TYPE_CODE);
+        params.push("client_id", self.client_id);
+        params.push_some("redirect_uri", self.redirect_uri);
+        params.push("scope", self.scope);
+        params.push_some("state", self.state);
+        params.push("code_challenge", self.code_challenge.as_str());
+        params.push("code_challenge_method", pkce::S256);
+        params.push_some("login_hint", self.login_hint);
+        for resource in self.resources {
+            params.push("resource", resource.as_str());
+        }
+        params.push_some("dpop_jkt", self.dpop_jkt);
+        params
     }
 }
 
@@ -492,6 +537,44 @@ mod tests {
             allowed,
         );
         assert_eq!(again, Ok(request));
+    }
+
+    #[test]
+    fn a_client_query_keeps_its_scope_as_written() {
+        let challenge = CodeChallenge::parse(CHALLENGE).unwrap();
+        let resources = vec![IMAP.to_owned()];
+        let query = AuthorizationQuery {
+            client_id: "c1",
+            redirect_uri: Some("http://127.0.0.1:4000/callback"),
+            scope: "offline_access urn:ietf:params:oauth:scope:mail other",
+            state: Some("s"),
+            code_challenge: &challenge,
+            login_hint: Some(""),
+            resources: &resources,
+            dpop_jkt: None,
+        };
+        assert_eq!(
+            query.to_params().encode(),
+            format!(
+                "response_type=code&client_id=c1&redirect_uri=http%3A%2F%2F127.0.0.1%3A4000%2Fcallback\
+                 &scope=offline_access+urn%3Aietf%3Aparams%3Aoauth%3Ascope%3Amail+other&state=s\
+                 &code_challenge={CHALLENGE}&code_challenge_method=S256&login_hint=\
+                 &resource=imaps%3A%2F%2Fmail.example.com"
+            )
+        );
+        let request = check("state=s").unwrap();
+        let scope = request.scope.to_string();
+        let same = AuthorizationQuery {
+            client_id: &request.client_id,
+            redirect_uri: None,
+            scope: &scope,
+            state: Some("s"),
+            code_challenge: &request.code_challenge,
+            login_hint: None,
+            resources: &request.resources,
+            dpop_jkt: None,
+        };
+        assert_eq!(same.to_params(), request.to_params());
     }
 
     #[test]

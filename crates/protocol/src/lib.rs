@@ -15,6 +15,9 @@
 //! - [`AuthorizationRequest`] and [`AuthorizationResponse`] (RFC 6749 §4.1, RFC 9207), with
 //!   PKCE's [`CodeVerifier`] and [`CodeChallenge`] (RFC 7636);
 //! - [`TokenRequest`] and [`TokenResponse`] (RFC 6749 §4.1.3, §5.1, §6; RFC 8628 §3.4);
+//! - [`DeviceAuthorizationRequest`] and [`DeviceAuthorizationResponse`] (RFC 8628 §3.1, §3.2);
+//! - [`RevocationRequest`] (RFC 7009 §2.1); [`IntrospectionRequest`] and
+//!   [`IntrospectionResponse`] (RFC 7662 §2.1, §2.2);
 //! - [`AccessTokenClaims`]: the RFC 9068 claims of an access token;
 //! - [`urn`]: every `urn:ietf:params:oauth:...` name, once;
 //! - [`address::AddressBlock`]: the block (an IPv4 address, an IPv6 /64) that per-address limits
@@ -35,7 +38,9 @@ pub mod address;
 pub mod authorization;
 pub mod base64url;
 pub mod bearer;
+pub mod device;
 pub mod error;
+pub mod introspection;
 pub mod issuer;
 pub mod jwk;
 pub mod metadata;
@@ -45,14 +50,19 @@ pub mod redirect;
 pub mod registration;
 pub mod registration_request;
 pub mod resource;
+pub mod revocation;
 pub mod scope;
 pub mod token;
 pub mod urn;
 
 pub use access_token::AccessTokenClaims;
-pub use authorization::{AuthorizationError, AuthorizationRequest, AuthorizationResponse};
+pub use authorization::{
+    AuthorizationError, AuthorizationQuery, AuthorizationRequest, AuthorizationResponse,
+};
 pub use bearer::BearerError;
+pub use device::{DeviceAuthorizationRequest, DeviceAuthorizationResponse};
 pub use error::{ErrorBody, ErrorCode};
+pub use introspection::{IntrospectionRequest, IntrospectionResponse};
 pub use issuer::{Issuer, IssuerError};
 pub use jwk::{Curve, PublicJwk};
 pub use metadata::AuthorizationServerMetadata;
@@ -64,5 +74,6 @@ pub use registration::{
 };
 pub use registration_request::{RegistrationRequest, RegistrationResponse};
 pub use resource::Resource;
+pub use revocation::{RevocationRequest, TokenParameterError};
 pub use scope::ScopeSet;
 pub use token::{ClientAuthentication, Grant, TokenRequest, TokenRequestError, TokenResponse};

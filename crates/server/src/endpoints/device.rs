@@ -8,9 +8,10 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde_json::json;
 
-use letterlock_protocol::{ErrorCode, GrantType, ScopeSet};
+use letterlock_protocol::{
+    DeviceAuthorizationRequest, DeviceAuthorizationResponse, ErrorCode, GrantType, ScopeSet,
+};
 
 use crate::error::{ApiError, no_store_json};
 use crate::grants::consent::Approval;
@@ -48,7 +49,10 @@ pub async fn device_authorization(
             "this client did not register the device_code grant",
         ));
     }
-    let scope = match form.single("scope") {
+    // RFC 8628 §3.1: the scope and resources asked for.
+    let asked = DeviceAuthorizationRequest::from_params(&form)
+        .map_err(|error| ApiError::bad_request(error.code(), error.to_string()))?;
+    let scope = match asked.scope.as_deref() {
         None => client.metadata.scope.clone(),
         Some(text) => ScopeSet::parse(text)
             .map_err(|error| ApiError::bad_request(ErrorCode::InvalidScope, error.to_string()))?,
@@ -62,15 +66,15 @@ pub async fn device_authorization(
     let configured: Vec<&str> =
         state.resources().iter().map(|resource| resource.as_str()).collect();
     let mut resources: Vec<String> = Vec::new();
-    for resource in form.all("resource") {
-        if !configured.contains(&resource) {
+    for resource in &asked.resources {
+        if !configured.contains(&resource.as_str()) {
             return Err(ApiError::bad_request(
                 ErrorCode::InvalidTarget,
                 format!("{resource} is not a service of this provider"),
             ));
         }
-        if !resources.iter().any(|known| known == resource) {
-            resources.push(resource.to_owned());
+        if !resources.contains(resource) {
+            resources.push(resource.clone());
         }
     }
     if resources.is_empty() {
@@ -80,15 +84,16 @@ pub async fn device_authorization(
         DeviceRequest { client_id: client.client_id.clone(), scope: scope.to_string(), resources };
     let Started { device_code, user_code } = state.grants().start_device(&request).await?;
     let verification_uri = state.issuer().endpoint("/device");
-    let body = json!({
-        "device_code": device_code,
-        "user_code": user_code,
-        "verification_uri": verification_uri,
-        "verification_uri_complete": format!("{verification_uri}?user_code={user_code}"),
-        "expires_in": DEVICE_CODE_SECONDS,
-        "interval": POLL_INTERVAL,
-    });
-    Ok(no_store_json(StatusCode::OK, body.to_string().into_bytes()))
+    // RFC 8628 §3.2, with §3.3.1's `verification_uri_complete`.
+    let response = DeviceAuthorizationResponse {
+        verification_uri_complete: Some(format!("{verification_uri}?user_code={user_code}")),
+        device_code,
+        user_code,
+        verification_uri,
+        expires_in: Some(DEVICE_CODE_SECONDS.unsigned_abs()),
+        interval: Some(POLL_INTERVAL.unsigned_abs()),
+    };
+    Ok(no_store_json(StatusCode::OK, response.to_json().into_bytes()))
 }
 
 /// `GET /device[?user_code=...]`: the verification page.

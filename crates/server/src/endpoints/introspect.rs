@@ -4,10 +4,11 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 
-use letterlock_protocol::ErrorCode;
 use letterlock_protocol::access_token::AccessTokenClaims;
+use letterlock_protocol::{
+    IntrospectionRequest, IntrospectionResponse, RevocationRequest, TokenParameterError,
+};
 
 use crate::error::{ApiError, no_store_json};
 use crate::http::client_auth::{authenticate_client, check_token_budget, resource_server};
@@ -30,9 +31,9 @@ pub async fn revoke(
         .map_err(|retry| ApiError::too_many_requests(retry, "token requests"))?;
     let form = oauth_form(&headers, &body, ContentType::Required)?;
     let client = authenticate_client(&state, &headers, &form).await?;
-    let token = form
-        .single("token")
-        .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidRequest, "token is missing"))?;
+    // RFC 7009 §2.1: the hint is only a hint; both kinds are looked for.
+    let RevocationRequest { token, .. } = RevocationRequest::from_params(&form).map_err(refused)?;
+    let token = token.as_str();
     let now = state.now();
     if let Some(record) = state.store().refresh_token(&hash_secret(token)).await?
         && let Some(grant) = state.store().grant(&record.grant_id).await?
@@ -62,28 +63,25 @@ pub async fn introspect(
 ) -> Result<Response, ApiError> {
     let caller = resource_server(&state, &headers)?;
     let form = oauth_form(&headers, &body, ContentType::Lenient)?;
-    let token = form
-        .single("token")
-        .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidRequest, "token is missing"))?;
-    let body = match active_claims(&state, token, &caller).await? {
-        Some(mut claims) => {
-            claims.insert("active".into(), true.into());
-            claims.insert(
-                "token_type".into(),
-                if claims.contains_key("cnf") { "DPoP" } else { "Bearer" }.into(),
-            );
-            Value::Object(claims)
-        }
-        None => json!({ "active": false }),
+    let request = IntrospectionRequest::from_params(&form).map_err(refused)?;
+    // RFC 7662 §2.2: the claims of an active token, `{"active": false}` for any other.
+    let response = match active_claims(&state, &request.token, &caller).await? {
+        Some(claims) => IntrospectionResponse::Active(Box::new(claims)),
+        None => IntrospectionResponse::Inactive,
     };
-    Ok(no_store_json(StatusCode::OK, body.to_string().into_bytes()))
+    Ok(no_store_json(StatusCode::OK, response.to_json().into_bytes()))
+}
+
+/// A request without its token: `invalid_request` (RFC 7009 §2.2.1, RFC 7662 §2.3).
+fn refused(error: TokenParameterError) -> ApiError {
+    ApiError::bad_request(error.code(), error.to_string())
 }
 
 async fn active_claims(
     state: &AppState,
     token: &str,
     caller: &ResourceServer,
-) -> Result<Option<serde_json::Map<String, Value>>, ApiError> {
+) -> Result<Option<AccessTokenClaims>, ApiError> {
     let now = state.now();
     let Some(json) = state.verify_access_token(token) else { return Ok(None) };
     let Some(claims) = AccessTokenClaims::from_json(&json) else { return Ok(None) };
@@ -105,7 +103,7 @@ async fn active_claims(
         return Ok(None);
     }
     match state.store().user(&grant.user_id).await? {
-        Some(user) if !user.disabled => Ok(Some(json)),
+        Some(user) if !user.disabled => Ok(Some(claims)),
         _ => Ok(None),
     }
 }
