@@ -210,7 +210,7 @@ impl Settings {
 }
 
 /// Seconds from the file as the `i64` times are kept in; a value past `i64::MAX` means "never".
-fn seconds(value: u64) -> i64 {
+pub(crate) fn seconds(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 

@@ -16,8 +16,9 @@ use letterlock_protocol::{Issuer, scope};
 
 use letterlock_store::Store;
 
-use super::{AdminError, seconds};
+use super::AdminError;
 use crate::config::{Config, TokenTyp};
+use crate::settings::seconds;
 
 /// The Dovecot release whose configuration syntax is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,9 +5,10 @@ use letterlock_jose::Algorithm;
 use letterlock_jose::keyring::KeyState;
 use letterlock_store::Store;
 
-use super::{AdminError, seconds};
+use super::AdminError;
 use crate::config::Config;
 use crate::keys;
+use crate::settings::seconds;
 
 /// A signing key as `keys list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

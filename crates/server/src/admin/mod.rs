@@ -58,9 +58,3 @@ pub enum AdminError {
         source: std::io::Error,
     },
 }
-
-/// Seconds from the configuration as a timestamp offset (the store counts in `i64`); a value
-/// beyond `i64::MAX` means "never" and stays so.
-pub(crate) fn seconds(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
