@@ -515,6 +515,25 @@ mod tests {
             prove_redirect(&[], true, Some("http://127.0.0.1:4000/cb")).unwrap(),
             "http://127.0.0.1:4000/cb"
         );
+        // RFC 8252 §7.3: a well-known id takes `http://localhost` on any port too (issue 16),
+        // but not what only looks like it.
+        assert_eq!(
+            prove_redirect(&[], true, Some("http://localhost:4000/cb")).unwrap(),
+            "http://localhost:4000/cb"
+        );
+        for refused in [
+            "http://localhost.evil.example:4000/cb",
+            "http://localhost@evil.example/cb",
+            "http://evil.example/localhost",
+            "https://localhost:4000/cb",
+            "http://localhost:99999/cb",
+        ] {
+            assert_eq!(
+                prove_redirect(&[], true, Some(refused)),
+                Err(AuthorizationError::RedirectNotNative),
+                "{refused}"
+            );
+        }
         for refused in [
             AuthorizationError::RedirectMismatch,
             AuthorizationError::RedirectMissing,

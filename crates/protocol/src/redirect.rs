@@ -12,8 +12,10 @@ pub const MAX_REDIRECT_URI_BYTES: usize = 2000;
 /// What kind of redirect a URI is, which decides how it is matched and for whom it is allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RedirectKind {
-    /// `http://127.0.0.1[:port]/...` or `http://[::1][:port]/...` (RFC 8252 §7.3): the port is
-    /// chosen by the client when it listens, so any port matches at use time.
+    /// `http://127.0.0.1[:port]/...`, `http://[::1][:port]/...` (RFC 8252 §7.3) or
+    /// `http://localhost[:port]/...` (RFC 8252 §8.3 does not recommend it, but clients such as
+    /// Thunderbird send it): the port is chosen by the client when it listens, so any port
+    /// matches at use time.
     Loopback,
     /// A private-use URI scheme named after a domain the vendor controls, written in reverse
     /// order (RFC 8252 §7.1), such as `com.example.mail:/oauth`.
@@ -44,10 +46,10 @@ pub enum RedirectUriError {
     /// Control characters or spaces in the URI.
     #[error("a redirect URI contains control characters or spaces")]
     ControlCharacters,
-    /// `http` to a host other than a loopback IP literal.
+    /// `http` to a host other than a loopback IP literal or `localhost`.
     #[error(
-        "'{0}' uses plain http on a host that is not 127.0.0.1 or [::1] (RFC 8252 §8.3: use the \
-         loopback IP literal, not 'localhost'; use https elsewhere)"
+        "'{0}' uses plain http on a host that is not 127.0.0.1, [::1] or localhost (RFC 8252 \
+         §7.3: plain http is for loopback redirects only; use https elsewhere)"
     )]
     PlainHttp(String),
     /// A scheme that is neither http, https nor a reverse-DNS private-use scheme.
@@ -103,6 +105,13 @@ impl RedirectUri {
                         IpAddr::V4(address) == IpAddr::from([127, 0, 0, 1])
                     }
                     Some(url::Host::Ipv6(address)) => address.is_loopback(),
+                    // RFC 8252 §8.3 calls `localhost` NOT RECOMMENDED (a resolver may map it
+                    // elsewhere), but §7.3 and RFC 9700 §4.1.3 describe it, and Thunderbird and
+                    // pizauth send it. Accepted as written only (any case: RFC 3986 §3.2.2 hosts
+                    // are case-insensitive), never a name that merely starts with it or a
+                    // percent-encoded or IDNA spelling that the URL parser would fold into it.
+                    Some(url::Host::Domain("localhost")) => written_host(text)
+                        .is_some_and(|host| host.eq_ignore_ascii_case("localhost")),
                     _ => false,
                 };
                 if !loopback {
@@ -136,6 +145,11 @@ impl RedirectUri {
         if self.kind != RedirectKind::Loopback {
             return false;
         }
+        // The presented URI passes the same rules (a `localhost` written as such, no user
+        // information), and is a loopback redirect itself.
+        if RedirectUri::parse(presented).map(|uri| uri.kind) != Ok(RedirectKind::Loopback) {
+            return false;
+        }
         let (Ok(registered), Ok(presented_url)) = (Url::parse(&self.text), Url::parse(presented))
         else {
             return false;
@@ -161,6 +175,14 @@ impl fmt::Display for RedirectUri {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(&self.text)
     }
+}
+
+/// The host as written in `scheme://host[:port]/...`, before any parser folds it: the authority
+/// without a port (callers have already refused user information).
+fn written_host(text: &str) -> Option<&str> {
+    let rest = text.split_once("://")?.1;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    Some(authority.rsplit_once(':').map_or(authority, |(host, _)| host))
 }
 
 /// The path and query as written: everything after `scheme://authority`.
@@ -197,6 +219,9 @@ mod tests {
             ("http://127.0.0.1/callback", RedirectKind::Loopback),
             ("http://127.0.0.1:51004/", RedirectKind::Loopback),
             ("http://[::1]:8123/cb?x=1", RedirectKind::Loopback),
+            ("http://localhost", RedirectKind::Loopback),
+            ("http://localhost:8080/", RedirectKind::Loopback),
+            ("http://LOCALHOST:65535/cb", RedirectKind::Loopback),
             ("com.example.app:/oauth2redirect/example-provider", RedirectKind::PrivateUse),
             ("org.mozilla.thunderbird://oauth", RedirectKind::PrivateUse),
             ("https://app.example.com/oauth", RedirectKind::Https),
@@ -224,6 +249,42 @@ mod tests {
         ] {
             assert!(!loopback.matches(other), "{other}");
         }
+        // RFC 8252 §7.3: `localhost` too, on any port and in any case, the path compared.
+        let localhost = RedirectUri::parse("http://localhost/callback").unwrap();
+        assert_eq!(localhost.kind(), RedirectKind::Loopback);
+        for same in [
+            "http://localhost/callback",
+            "http://localhost:51004/callback",
+            "http://LOCALHOST:8080/callback",
+            "http://LocalHost:1/callback",
+        ] {
+            assert!(localhost.matches(same), "{same}");
+        }
+        for other in [
+            "http://localhost:51004/callback2",
+            "http://localhost:51004/",
+            "http://127.0.0.1:51004/callback",
+            "http://[::1]:51004/callback",
+            "https://localhost:51004/callback",
+            "http://localhost.evil.example:51004/callback",
+            "http://localhost@evil.example/callback",
+            "http://user@localhost:51004/callback",
+            "http://evil.example/localhost/callback",
+            "http://local%68ost:51004/callback",
+            "http://localhost.:51004/callback",
+            "http://localhost:99999/callback",
+            "http://localhost:51004/callback#x",
+        ] {
+            assert!(!localhost.matches(other), "{other}");
+        }
+        assert!(!loopback.matches("http://localhost:51004/callback"), "hosts are not mixed");
+        // `https://localhost` is an https redirect like any other: matched exactly, port
+        // included (the port freedom of RFC 8252 §7.3 is for http loopback redirects only).
+        let https_localhost = RedirectUri::parse("https://localhost:8443/cb").unwrap();
+        assert_eq!(https_localhost.kind(), RedirectKind::Https);
+        assert!(https_localhost.matches("https://localhost:8443/cb"));
+        assert!(!https_localhost.matches("https://localhost:9443/cb"));
+        assert!(!https_localhost.is_native());
         let private = RedirectUri::parse("com.example.app:/cb").unwrap();
         assert!(private.matches("com.example.app:/cb"));
         assert!(!private.matches("com.example.app:/cb2"));
@@ -234,7 +295,17 @@ mod tests {
     #[test]
     fn refuses_what_rfc8252_and_rfc6749_forbid() {
         let refused = [
-            "http://localhost:8080/",
+            "http://localhost.evil.example/",
+            "http://localhost.evil.example:8080/cb",
+            "http://localhost@evil.example/",
+            "http://localhost:x@evil.example/",
+            "http://evil.example/localhost",
+            "http://evil.example:8080/?localhost",
+            "http://localhost:99999/",
+            "http://localhost./",
+            "http://local%68ost/",
+            "http://xn--localhost/",
+            "http://notlocalhost/",
             "http://example.com/cb",
             "http://127.0.0.2/",
             "https://app.example.com/cb#frag",
@@ -254,5 +325,66 @@ mod tests {
             assert!(RedirectUri::parse(text).is_err(), "{text} should be refused");
         }
         assert_eq!(RedirectUri::parse(&"a".repeat(3000)), Err(RedirectUriError::TooLong));
+    }
+
+    /// Hosts that look like loopback ones, with the decorations attackers add.
+    const HOST: &str = "(localhost|LocalHost|127\\.0\\.0\\.1|\\[::1\\]|evil\\.example|[a-z0-9.%@:]{0,12})\
+                        (\\.[a-z]{1,6}|@[a-z.]{1,12}|%[0-9a-f]{2}|:[0-9]{1,6}|:[a-z@.]{1,8})?";
+
+    fn pattern(pattern: &str) -> proptest::string::RegexGeneratorStrategy<String> {
+        proptest::string::string_regex(pattern).unwrap()
+    }
+
+    proptest::proptest! {
+        /// RFC 8252 §7.3, §8.3: a plain-http redirect that parses always lands on this machine,
+        /// and nothing panics on the way.
+        #[test]
+        fn an_accepted_http_redirect_is_on_this_machine(
+            text in pattern(&format!("http://{HOST}(/[a-z%./?=@]{{0,10}})?"))
+        ) {
+            if let Ok(uri) = RedirectUri::parse(&text) {
+                proptest::prop_assert_eq!(uri.kind(), RedirectKind::Loopback);
+                let url = Url::parse(&text).map_err(|error| {
+                    proptest::test_runner::TestCaseError::fail(error.to_string())
+                })?;
+                proptest::prop_assert!(url.username().is_empty() && url.password().is_none());
+                let on_this_machine = match url.host() {
+                    Some(url::Host::Ipv4(address)) => address == std::net::Ipv4Addr::LOCALHOST,
+                    Some(url::Host::Ipv6(address)) => address.is_loopback(),
+                    Some(url::Host::Domain(domain)) => domain == "localhost",
+                    None => false,
+                };
+                proptest::prop_assert!(on_this_machine, "{}", text);
+            }
+        }
+
+        /// A registered `http://localhost` redirect matches a presented one on any port with
+        /// the same path, and nothing else of these shapes.
+        #[test]
+        fn a_localhost_redirect_matches_on_any_port_only(
+            host in pattern(HOST),
+            path in "(/cb|/cb2|/|/%63b|)",
+            port in proptest::option::of(0u32..70_000),
+        ) {
+            let registered = RedirectUri::parse("http://localhost/cb").map_err(|error| {
+                proptest::test_runner::TestCaseError::fail(error.to_string())
+            })?;
+            let port_text = port.map(|port| format!(":{port}")).unwrap_or_default();
+            let presented = format!("http://{host}{port_text}{path}");
+            // Independently of the parser: `localhost`, in any case, then at most a port that
+            // fits in 16 bits, then exactly the registered path.
+            let authority = format!("{host}{port_text}").to_ascii_lowercase();
+            let expected = path == "/cb"
+                && match authority.strip_prefix("localhost") {
+                    Some("") => true,
+                    Some(rest) => rest.strip_prefix(':').is_some_and(|digits| {
+                        !digits.is_empty()
+                            && digits.bytes().all(|byte| byte.is_ascii_digit())
+                            && digits.parse::<u16>().is_ok()
+                    }),
+                    None => false,
+                };
+            proptest::prop_assert_eq!(registered.matches(&presented), expected, "{}", presented);
+        }
     }
 }
