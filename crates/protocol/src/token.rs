@@ -304,6 +304,12 @@ pub struct TokenResponse {
     /// A new refresh token, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// Seconds until the refresh token expires unused. Not in RFC 6749 nor any IANA-registered
+    /// OAuth parameter: a member several providers send (Microsoft identity platform, GitHub
+    /// Apps) so that a client knows when it must sign in again; clients that do not know it
+    /// ignore it (RFC 6749 §5.1: "the client MUST ignore unrecognized value names").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_expires_in: Option<i64>,
     /// The scope granted (RFC 6749 §5.1: required if it differs from the request's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
@@ -489,6 +495,7 @@ mod tests {
             token_type: "DPoP".into(),
             expires_in: Some(600),
             refresh_token: None,
+            refresh_token_expires_in: None,
             scope: Some("offline_access".into()),
         };
         let json = serde_json::to_string(&response).unwrap();
@@ -498,5 +505,14 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<TokenResponse>(&json).unwrap(), response);
         assert!(response.is_dpop());
+        // Issue 16: when the refresh token expires, both ways.
+        let with_refresh = TokenResponse {
+            refresh_token: Some("rt".into()),
+            refresh_token_expires_in: Some(7_776_000),
+            ..response
+        };
+        let json = serde_json::to_value(&with_refresh).unwrap();
+        assert_eq!(json["refresh_token_expires_in"], 7_776_000);
+        assert_eq!(serde_json::from_value::<TokenResponse>(json).unwrap(), with_refresh);
     }
 }

@@ -160,6 +160,8 @@ async fn seed(state: &letterlock_server::AppState, issuer: &str, connections: us
                 created_at: now,
                 expires_at: now + 86_400,
                 rotated_at: None,
+                replaces: None,
+                retry: None,
             })
             .await
             .unwrap();

@@ -333,6 +333,9 @@ pub struct LifetimesConfig {
     pub access_token_seconds: u64,
     /// How long a refresh token lives unused; each use issues a new one with a fresh lifetime.
     pub refresh_token_seconds: u64,
+    /// How long after a rotation the same installation may present the rotated-out refresh
+    /// token again and get the same answer (a lost response, RFC 9700 §4.14.2); 0 turns it off.
+    pub refresh_retry_window_seconds: u64,
     /// How long an authorization code may wait to be redeemed.
     pub code_seconds: u64,
     /// How long a user has to sign in and decide on the consent page.
@@ -346,6 +349,7 @@ impl Default for LifetimesConfig {
         Self {
             access_token_seconds: 600,
             refresh_token_seconds: 90 * 86_400,
+            refresh_retry_window_seconds: 60,
             code_seconds: 60,
             authorization_request_seconds: 600,
             session_seconds: 12 * 3600,

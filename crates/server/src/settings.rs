@@ -38,6 +38,9 @@ pub struct Lifetimes {
     pub access_token: i64,
     /// Refresh tokens, from their issue.
     pub refresh_token: i64,
+    /// How long after its rotation a refresh token may be retried by the same installation for
+    /// the same answer; 0: never.
+    pub refresh_retry_window: i64,
     /// Authorization codes.
     pub code: i64,
     /// Pending authorization requests.
@@ -152,9 +155,18 @@ impl Settings {
             }
             public_clients.insert(id.clone(), PublicClient { name: client.name.clone() });
         }
+        // A retry window is for a lost response, seconds long; a longer one would keep a
+        // rotated-out token usable and delay reuse detection (RFC 9700 §4.14.2).
+        if config.lifetimes.refresh_retry_window_seconds > MAX_REFRESH_RETRY_WINDOW {
+            return Err(ConfigError::invalid(
+                "lifetimes.refresh_retry_window_seconds",
+                format!("must be at most {MAX_REFRESH_RETRY_WINDOW} (0 turns retries off)"),
+            ));
+        }
         let lifetimes = Lifetimes {
             access_token: seconds(config.lifetimes.access_token_seconds),
             refresh_token: seconds(config.lifetimes.refresh_token_seconds),
+            refresh_retry_window: seconds(config.lifetimes.refresh_retry_window_seconds),
             code: seconds(config.lifetimes.code_seconds),
             request: seconds(config.lifetimes.authorization_request_seconds),
             session: seconds(config.lifetimes.session_seconds),
@@ -208,6 +220,10 @@ impl Settings {
         })
     }
 }
+
+/// The longest refresh retry window accepted, in seconds: a lost response is retried within
+/// seconds, and every second more is a second in which a stolen token's reuse goes unnoticed.
+pub const MAX_REFRESH_RETRY_WINDOW: u64 = 300;
 
 /// Seconds from the file as the `i64` times are kept in; a value past `i64::MAX` means "never".
 pub(crate) fn seconds(value: u64) -> i64 {

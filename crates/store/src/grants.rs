@@ -57,8 +57,34 @@ pub struct RefreshTokenRecord {
     pub created_at: i64,
     /// Expiry.
     pub expires_at: i64,
-    /// When it was exchanged for a new one; presenting it again revokes the grant.
+    /// When it was exchanged for a new one; presenting it again revokes the grant, except for
+    /// a retry within the window its [`RefreshTokenRecord::retry`] answer is kept for.
     pub rotated_at: Option<i64>,
+    /// For a token issued by a refresh: the hash of the token it replaced, whose kept answer is
+    /// erased when this one is used.
+    pub replaces: Option<String>,
+    /// For a rotated token: the answer its rotation gave, kept for a retry.
+    pub retry: Option<RetryAnswer>,
+}
+
+/// The answer a refresh gave, kept with the rotated-out token for a retry after a lost response
+/// (RFC 9700 §4.14.2 allows such a grace period). The store only keeps it: it is sealed by the
+/// server under a key derived from the rotated token, which the store never holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryAnswer {
+    /// The sealed answer, as text.
+    pub sealed: String,
+    /// When the window ends; the answer is erased then.
+    pub until: i64,
+}
+
+/// The refresh token a token response rotates out, and the answer to keep for its retry.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation<'a> {
+    /// The hash of the token presented.
+    pub hash: &'a str,
+    /// The answer to keep with it, if retries are allowed.
+    pub retry: Option<&'a RetryAnswer>,
 }
 
 /// A refresh token with its grant and whether the grant's user is disabled: everything a refresh
@@ -465,46 +491,27 @@ impl Store {
 
     /// Stores a refresh token by hash.
     pub async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> Result<(), Error> {
-        let result = sqlx::query(
-            "INSERT INTO refresh_tokens (hash, grant_id, jkt, created_at, expires_at, rotated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&token.hash)
-        .bind(&token.grant_id)
-        .bind(&token.jkt)
-        .bind(token.created_at)
-        .bind(token.expires_at)
-        .bind(token.rotated_at)
-        .execute(&self.writer)
-        .await;
+        let result = insert_refresh_token(token).execute(&self.writer).await;
         conflict_aware(result)
     }
 
     /// A refresh token by hash.
     pub async fn refresh_token(&self, hash: &str) -> Result<Option<RefreshTokenRecord>, Error> {
         let row = sqlx::query(
-            "SELECT hash, grant_id, jkt, created_at, expires_at, rotated_at FROM refresh_tokens WHERE hash = $1",
+            "SELECT hash, grant_id, jkt, created_at AS token_created_at, expires_at, rotated_at, \
+             replaces, retry_answer, retry_until FROM refresh_tokens WHERE hash = $1",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            Ok(RefreshTokenRecord {
-                hash: row.try_get("hash")?,
-                grant_id: row.try_get("grant_id")?,
-                jkt: row.try_get("jkt")?,
-                created_at: row.try_get("created_at")?,
-                expires_at: row.try_get("expires_at")?,
-                rotated_at: row.try_get("rotated_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(refresh_token_from_row).transpose()
     }
 
     /// A refresh token with its grant and user, in one query.
     pub async fn refresh_context(&self, hash: &str) -> Result<Option<RefreshContext>, Error> {
         let row = sqlx::query(
             "SELECT r.hash, r.grant_id, r.jkt, r.created_at AS token_created_at, r.expires_at, r.rotated_at, \
+             r.replaces, r.retry_answer, r.retry_until, \
              g.id, g.user_id, g.client_id, g.device_name, g.client_name, g.software_id, g.software_version, \
              g.vendor, g.scope, g.resources, g.redirect_uris, g.created_at, g.last_used_at, \
              g.last_address, g.revoked_at, u.address, u.disabled \
@@ -516,14 +523,7 @@ impl Store {
         .await?;
         row.map(|row| {
             Ok(RefreshContext {
-                token: RefreshTokenRecord {
-                    hash: row.try_get("hash")?,
-                    grant_id: row.try_get("grant_id")?,
-                    jkt: row.try_get("jkt")?,
-                    created_at: row.try_get("token_created_at")?,
-                    expires_at: row.try_get("expires_at")?,
-                    rotated_at: row.try_get("rotated_at")?,
-                },
+                token: refresh_token_from_row(&row)?,
                 grant: grant_from_row(&row)?,
                 address: row.try_get("address")?,
                 user_disabled: row.try_get::<i64, _>("disabled")? != 0,
@@ -557,43 +557,46 @@ impl Store {
     }
 
     /// Records what a token response issued, in one transaction: rotates the refresh token
-    /// presented (if any; false, with nothing written, if it was rotated already), stores the new
-    /// one (if any), and, when `touch`, records the grant's use at `now` from `address`.
+    /// presented (if any; false, with nothing written, if it was rotated already), keeping the
+    /// answer for its retry, erases the answer kept for the token it replaced (its successor is
+    /// now used, so the client evidently got that answer), stores the new one (if any), and,
+    /// when `touch`, records the grant's use at `now` from `address`.
     pub async fn record_issue(
         &self,
-        rotated: Option<&str>,
+        rotated: Option<Rotation<'_>>,
         issued: Option<&RefreshTokenRecord>,
         grant_id: &str,
         now: i64,
         touch: Option<Option<&str>>,
     ) -> Result<bool, Error> {
         let mut transaction = self.writer.begin().await?;
-        if let Some(hash) = rotated {
+        if let Some(rotation) = rotated {
+            // The compare-and-swap: only a token still current is rotated.
             let result = sqlx::query(
-                "UPDATE refresh_tokens SET rotated_at = $1 WHERE hash = $2 AND rotated_at IS NULL",
+                "UPDATE refresh_tokens SET rotated_at = $1, retry_answer = $2, retry_until = $3 \
+                 WHERE hash = $4 AND rotated_at IS NULL",
             )
             .bind(now)
-            .bind(hash)
+            .bind(rotation.retry.map(|retry| retry.sealed.as_str()))
+            .bind(rotation.retry.map(|retry| retry.until))
+            .bind(rotation.hash)
             .execute(&mut *transaction)
             .await?;
             if result.rows_affected() != 1 {
                 transaction.rollback().await?;
                 return Ok(false);
             }
-        }
-        if let Some(token) = issued {
             sqlx::query(
-                "INSERT INTO refresh_tokens (hash, grant_id, jkt, created_at, expires_at, rotated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "UPDATE refresh_tokens SET retry_answer = NULL, retry_until = NULL \
+                 WHERE hash = (SELECT replaces FROM refresh_tokens WHERE hash = $1) \
+                 AND retry_answer IS NOT NULL",
             )
-            .bind(&token.hash)
-            .bind(&token.grant_id)
-            .bind(&token.jkt)
-            .bind(token.created_at)
-            .bind(token.expires_at)
-            .bind(token.rotated_at)
+            .bind(rotation.hash)
             .execute(&mut *transaction)
             .await?;
+        }
+        if let Some(token) = issued {
+            insert_refresh_token(token).execute(&mut *transaction).await?;
         }
         if let Some(address) = touch {
             sqlx::query("UPDATE grants SET last_used_at = $1, last_address = COALESCE($2, last_address) WHERE id = $3")
@@ -630,14 +633,16 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Deletes what has expired: pending requests, sessions, codes, refresh tokens and one-time
-    /// values past their time.
+    /// Deletes what has expired: pending requests, sessions, codes, refresh tokens, the answers
+    /// kept for a refresh retry and one-time values past their time.
     pub async fn purge_expired(&self, now: i64) -> Result<(), Error> {
         for query in [
             "DELETE FROM authorization_requests WHERE expires_at <= $1",
             "DELETE FROM sessions WHERE expires_at <= $1",
             "DELETE FROM codes WHERE expires_at <= $1",
             "DELETE FROM refresh_tokens WHERE expires_at <= $1",
+            "UPDATE refresh_tokens SET retry_answer = NULL, retry_until = NULL \
+             WHERE retry_until IS NOT NULL AND retry_until <= $1",
             "DELETE FROM seen_once WHERE expires_at <= $1",
             "DELETE FROM device_codes WHERE expires_at <= $1",
         ] {
@@ -679,6 +684,41 @@ async fn append_to_feed(
         .execute(&mut **transaction)
         .await?;
     Ok(())
+}
+
+/// The insert of a refresh token record, whole.
+fn insert_refresh_token(
+    token: &RefreshTokenRecord,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (hash, grant_id, jkt, created_at, expires_at, rotated_at, \
+         replaces, retry_answer, retry_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&token.hash)
+    .bind(&token.grant_id)
+    .bind(&token.jkt)
+    .bind(token.created_at)
+    .bind(token.expires_at)
+    .bind(token.rotated_at)
+    .bind(&token.replaces)
+    .bind(token.retry.as_ref().map(|retry| retry.sealed.as_str()))
+    .bind(token.retry.as_ref().map(|retry| retry.until))
+}
+
+/// A refresh token record from a row that names its creation time `token_created_at`.
+fn refresh_token_from_row(row: &AnyRow) -> Result<RefreshTokenRecord, Error> {
+    let sealed: Option<String> = row.try_get("retry_answer")?;
+    let until: Option<i64> = row.try_get("retry_until")?;
+    Ok(RefreshTokenRecord {
+        hash: row.try_get("hash")?,
+        grant_id: row.try_get("grant_id")?,
+        jkt: row.try_get("jkt")?,
+        created_at: row.try_get("token_created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        rotated_at: row.try_get("rotated_at")?,
+        replaces: row.try_get("replaces")?,
+        retry: sealed.zip(until).map(|(sealed, until)| RetryAnswer { sealed, until }),
+    })
 }
 
 /// The one-time value that marks an access token as revoked.

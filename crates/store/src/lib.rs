@@ -24,7 +24,8 @@ pub use accounts::{SessionRecord, UserRecord};
 pub use clients::ClientRecord;
 pub use device::{DeviceCodeRecord, DeviceStatus};
 pub use grants::{
-    CodeRedemption, GrantRecord, RefreshContext, RefreshTokenRecord, RevocationRecord,
+    CodeRedemption, GrantRecord, RefreshContext, RefreshTokenRecord, RetryAnswer, RevocationRecord,
+    Rotation,
 };
 pub use keys::{SealingKeyRecord, SigningKeyRecord};
 

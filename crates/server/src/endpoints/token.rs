@@ -7,9 +7,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
-
-use letterlock_protocol::{ErrorCode, Grant, TokenRequest};
+use letterlock_protocol::{ErrorCode, Grant, TokenRequest, TokenResponse};
 
 use crate::dpop::DpopError;
 use crate::error::{ApiError, no_store_json};
@@ -96,18 +94,20 @@ async fn grant(
     Ok(issued?)
 }
 
-/// RFC 6749 §5.1: the token response, not to be cached.
+/// RFC 6749 §5.1: the token response, not to be cached; with `refresh_token_expires_in` beside
+/// a refresh token (not in RFC 6749: see [`TokenResponse`]).
 fn render(issued: &Issued) -> Response {
-    let mut body = json!({
-        "access_token": issued.access_token,
-        "token_type": issued.token_type,
-        "expires_in": issued.expires_in,
-        "scope": issued.scope.to_string(),
-    });
-    if let Some(refresh) = &issued.refresh_token {
-        body["refresh_token"] = refresh.clone().into();
-    }
-    let mut response = no_store_json(StatusCode::OK, body.to_string().into_bytes());
+    let body = TokenResponse {
+        access_token: issued.access_token.clone(),
+        token_type: issued.token_type.to_owned(),
+        expires_in: Some(issued.expires_in),
+        refresh_token: issued.refresh_token.clone(),
+        refresh_token_expires_in: issued.refresh_token_expires_in,
+        scope: Some(issued.scope.to_string()),
+    };
+    // Serializing strings and integers cannot fail.
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    let mut response = no_store_json(StatusCode::OK, body);
     response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response
 }

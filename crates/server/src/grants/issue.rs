@@ -5,7 +5,7 @@
 use letterlock_protocol::ScopeSet;
 use letterlock_protocol::access_token::AccessTokenClaims;
 use letterlock_protocol::scope::OFFLINE_ACCESS;
-use letterlock_store::{GrantRecord, RefreshTokenRecord};
+use letterlock_store::{GrantRecord, RefreshTokenRecord, RetryAnswer, Rotation};
 
 use super::{Caller, GrantError, Grants};
 use crate::secrets::hash_secret;
@@ -21,8 +21,18 @@ pub(super) struct Subject<'a> {
     pub grant: &'a GrantRecord,
     /// The user's address (`sub`).
     pub address: &'a str,
-    /// The hash of the refresh token being exchanged, if this is a refresh.
-    pub rotated: Option<&'a str>,
+    /// The refresh token being exchanged, if this is a refresh.
+    pub rotated: Option<Exchanged<'a>>,
+}
+
+/// A refresh token presented for exchange: as presented (the key of the answer kept for its
+/// retry, [`super::retry`]) and its hash (its key in the store).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Exchanged<'a> {
+    /// The token as presented.
+    pub token: &'a str,
+    /// Its hash.
+    pub hash: &'a str,
 }
 
 /// A token response's contents (RFC 6749 §5.1).
@@ -38,6 +48,9 @@ pub struct Issued {
     pub scope: ScopeSet,
     /// The new refresh token, if one was issued.
     pub refresh_token: Option<String>,
+    /// Seconds until that refresh token expires unused (`refresh_token_expires_in`, not in
+    /// RFC 6749; see [`letterlock_protocol::TokenResponse`]).
+    pub refresh_token_expires_in: Option<i64>,
 }
 
 impl Grants<'_> {
@@ -96,6 +109,8 @@ impl Grants<'_> {
                 created_at: now,
                 expires_at: now + lifetimes.refresh_token,
                 rotated_at: None,
+                replaces: subject.rotated.map(|exchanged| exchanged.hash.to_owned()),
+                retry: None,
             });
             refresh_token = Some(refresh);
         }
@@ -105,22 +120,44 @@ impl Grants<'_> {
         let touch = (now - grant.last_used_at >= LAST_USE_RESOLUTION
             || (peer.is_some() && grant.last_address.as_deref() != peer))
             .then_some(peer);
-        let recorded = self
-            .store
-            .record_issue(subject.rotated, issued.as_ref(), &grant.id, now, touch)
-            .await?;
-        // The store's compare-and-swap: rotation, the new refresh token and the grant's last use
-        // are one transaction, and the rotation only happens if the token was still current.
-        // Losing means another holder rotated it meanwhile (RFC 9700 §4.14.2, the race half).
-        if !recorded {
-            return Err(self.reuse_detected(&grant.id).await);
-        }
-        Ok(Issued {
+        let answer = Issued {
             access_token,
             token_type: if bound { "DPoP" } else { "Bearer" },
             expires_in: lifetimes.access_token,
             scope,
+            refresh_token_expires_in: refresh_token.as_ref().map(|_| lifetimes.refresh_token),
             refresh_token,
-        })
+        };
+        // The answer is kept, sealed under the presented token, for a retry within the window
+        // (RFC 9700 §4.14.2's grace period; super::retry says why it is safe to keep).
+        let retry = match subject.rotated {
+            Some(exchanged) if lifetimes.refresh_retry_window > 0 => Some(RetryAnswer {
+                sealed: super::retry::seal(
+                    exchanged.token,
+                    exchanged.hash,
+                    &grant.id,
+                    &answer,
+                    now,
+                    self.random,
+                )?,
+                until: now.saturating_add(lifetimes.refresh_retry_window),
+            }),
+            _ => None,
+        };
+        let rotation = subject
+            .rotated
+            .map(|exchanged| Rotation { hash: exchanged.hash, retry: retry.as_ref() });
+        let recorded =
+            self.store.record_issue(rotation, issued.as_ref(), &grant.id, now, touch).await?;
+        // The store's compare-and-swap: rotation, the new refresh token and the grant's last use
+        // are one transaction, and the rotation only happens if the token was still current.
+        // Losing means another request rotated it meanwhile (RFC 9700 §4.14.2, the race half):
+        // the same installation's duplicate gets that request's answer, anyone else revokes.
+        // Nothing this request made is stored, so nothing is issued twice.
+        match subject.rotated {
+            Some(exchanged) if !recorded => self.after_lost_race(caller, exchanged).await,
+            _ if !recorded => Err(GrantError::internal("a rotation without a refresh token")),
+            _ => Ok(answer),
+        }
     }
 }

@@ -9,7 +9,8 @@
 //! | module | rule |
 //! |---|---|
 //! | [`code`] | authorization codes: made at consent, redeemed once with PKCE (RFC 6749 §4.1, RFC 7636) |
-//! | [`refresh`] | refresh rotation with reuse detection (RFC 9700 §4.14.2), in one place |
+//! | [`refresh`] | refresh rotation with reuse detection and its retry window (RFC 9700 §4.14.2), in one place |
+//! | [`retry`] | the answer kept, sealed under the old token, for a retry after a lost response |
 //! | [`device`] | device-code polling (RFC 8628 §3.4-3.5) |
 //! | [`issue`] | access-token claims (RFC 9068) and the next refresh token |
 //! | [`consent`] | creating or widening a grant when the person approves |
@@ -21,6 +22,7 @@ pub mod device;
 pub mod issue;
 pub mod records;
 pub mod refresh;
+pub mod retry;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -11,8 +11,8 @@ use letterlock_test_support::postgres::TestPostgres;
 use letterlock_protocol::ScopeSet;
 use letterlock_store::{
     Backend, ClientRecord, CodeRedemption, DeviceCodeRecord, DeviceStatus, Error, GrantRecord,
-    RefreshTokenRecord, RevocationRecord, SealingKeyRecord, SessionRecord, SigningKeyRecord, Store,
-    UserRecord,
+    RefreshTokenRecord, RetryAnswer, RevocationRecord, Rotation, SealingKeyRecord, SessionRecord,
+    SigningKeyRecord, Store, UserRecord,
 };
 
 fn client(id: &str) -> ClientRecord {
@@ -198,15 +198,24 @@ async fn accounts_and_grants(store: &Store) {
         created_at: 1,
         expires_at: 1000,
         rotated_at: None,
+        replaces: None,
+        retry: None,
     };
     store.insert_refresh_token(&refresh).await.unwrap();
     assert_eq!(store.refresh_token("r").await.unwrap(), Some(refresh.clone()));
-    let next = RefreshTokenRecord { hash: "r2".into(), ..refresh.clone() };
-    assert!(store.record_issue(Some("r"), Some(&next), "g1", 5, None).await.unwrap());
+    let next =
+        RefreshTokenRecord { hash: "r2".into(), replaces: Some("r".into()), ..refresh.clone() };
+    // Issue 16: the rotation keeps the answer for a retry until the window ends.
+    let kept = RetryAnswer { sealed: "sealed-answer".into(), until: 65 };
+    let rotation = |hash, retry| Some(Rotation { hash, retry });
+    assert!(
+        store.record_issue(rotation("r", Some(&kept)), Some(&next), "g1", 5, None).await.unwrap()
+    );
+    assert_eq!(store.refresh_token("r").await.unwrap().unwrap().retry, Some(kept.clone()));
     assert!(
         !store
             .record_issue(
-                Some("r"),
+                rotation("r", None),
                 Some(&RefreshTokenRecord { hash: "r3".into(), ..refresh.clone() }),
                 "g1",
                 6,
@@ -224,7 +233,29 @@ async fn accounts_and_grants(store: &Store) {
         ("g1", "alice@example.com", false)
     );
     assert_eq!(store.grant_with_user("g1").await.unwrap().unwrap().1, "alice@example.com");
-    assert_eq!(store.refresh_token("r").await.unwrap().unwrap().rotated_at, Some(5));
+    let rotated = store.refresh_token("r").await.unwrap().unwrap();
+    assert_eq!((rotated.rotated_at, rotated.retry), (Some(5), Some(kept.clone())), "kept");
+    assert_eq!(context.token.replaces.as_deref(), Some("r"));
+    // Using the successor erases the answer kept with the token it replaced, in the same
+    // transaction: the client evidently got it.
+    let after =
+        RefreshTokenRecord { hash: "r4".into(), replaces: Some("r2".into()), ..refresh.clone() };
+    let kept_too = RetryAnswer { sealed: "second".into(), until: 70 };
+    assert!(
+        store
+            .record_issue(rotation("r2", Some(&kept_too)), Some(&after), "g1", 10, None)
+            .await
+            .unwrap()
+    );
+    let rotated = store.refresh_token("r").await.unwrap().unwrap();
+    assert_eq!((rotated.rotated_at, rotated.retry), (Some(5), None), "erased, still rotated");
+    assert_eq!(store.refresh_token("r2").await.unwrap().unwrap().retry, Some(kept_too.clone()));
+    // Purging erases the answers whose window ended, and keeps the rotated record.
+    store.purge_expired(69).await.unwrap();
+    assert_eq!(store.refresh_token("r2").await.unwrap().unwrap().retry, Some(kept_too));
+    store.purge_expired(70).await.unwrap();
+    let purged = store.refresh_token("r2").await.unwrap().unwrap();
+    assert_eq!((purged.rotated_at, purged.retry), (Some(10), None));
 
     // Device codes: found by either code, decided once, polled.
     let device = DeviceCodeRecord {
