@@ -14,7 +14,6 @@ Usage: driver.py PARAMETERS_JSON. Prints one JSON object with what happened; the
 name. Thunderbird, and the person's browser if still running, are stopped at the end, always.
 """
 
-import base64
 import json
 import os
 import signal
