@@ -339,6 +339,26 @@ fn thunderbird_reads_and_sends(transport: Transport) {
         "Thunderbird's token request: {exchange:?}\n{}",
         report()
     );
+    // Issue 16, point 1: the token Thunderbird got without `resource` names both doors'
+    // resources in `aud`, so one token serves IMAP and SMTP.
+    let answer = console
+        .lines()
+        .find(|line| line.contains("Successful response from the authorization server:"))
+        .unwrap_or_default();
+    let access_token = answer
+        .split("access_token\\\":\\\"")
+        .nth(1)
+        .and_then(|rest| rest.split('\\').next())
+        .unwrap_or_else(|| panic!("no access token in Thunderbird's log: {}", report()));
+    let (imap_resource, smtp_resource) = transport.resources();
+    let audience = super::jwt_claims(access_token)["aud"].clone();
+    assert!(
+        audience.as_array().is_some_and(|audience| audience.len() == 2
+            && audience.contains(&json!(imap_resource))
+            && audience.contains(&json!(smtp_resource))),
+        "the audience of Thunderbird's token: {audience}\n{}",
+        report()
+    );
     // IMAP: verifyLogon succeeded (status 0 is NS_OK).
     assert_eq!(seen["imap"]["status"], 0, "Thunderbird's IMAP login: {}", report());
     // SMTP: the message was sent through the SMTP door with the same token.
