@@ -56,6 +56,16 @@ impl Transport {
         }
     }
 
+    /// The add-on's `redirectionEndpoint`: Thunderbird 153's own default, `http://localhost`,
+    /// with implicit TLS, and `http://127.0.0.1` with STARTTLS, so that both loopback forms a
+    /// provider meets are run (RFC 8252 §7.3: any port).
+    fn redirection_endpoint(self) -> &'static str {
+        match self {
+            Self::StartTls => "http://127.0.0.1",
+            Self::Implicit => "http://localhost",
+        }
+    }
+
     /// The resource identifiers of the IMAP and SMTP doors.
     fn resources(self) -> (&'static str, &'static str) {
         match self {
@@ -251,7 +261,7 @@ fn thunderbird_reads_and_sends(transport: Transport) {
         "work": work,
         "issuer": format!("http://127.0.0.1:{}", setup.port),
         "client_id": CLIENT_ID,
-        "redirection_endpoint": "http://127.0.0.1",
+        "redirection_endpoint": transport.redirection_endpoint(),
         "user": USER,
         "password": PASSWORD,
         "imap_port": setup.imap,
@@ -319,7 +329,8 @@ fn thunderbird_reads_and_sends(transport: Transport) {
     assert!(
         person["redirect"]["origin"]
             .as_str()
-            .is_some_and(|origin| origin.starts_with("http://127.0.0.1:")
+            .is_some_and(|origin| origin
+                .starts_with(&format!("{}:", transport.redirection_endpoint()))
                 && origin != format!("http://127.0.0.1:{}", setup.port)),
         "{}",
         report()
