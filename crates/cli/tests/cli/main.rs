@@ -19,6 +19,7 @@ mod client;
 mod dav;
 mod gateway;
 mod support;
+mod webmail;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_letterlock");
 
