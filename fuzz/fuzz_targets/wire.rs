@@ -57,10 +57,13 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 Resource::parse("imaps://mail.example.com").unwrap(),
                 Resource::parse("https://dav.example.com/").unwrap(),
             ];
-            let allowed = Allowed { scope: &scope, resources: &resources };
-            if let Ok(request) = AuthorizationRequest::from_params(&params, allowed) {
-                let Some(again) = reparse(&request.to_params()) else { return };
-                assert_eq!(AuthorizationRequest::from_params(&again, allowed), Ok(request));
+            // Both for every client and for a confidential one exempted from PKCE.
+            for pkce_optional in [false, true] {
+                let allowed = Allowed { scope: &scope, resources: &resources, pkce_optional };
+                if let Ok(request) = AuthorizationRequest::from_params(&params, allowed) {
+                    let Some(again) = reparse(&request.to_params()) else { return };
+                    assert_eq!(AuthorizationRequest::from_params(&again, allowed), Ok(request));
+                }
             }
         }
         3 => {

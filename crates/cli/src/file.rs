@@ -16,7 +16,7 @@ use letterlock_gateway::config::{DavConfig, DoorConfig, GatewayConfig};
 use letterlock_server::config::{
     Config, DEFAULT_ISSUER, DpopConfig, KeysConfig, LifetimesConfig, LimitsConfig,
     PublicClientConfig, RegistrationConfig, ResourceConfig, ResourceServerConfig, SignInConfig,
-    TlsConfig, VendorConfig,
+    TlsConfig, VendorConfig, WebClientConfig,
 };
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -47,6 +47,9 @@ pub struct ConfigFile {
     /// `[[public_clients]]`.
     #[serde(default)]
     pub public_clients: Vec<PublicClientConfig>,
+    /// `[[web_clients]]`.
+    #[serde(default)]
+    pub web_clients: Vec<WebClientConfig>,
     /// `[[resources]]`.
     #[serde(default)]
     pub resources: Vec<ResourceConfig>,
@@ -151,6 +154,7 @@ impl ConfigFile {
             registration,
             vendors,
             public_clients,
+            web_clients,
             resources,
             keys,
             lifetimes,
@@ -175,6 +179,7 @@ impl ConfigFile {
             registration,
             vendors,
             public_clients,
+            web_clients,
             resources,
             keys,
             lifetimes,
@@ -229,6 +234,8 @@ pub struct GatewayFile {
     vendors: Option<IgnoredAny>,
     #[serde(default)]
     public_clients: Option<IgnoredAny>,
+    #[serde(default)]
+    web_clients: Option<IgnoredAny>,
     #[serde(default)]
     resources: Option<IgnoredAny>,
     #[serde(default)]

@@ -216,7 +216,7 @@ impl Exchanges<'_> {
             redirect_uri: Some(&redirect_uri),
             scope: &request.scope,
             state: Some(&state),
-            code_challenge: &challenge,
+            code_challenge: Some(&challenge),
             login_hint: Some(request.login_hint),
             resources: &request.resources,
             dpop_jkt: dpop_jkt.as_deref(),

@@ -38,6 +38,11 @@ pub struct Allowed<'a> {
     /// The services the server issues tokens for; also the default when the request names
     /// none (RFC 8707 §2).
     pub resources: &'a [Resource],
+    /// True only for a confidential client the operator configured with `require_pkce = false`
+    /// (RFC 9700 §2.1.1 lets a confidential client rely on other means against code
+    /// injection): a request without any PKCE parameter is then accepted. A client that sends
+    /// a challenge is held to it all the same.
+    pub pkce_optional: bool,
 }
 
 /// Why an authorization request was refused. Each variant's message is the
@@ -72,7 +77,7 @@ pub enum AuthorizationError {
     /// PKCE with another method than S256 (RFC 9700 §2.1.1 refuses `plain`).
     #[error("code_challenge_method must be S256")]
     ChallengeMethod,
-    /// No PKCE: required of every client (RFC 9700 §2.1.1).
+    /// No PKCE: required of every client but an exempted configured one (RFC 9700 §2.1.1).
     #[error("PKCE is required: send code_challenge and code_challenge_method=S256")]
     PkceRequired,
     /// RFC 7636 §4.2: not the shape of an S256 challenge.
@@ -165,8 +170,9 @@ pub struct AuthorizationRequest {
     pub redirect_uri: Option<String>,
     /// `state`, passed back unchanged (RFC 6749 §4.1.1), at most [`MAX_STATE_BYTES`].
     pub state: Option<String>,
-    /// The S256 `code_challenge` (RFC 7636 §4.3).
-    pub code_challenge: CodeChallenge,
+    /// The S256 `code_challenge` (RFC 7636 §4.3); `None` only when [`Allowed::pkce_optional`]
+    /// and the request sent no PKCE parameter at all.
+    pub code_challenge: Option<CodeChallenge>,
     /// The scope asked for, or the client's registered scope if none was named.
     pub scope: ScopeSet,
     /// The services asked for, without repeats, in order; every configured one if none was
@@ -201,15 +207,19 @@ impl AuthorizationRequest {
         if params.single("response_type") != Some(RESPONSE_TYPE_CODE) {
             return Err(AuthorizationError::ResponseType);
         }
-        match params.single("code_challenge_method") {
-            Some(pkce::S256) => {}
-            Some(_) => return Err(AuthorizationError::ChallengeMethod),
+        let code_challenge = match params.single("code_challenge_method") {
+            // RFC 9700 §2.1.1: an exempted confidential client may send no PKCE at all; one
+            // parameter without the other is still an error.
+            None if allowed.pkce_optional && params.single("code_challenge").is_none() => None,
             None => return Err(AuthorizationError::PkceRequired),
-        }
-        let code_challenge = params
-            .single("code_challenge")
-            .and_then(|challenge| CodeChallenge::parse(challenge).ok())
-            .ok_or(AuthorizationError::Challenge)?;
+            Some(pkce::S256) => Some(
+                params
+                    .single("code_challenge")
+                    .and_then(|challenge| CodeChallenge::parse(challenge).ok())
+                    .ok_or(AuthorizationError::Challenge)?,
+            ),
+            Some(_) => return Err(AuthorizationError::ChallengeMethod),
+        };
         let scope = match params.single("scope") {
             None => allowed.scope.clone(),
             Some(text) => match ScopeSet::parse(text) {
@@ -268,7 +278,7 @@ impl AuthorizationRequest {
             redirect_uri: self.redirect_uri.as_deref(),
             scope: &scope,
             state: self.state.as_deref(),
-            code_challenge: &self.code_challenge,
+            code_challenge: self.code_challenge.as_ref(),
             login_hint: self.login_hint.as_deref(),
             resources: &self.resources,
             dpop_jkt: self.dpop_jkt.as_deref(),
@@ -298,7 +308,8 @@ pub struct AuthorizationQuery<'a> {
     /// `state` (RFC 6749 §4.1.1).
     pub state: Option<&'a str>,
     /// The S256 `code_challenge` (RFC 7636 §4.3); `code_challenge_method=S256` goes with it.
-    pub code_challenge: &'a CodeChallenge,
+    /// Every public client sends one; `None` is for a confidential client the server exempted.
+    pub code_challenge: Option<&'a CodeChallenge>,
     /// `login_hint`.
     pub login_hint: Option<&'a str>,
     /// Every `resource` (RFC 8707 §2), in order.
@@ -318,8 +329,10 @@ impl AuthorizationQuery<'_> {
         params.push_some("redirect_uri", self.redirect_uri);
         params.push("scope", self.scope);
         params.push_some("state", self.state);
-        params.push("code_challenge", self.code_challenge.as_str());
-        params.push("code_challenge_method", pkce::S256);
+        if let Some(challenge) = self.code_challenge {
+            params.push("code_challenge", challenge.as_str());
+            params.push("code_challenge_method", pkce::S256);
+        }
         params.push_some("login_hint", self.login_hint);
         for resource in self.resources {
             params.push("resource", resource.as_str());
@@ -418,7 +431,7 @@ mod tests {
     fn check(query: &str) -> Result<AuthorizationRequest, AuthorizationError> {
         let scope = ScopeSet::parse("urn:ietf:params:oauth:scope:mail offline_access").unwrap();
         let resources = resources();
-        let allowed = Allowed { scope: &scope, resources: &resources };
+        let allowed = Allowed { scope: &scope, resources: &resources, pkce_optional: false };
         let base = format!(
             "response_type=code&client_id=c1&code_challenge={CHALLENGE}&code_challenge_method=S256"
         );
@@ -500,7 +513,7 @@ mod tests {
         }
         let params = |query: &str| Params::parse(query).unwrap();
         let scope = ScopeSet::all();
-        let allowed = Allowed { scope: &scope, resources: &[] };
+        let allowed = Allowed { scope: &scope, resources: &[], pkce_optional: false };
         let no_pkce = params("client_id=c&response_type=code");
         assert_eq!(AuthorizationRequest::from_params(&no_pkce, allowed), Err(E::PkceRequired));
         let plain = params("client_id=c&response_type=code&code_challenge_method=plain");
@@ -522,6 +535,52 @@ mod tests {
         let nobody = AuthorizationRequest::from_params(&params("response_type=code"), allowed);
         assert_eq!(nobody, Err(E::NoClient));
         assert!(!E::NoClient.may_redirect());
+    }
+
+    /// RFC 9700 §2.1.1: only a client the server exempted may leave PKCE out, and only all of
+    /// it; a challenge it sends is still checked.
+    #[test]
+    fn only_an_exempted_client_may_leave_pkce_out() {
+        let params = |query: &str| Params::parse(query).unwrap();
+        let scope = ScopeSet::all();
+        let strict = Allowed { scope: &scope, resources: &[], pkce_optional: false };
+        let exempt = Allowed { pkce_optional: true, ..strict };
+        let none = params("client_id=c&response_type=code");
+        assert_eq!(
+            AuthorizationRequest::from_params(&none, strict),
+            Err(AuthorizationError::PkceRequired)
+        );
+        let request = AuthorizationRequest::from_params(&none, exempt).unwrap();
+        assert_eq!(request.code_challenge, None);
+        assert!(!request.to_query().contains("code_challenge"));
+        assert_eq!(
+            AuthorizationRequest::from_params(&Params::parse(&request.to_query()).unwrap(), exempt),
+            Ok(request)
+        );
+        let half = params(&format!("client_id=c&response_type=code&code_challenge={CHALLENGE}"));
+        assert_eq!(
+            AuthorizationRequest::from_params(&half, exempt),
+            Err(AuthorizationError::PkceRequired)
+        );
+        let bad =
+            params("client_id=c&response_type=code&code_challenge_method=S256&code_challenge=x");
+        assert_eq!(
+            AuthorizationRequest::from_params(&bad, exempt),
+            Err(AuthorizationError::Challenge)
+        );
+        let plain = params("client_id=c&response_type=code&code_challenge_method=plain");
+        assert_eq!(
+            AuthorizationRequest::from_params(&plain, exempt),
+            Err(AuthorizationError::ChallengeMethod)
+        );
+        let full = params(&format!(
+            "client_id=c&response_type=code&code_challenge_method=S256&code_challenge={CHALLENGE}"
+        ));
+        let held = AuthorizationRequest::from_params(&full, exempt).unwrap();
+        assert_eq!(
+            held.code_challenge.map(|challenge| challenge.as_str().to_owned()).as_deref(),
+            Some(CHALLENGE)
+        );
     }
 
     #[test]
@@ -577,7 +636,7 @@ mod tests {
             check("state=s%20t&resource=https://dav.example.com/&login_hint=a@b").unwrap();
         let scope = ScopeSet::parse("urn:ietf:params:oauth:scope:mail offline_access").unwrap();
         let resources = resources();
-        let allowed = Allowed { scope: &scope, resources: &resources };
+        let allowed = Allowed { scope: &scope, resources: &resources, pkce_optional: false };
         let again = AuthorizationRequest::from_params(
             &Params::parse(&request.to_query()).unwrap(),
             allowed,
@@ -594,7 +653,7 @@ mod tests {
             redirect_uri: Some("http://127.0.0.1:4000/callback"),
             scope: "offline_access urn:ietf:params:oauth:scope:mail other",
             state: Some("s"),
-            code_challenge: &challenge,
+            code_challenge: Some(&challenge),
             login_hint: Some(""),
             resources: &resources,
             dpop_jkt: None,
@@ -615,7 +674,7 @@ mod tests {
             redirect_uri: None,
             scope: &scope,
             state: Some("s"),
-            code_challenge: &request.code_challenge,
+            code_challenge: request.code_challenge.as_ref(),
             login_hint: None,
             resources: &request.resources,
             dpop_jkt: None,

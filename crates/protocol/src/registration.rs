@@ -74,6 +74,10 @@ impl RegistrationError {
 pub enum AuthMethod {
     /// A public client: no authentication, PKCE only.
     None,
+    /// A confidential client with its secret in the form body (RFC 6749 §2.3.1). Only the
+    /// operator's configured web clients use it (Roundcube sends its secret so); a registration
+    /// cannot ask for it (see [`AuthMethod::REGISTRABLE`]).
+    ClientSecretPost,
     /// A confidential client with a secret in HTTP Basic authentication.
     ClientSecretBasic,
     /// A client that signs a JWT with its own key (RFC 7523 §2.2), here always the key
@@ -83,12 +87,19 @@ pub enum AuthMethod {
 
 impl AuthMethod {
     /// Every method Letterlock accepts, as discovery lists them.
-    pub const ALL: [Self; 3] = [Self::None, Self::PrivateKeyJwt, Self::ClientSecretBasic];
+    pub const ALL: [Self; 4] =
+        [Self::None, Self::PrivateKeyJwt, Self::ClientSecretBasic, Self::ClientSecretPost];
+
+    /// The methods a registration (RFC 7591) may ask for. `client_secret_post` is left to the
+    /// operator's configured web clients: a registered confidential client gets a secret for
+    /// HTTP Basic, which every OAuth library sends.
+    pub const REGISTRABLE: [Self; 3] = [Self::None, Self::PrivateKeyJwt, Self::ClientSecretBasic];
 
     /// The registry name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::None => "none",
+            Self::ClientSecretPost => "client_secret_post",
             Self::ClientSecretBasic => "client_secret_basic",
             Self::PrivateKeyJwt => "private_key_jwt",
         }
@@ -260,12 +271,14 @@ impl ClientMetadata {
                 ApplicationType::Native => AuthMethod::None,
                 ApplicationType::Web => AuthMethod::ClientSecretBasic,
             },
-            Some(Value::String(text)) => AuthMethod::parse(text).ok_or_else(|| {
-                RegistrationError::metadata(
-                    "token_endpoint_auth_method",
-                    "must be one of none, private_key_jwt, client_secret_basic",
-                )
-            })?,
+            Some(Value::String(text)) => AuthMethod::parse(text)
+                .filter(|method| AuthMethod::REGISTRABLE.contains(method))
+                .ok_or_else(|| {
+                    RegistrationError::metadata(
+                        "token_endpoint_auth_method",
+                        "must be one of none, private_key_jwt, client_secret_basic",
+                    )
+                })?,
             Some(_) => {
                 return Err(RegistrationError::metadata(
                     "token_endpoint_auth_method",

@@ -22,7 +22,7 @@ use letterlock_store::Store;
 
 use crate::config::StatementPolicy;
 use crate::random::Randomness;
-use crate::settings::{PublicClient, RegistrationSettings};
+use crate::settings::{PublicClient, RegistrationSettings, WebClient};
 
 /// A trusted vendor that vouched for a client through a software statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +38,8 @@ pub struct Vendor {
 pub enum ClientOrigin {
     /// A well-known public client id from the configuration; needs no registration.
     WellKnown,
+    /// One of the operator's confidential web applications (`[[web_clients]]`).
+    Configured,
     /// A sealed registration.
     Stateless,
     /// A stored registration (RFC 7592).
@@ -56,8 +58,11 @@ pub struct Client {
     pub metadata: ClientMetadata,
     /// The vendor that vouched for it, if the vendor is still trusted.
     pub vendor: Option<Vendor>,
-    /// When it was registered (`None` for well-known ids).
+    /// When it was registered (`None` for well-known and configured ids).
     pub issued_at: Option<i64>,
+    /// The operator's settings of a configured web client (its secret's hash, its methods, its
+    /// PKCE exemption); `None` for every other kind.
+    pub web: Option<WebClient>,
 }
 
 impl Client {
@@ -84,8 +89,29 @@ impl Client {
         self.origin != ClientOrigin::WellKnown
             && matches!(
                 self.metadata.token_endpoint_auth_method,
-                AuthMethod::PrivateKeyJwt | AuthMethod::ClientSecretBasic
+                AuthMethod::PrivateKeyJwt
+                    | AuthMethod::ClientSecretBasic
+                    | AuthMethod::ClientSecretPost
             )
+    }
+
+    /// True only for a configured web client whose operator set `require_pkce = false`: its
+    /// authorization requests may then leave PKCE out (RFC 9700 §2.1.1: a confidential client
+    /// may rely on its secret and the exact redirect instead). Never for a public or registered
+    /// client.
+    pub fn pkce_optional(&self) -> bool {
+        self.origin == ClientOrigin::Configured
+            && self.web.as_ref().is_some_and(|web| !web.require_pkce)
+    }
+
+    /// True when a redirect URI presented in an authorization request is one this client may
+    /// use: a configured web client's only byte for byte (no loopback port is left open), every
+    /// other client's as [`letterlock_protocol::RedirectUri::matches`] says.
+    pub fn redirect_is_exact(&self, presented: &str) -> bool {
+        match &self.web {
+            Some(web) => web.redirect_uris.iter().any(|uri| uri.as_str() == presented),
+            None => true,
+        }
     }
 
     /// True when many programs share this client id (a well-known public id): each approval is
@@ -182,6 +208,7 @@ pub struct Clients<'a> {
     sealer: Arc<Sealer>,
     issuer: &'a Issuer,
     public_clients: &'a HashMap<String, PublicClient>,
+    web_clients: &'a HashMap<String, WebClient>,
     vendors: &'a [TrustedVendor],
     registration: &'a RegistrationSettings,
     random: &'a Randomness,
@@ -196,12 +223,23 @@ impl<'a> Clients<'a> {
         sealer: Arc<Sealer>,
         issuer: &'a Issuer,
         public_clients: &'a HashMap<String, PublicClient>,
+        web_clients: &'a HashMap<String, WebClient>,
         vendors: &'a [TrustedVendor],
         registration: &'a RegistrationSettings,
         random: &'a Randomness,
         now: i64,
     ) -> Self {
-        Self { store, sealer, issuer, public_clients, vendors, registration, random, now }
+        Self {
+            store,
+            sealer,
+            issuer,
+            public_clients,
+            web_clients,
+            vendors,
+            registration,
+            random,
+            now,
+        }
     }
 
     /// Checks a registration request object (RFC 7591 §3.1): the software statement per the
@@ -323,7 +361,11 @@ impl<'a> Clients<'a> {
                 metadata,
                 vendor: None,
                 issued_at: None,
+                web: None,
             });
+        }
+        if let Some(web) = self.web_clients.get(client_id) {
+            return Ok(configured_client(client_id, web));
         }
         if client_id.starts_with(PREFIX) && client_id.as_bytes().get(PREFIX.len()) == Some(&b'.') {
             return self.open_stateless(client_id);
@@ -347,6 +389,7 @@ impl<'a> Clients<'a> {
                 .filter(|_| vouched)
                 .and_then(|issuer| self.trusted_vendor(&issuer)),
             issued_at: Some(record.issued_at),
+            web: None,
         })
     }
 
@@ -366,6 +409,7 @@ impl<'a> Clients<'a> {
             metadata,
             vendor: sealed.v.filter(|_| sealed.r).and_then(|issuer| self.trusted_vendor(&issuer)),
             issued_at: Some(sealed.t),
+            web: None,
         })
     }
 
@@ -375,6 +419,41 @@ impl<'a> Clients<'a> {
             .iter()
             .find(|vendor| vendor.issuer == issuer)
             .map(|vendor| Vendor { issuer: vendor.issuer.clone(), name: vendor.name.clone() })
+    }
+}
+
+/// A configured web client as the endpoints see a client: a confidential web application with
+/// the operator's redirect URIs and name, allowed the code and refresh grants. Its metadata's
+/// one method is the first configured; [`Client::web`] holds them all.
+fn configured_client(client_id: &str, web: &WebClient) -> Client {
+    let metadata = ClientMetadata {
+        redirect_uris: web.redirect_uris.clone(),
+        token_endpoint_auth_method: web
+            .auth_methods
+            .first()
+            .copied()
+            .unwrap_or(AuthMethod::ClientSecretBasic),
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        application_type: ApplicationType::Web,
+        scope: ScopeSet::all(),
+        jwks: Vec::new(),
+        client_name: Localized::untagged(web.name.clone()),
+        client_uri: Localized::default(),
+        logo_uri: Localized::default(),
+        tos_uri: Localized::default(),
+        policy_uri: Localized::default(),
+        contacts: Vec::new(),
+        software_id: None,
+        software_version: None,
+        dpop_bound_access_tokens: false,
+    };
+    Client {
+        client_id: client_id.to_owned(),
+        origin: ClientOrigin::Configured,
+        metadata,
+        vendor: None,
+        issued_at: None,
+        web: Some(web.clone()),
     }
 }
 

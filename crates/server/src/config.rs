@@ -63,6 +63,9 @@ pub struct Config {
     /// Client ids that need no registration.
     #[serde(default)]
     pub public_clients: Vec<PublicClientConfig>,
+    /// The operator's own confidential web applications (a webmail).
+    #[serde(default)]
+    pub web_clients: Vec<WebClientConfig>,
     /// The provider's protected services.
     #[serde(default)]
     pub resources: Vec<ResourceConfig>,
@@ -267,6 +270,66 @@ pub struct PublicClientConfig {
     pub client_id: String,
     /// A name to show; always marked unverified.
     pub name: Option<String>,
+}
+
+/// `[[web_clients]]`: a confidential web application the operator runs itself, such as a
+/// webmail, that signs people in and reads their mail. Unlike a registered client it is known
+/// by its configured name (the consent page says the provider vouches for it) and may be
+/// exempted from PKCE. Its `Debug` hides the secret.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebClientConfig {
+    /// The client id, for example `webmail`.
+    pub client_id: String,
+    /// The name shown on the consent page.
+    pub name: String,
+    /// Where codes may go, each compared exactly: `https://`, or `http://` on a loopback host.
+    pub redirect_uris: Vec<String>,
+    /// The client secret (at least 16 characters), or
+    pub secret: Option<String>,
+    /// a file holding it (one line; a final newline is not part of it).
+    pub secret_file: Option<PathBuf>,
+    /// How it authenticates at the token endpoint: `client_secret_basic` and/or
+    /// `client_secret_post` (RFC 6749 §2.3.1).
+    #[serde(default = "default_web_client_auth_methods")]
+    pub token_endpoint_auth_methods: Vec<String>,
+    /// `false` lets its authorization requests leave PKCE out (RFC 9700 §2.1.1 allows it for a
+    /// confidential client; see docs/SECURITY.md for the cost). A challenge it sends is still
+    /// checked.
+    #[serde(default = "default_require_pkce")]
+    pub require_pkce: bool,
+}
+
+fn default_web_client_auth_methods() -> Vec<String> {
+    vec!["client_secret_basic".to_owned()]
+}
+
+fn default_require_pkce() -> bool {
+    true
+}
+
+impl std::fmt::Debug for WebClientConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            client_id,
+            name,
+            redirect_uris,
+            secret,
+            secret_file,
+            token_endpoint_auth_methods,
+            require_pkce,
+        } = self;
+        formatter
+            .debug_struct("WebClientConfig")
+            .field("client_id", client_id)
+            .field("name", name)
+            .field("redirect_uris", redirect_uris)
+            .field("secret", &secret.as_ref().map(|_| REDACTED))
+            .field("secret_file", secret_file)
+            .field("token_endpoint_auth_methods", token_endpoint_auth_methods)
+            .field("require_pkce", require_pkce)
+            .finish()
+    }
 }
 
 /// `[[resources]]`: one protected service.

@@ -10,13 +10,17 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use letterlock_jose::statement::TrustedVendor;
 use letterlock_jose::{Algorithm, VerifyingKey};
-use letterlock_protocol::{AuthorizationServerMetadata, Issuer, Resource, Service, jwk};
+use letterlock_protocol::{
+    AuthMethod, AuthorizationServerMetadata, Issuer, RedirectUri, Resource, Service, jwk,
+};
 
 use crate::accounts::SignInGuard;
 use crate::config::{
     Config, ConfigError, LimitsConfig, RegistrationMode, StatementPolicy, TokenTyp, VendorConfig,
+    WebClientConfig,
 };
 use crate::limits::{AddressLimit, Limits, positive};
+use crate::secrets::hash_secret;
 
 /// Registration settings after checking.
 #[derive(Debug, Clone)]
@@ -67,6 +71,34 @@ pub struct PublicClient {
     pub name: Option<String>,
 }
 
+/// One of the operator's confidential web applications (`[[web_clients]]`), checked.
+#[derive(Clone)]
+pub struct WebClient {
+    /// The name shown on the consent page, vouched for by the provider.
+    pub name: String,
+    /// The redirect URIs, each compared exactly.
+    pub redirect_uris: Vec<RedirectUri>,
+    /// `hash_secret` of the secret: compared as registered clients' secrets are, hashed and in
+    /// constant time.
+    pub secret_hash: String,
+    /// `client_secret_basic` and/or `client_secret_post`.
+    pub auth_methods: Vec<AuthMethod>,
+    /// False when its authorization requests may leave PKCE out (RFC 9700 §2.1.1).
+    pub require_pkce: bool,
+}
+
+impl std::fmt::Debug for WebClient {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("WebClient")
+            .field("name", &self.name)
+            .field("redirect_uris", &self.redirect_uris)
+            .field("auth_methods", &self.auth_methods)
+            .field("require_pkce", &self.require_pkce)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The checked configuration. The rate limiters are built here too, since building them is
 /// where their numbers are checked.
 pub struct Settings {
@@ -82,6 +114,8 @@ pub struct Settings {
     pub registration: RegistrationSettings,
     /// Well-known public client ids.
     pub public_clients: HashMap<String, PublicClient>,
+    /// The operator's confidential web applications, by client id.
+    pub web_clients: HashMap<String, WebClient>,
     /// The per-address budget of registrations.
     pub registration_limit: AddressLimit,
     /// `[limits]` as configured (sizes and timeouts).
@@ -163,11 +197,7 @@ impl Settings {
         let mut public_clients = HashMap::new();
         for client in &config.public_clients {
             let id = &client.client_id;
-            if id.is_empty()
-                || id.len() > 100
-                || id.starts_with(letterlock_jose::sealing::PREFIX)
-                || !id.bytes().all(|byte| byte.is_ascii_graphic())
-            {
+            if !configured_client_id(id) {
                 return Err(ConfigError::invalid(
                     "public_clients.client_id",
                     format!(
@@ -184,6 +214,25 @@ impl Settings {
                 "lifetimes.refresh_retry_window_seconds",
                 format!("must be at most {MAX_REFRESH_RETRY_WINDOW} (0 turns retries off)"),
             ));
+        }
+        let mut web_clients = HashMap::new();
+        for client in &config.web_clients {
+            let id = &client.client_id;
+            if !configured_client_id(id) || public_clients.contains_key(id) {
+                return Err(ConfigError::invalid(
+                    "web_clients.client_id",
+                    format!(
+                        "'{id}' must be 1 to 100 printable characters, not start with 'll1', \
+                         and not be a public client's id"
+                    ),
+                ));
+            }
+            if web_clients.insert(id.clone(), web_client(client)?).is_some() {
+                return Err(ConfigError::invalid(
+                    "web_clients.client_id",
+                    format!("'{id}' is configured twice"),
+                ));
+            }
         }
         let lifetimes = Lifetimes {
             access_token: seconds(config.lifetimes.access_token_seconds),
@@ -226,6 +275,7 @@ impl Settings {
                 client_id_max_age: (max_age > 0).then(|| seconds(max_age)),
             },
             public_clients,
+            web_clients,
             registration_limit,
             limits: config.limits.clone(),
             address_limits,
@@ -251,6 +301,82 @@ pub const MAX_REFRESH_RETRY_WINDOW: u64 = 300;
 /// Seconds from the file as the `i64` times are kept in; a value past `i64::MAX` means "never".
 pub(crate) fn seconds(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A client id the operator may configure: printable, at most 100 characters, and never
+/// mistaken for a sealed registration (`ll1.`).
+fn configured_client_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 100
+        && !id.starts_with(letterlock_jose::sealing::PREFIX)
+        && id.bytes().all(|byte| byte.is_ascii_graphic())
+}
+
+/// Checks one `[[web_clients]]` entry: its secret (inline or from a file, at least 16
+/// characters), its redirect URIs (`https://`, or `http://` on a loopback host: a code sent in
+/// the clear to another host could be read on the way) and its authentication methods.
+fn web_client(config: &WebClientConfig) -> Result<WebClient, ConfigError> {
+    let key = |name: &str, message: String| {
+        ConfigError::invalid(&format!("web_clients[{}].{name}", config.client_id), message)
+    };
+    if config.name.trim().is_empty() {
+        return Err(key("name", "must not be empty".into()));
+    }
+    let secret = match (&config.secret, &config.secret_file) {
+        (Some(secret), None) => secret.clone(),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|error| {
+                key("secret_file", format!("cannot read {}: {error}", path.display()))
+            })?;
+            text.strip_suffix('\n')
+                .map_or(text.clone(), |line| line.trim_end_matches('\r').to_owned())
+        }
+        _ => return Err(key("secret", "give exactly one of secret and secret_file".into())),
+    };
+    if secret.len() < 16 {
+        return Err(key("secret", "must be at least 16 characters".into()));
+    }
+    if config.redirect_uris.is_empty() {
+        return Err(key("redirect_uris", "name at least one".into()));
+    }
+    let mut redirect_uris = Vec::new();
+    for text in &config.redirect_uris {
+        let uri =
+            RedirectUri::parse(text).map_err(|error| key("redirect_uris", error.to_string()))?;
+        let loopback_http = uri.is_native() && text.starts_with("http://");
+        if !text.starts_with("https://") && !loopback_http {
+            return Err(key(
+                "redirect_uris",
+                format!("'{text}' must be https://, or http:// on a loopback host"),
+            ));
+        }
+        redirect_uris.push(uri);
+    }
+    let mut auth_methods = Vec::new();
+    for name in &config.token_endpoint_auth_methods {
+        // RFC 6749 §2.3.1: the two ways of presenting a client secret.
+        match AuthMethod::parse(name) {
+            Some(method @ (AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost)) => {
+                auth_methods.push(method);
+            }
+            _ => {
+                return Err(key(
+                    "token_endpoint_auth_methods",
+                    format!("'{name}' must be client_secret_basic or client_secret_post"),
+                ));
+            }
+        }
+    }
+    if auth_methods.is_empty() {
+        return Err(key("token_endpoint_auth_methods", "name at least one".into()));
+    }
+    Ok(WebClient {
+        name: config.name.clone(),
+        redirect_uris,
+        secret_hash: hash_secret(&secret),
+        auth_methods,
+        require_pkce: config.require_pkce,
+    })
 }
 
 fn vendor(config: &VendorConfig) -> Result<TrustedVendor, ConfigError> {

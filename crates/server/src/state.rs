@@ -222,6 +222,7 @@ impl AppState {
             self.sealer(),
             &settings.issuer,
             &settings.public_clients,
+            &settings.web_clients,
             &settings.vendors,
             &settings.registration,
             &self.inner.random,

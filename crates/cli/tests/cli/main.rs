@@ -20,6 +20,7 @@ mod dav;
 mod gateway;
 mod support;
 mod thunderbird;
+mod webmail;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_letterlock");
 

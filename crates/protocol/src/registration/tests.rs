@@ -69,6 +69,11 @@ fn refuses_inconsistent_or_malformed_members() {
             json!({"redirect_uris": ["http://127.0.0.1/"], "token_endpoint_auth_method": "client_secret_jwt"}),
             ErrorCode::InvalidClientMetadata,
         ),
+        // Issue 16: client_secret_post is for the operator's configured web clients only.
+        (
+            json!({"redirect_uris": ["https://app.example.com/cb"], "application_type": "web", "token_endpoint_auth_method": "client_secret_post"}),
+            ErrorCode::InvalidClientMetadata,
+        ),
         (
             json!({"redirect_uris": ["http://127.0.0.1/"], "token_endpoint_auth_method": "private_key_jwt"}),
             ErrorCode::InvalidClientMetadata,

@@ -15,7 +15,7 @@ use letterlock_protocol::{
 use letterlock_store::UserRecord;
 
 use crate::accounts::SignInError;
-use crate::clients::Client;
+use crate::clients::{Client, ClientOrigin};
 use crate::grants::GrantError;
 use crate::grants::consent::Approval;
 use crate::grants::records::PendingRequest;
@@ -61,7 +61,13 @@ pub async fn authorize(
         client.accepts_any_native_redirect(),
         parameters.single("redirect_uri"),
     ) {
-        Ok(redirect_uri) => redirect_uri,
+        // A configured web client's redirects are compared byte for byte (RFC 9700 §4.1.3),
+        // loopback ports included: its operator wrote them out.
+        Ok(redirect_uri) if client.redirect_is_exact(&redirect_uri) => redirect_uri,
+        Ok(_) => {
+            let error = letterlock_protocol::AuthorizationError::RedirectMismatch;
+            return pages::error(StatusCode::BAD_REQUEST, &error.to_string());
+        }
         Err(error) => return pages::error(StatusCode::BAD_REQUEST, &error.to_string()),
     };
     let person = match signed_in(&state, &headers).await {
@@ -82,7 +88,13 @@ pub async fn authorize(
     // and RFC 9700 §2.1.1, scope per §3.3, RFC 8707 resources, RFC 9449 §10 `dpop_jkt`) are
     // `letterlock-protocol`'s, checked against the client's registered scope and this
     // server's services.
-    let allowed = Allowed { scope: &client.metadata.scope, resources: state.resources() };
+    // RFC 9700 §2.1.1: PKCE may be left out only by a configured confidential client whose
+    // operator exempted it.
+    let allowed = Allowed {
+        scope: &client.metadata.scope,
+        resources: state.resources(),
+        pkce_optional: client.pkce_optional(),
+    };
     let request = match AuthorizationRequest::from_params(&parameters, allowed) {
         Ok(request) => request,
         Err(error) => return answer.error(error.code(), &error.to_string()),
@@ -91,7 +103,7 @@ pub async fn authorize(
         client_id: client.client_id.clone(),
         redirect_uri,
         state: request.state,
-        code_challenge: request.code_challenge.as_str().to_owned(),
+        code_challenge: request.code_challenge.map(|challenge| challenge.as_str().to_owned()),
         scope: request.scope.to_string(),
         resources: request.resources,
         dpop_jkt: request.dpop_jkt,
@@ -324,7 +336,12 @@ async fn decide(
         csrf,
         address: &user.address,
         application: &application,
-        vendor: client.vendor.as_ref().map(|vendor| vendor.name.as_str()),
+        // A configured web client is the provider's own: its name and redirect are vouched
+        // for by the provider's configuration, as a trusted vendor's statement would.
+        vendor: match client.origin {
+            ClientOrigin::Configured => Some("your mail provider"),
+            _ => client.vendor.as_ref().map(|vendor| vendor.name.as_str()),
+        },
         // The registered redirect the vendor's statement named (a loopback one without port).
         verified_redirect: client
             .metadata

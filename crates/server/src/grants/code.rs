@@ -83,9 +83,21 @@ impl Grants<'_> {
         if request.redirect_uri.is_some_and(|uri| uri != details.redirect_uri) {
             return Err(GrantError::RedirectMismatch);
         }
-        let verifier = request.code_verifier.ok_or(GrantError::VerifierMissing)?;
-        if !verifier_matches(verifier, &details.code_challenge) {
-            return Err(GrantError::VerifierMismatch);
+        match (&details.code_challenge, request.code_verifier) {
+            (Some(challenge), Some(verifier)) => {
+                if !verifier_matches(verifier, challenge) {
+                    return Err(GrantError::VerifierMismatch);
+                }
+            }
+            // RFC 7636 §4.5: a code issued with a challenge needs its verifier.
+            (Some(_), None) => return Err(GrantError::VerifierMissing),
+            // RFC 9700 §2.1.1: "a token request containing a code_verifier parameter is
+            // accepted only if a code_challenge parameter was present in the authorization
+            // request" (against PKCE downgrade, §4.8.2).
+            (None, Some(_)) => return Err(GrantError::VerifierWithoutChallenge),
+            // Only a client still exempted today may redeem a code without PKCE.
+            (None, None) if caller.client.pkce_optional() => {}
+            (None, None) => return Err(GrantError::VerifierMissing),
         }
         // RFC 9449 §10: a code bound to a key is redeemed only with a proof by that key.
         if details.dpop_jkt.is_some() && details.dpop_jkt.as_deref() != caller.jkt {

@@ -136,6 +136,10 @@ pub enum GrantError {
     /// RFC 7636 §4.6: the verifier does not hash to the challenge.
     #[error("code_verifier does not match the code_challenge")]
     VerifierMismatch,
+    /// RFC 9700 §2.1.1: a verifier for a code whose request had no challenge (a PKCE
+    /// downgrade, RFC 9700 §4.8.2).
+    #[error("code_verifier sent, but the authorization request had no code_challenge")]
+    VerifierWithoutChallenge,
     /// RFC 9449 §10: the code is bound to another DPoP key.
     #[error("the code is bound to another DPoP key (dpop_jkt)")]
     CodeBoundToAnotherKey,

@@ -17,8 +17,8 @@ pub struct PendingRequest {
     pub redirect_uri: String,
     /// The client's `state`, passed through.
     pub state: Option<String>,
-    /// The PKCE challenge (S256).
-    pub code_challenge: String,
+    /// The PKCE challenge (S256); `None` only for a configured web client exempted from PKCE.
+    pub code_challenge: Option<String>,
     /// The scopes asked for, space-separated.
     pub scope: String,
     /// The services asked for.
@@ -48,8 +48,8 @@ pub struct CodeDetails {
     pub client_id: String,
     /// The authorization request's redirect URI.
     pub redirect_uri: String,
-    /// The PKCE challenge (S256).
-    pub code_challenge: String,
+    /// The PKCE challenge (S256); `None` only for a configured web client exempted from PKCE.
+    pub code_challenge: Option<String>,
     /// The scopes approved, space-separated.
     pub scope: String,
     /// The services approved.

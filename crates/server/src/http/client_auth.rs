@@ -1,5 +1,6 @@
 //! Client authentication at the token, revocation, introspection and device endpoints: HTTP
-//! Basic (`client_secret_basic`, RFC 6749 §2.3.1), a JWT assertion (`private_key_jwt`,
+//! Basic (`client_secret_basic`, RFC 6749 §2.3.1), the secret in the form (`client_secret_post`,
+//! the same section; configured web clients only), a JWT assertion (`private_key_jwt`,
 //! RFC 7523 §2.2), or a public client naming itself (`none`); and resource servers by Basic.
 
 use axum::Extension;
@@ -24,8 +25,10 @@ pub fn check_token_budget(
 }
 
 /// Authenticates the client of a token, revocation or similar request: HTTP Basic
-/// (`client_secret_basic`), a JWT assertion (`private_key_jwt`, RFC 7523), or a public client
-/// naming itself (`none`). The method must be the one the client registered.
+/// (`client_secret_basic`), the secret in the form (`client_secret_post`, configured web
+/// clients), a JWT assertion (`private_key_jwt`, RFC 7523), or a public client naming itself
+/// (`none`). The method must be one the client registered or was configured with, and only one
+/// method may be used.
 pub async fn authenticate_client(
     state: &AppState,
     headers: &HeaderMap,
@@ -34,8 +37,30 @@ pub async fn authenticate_client(
     let refuse = |description: &str| {
         ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidClient, description)
     };
-    if let Some((id, secret)) = basic_credentials(headers) {
+    let basic = basic_credentials(headers);
+    let posted_secret = form.single("client_secret");
+    let assertion = form.single("client_assertion_type").is_some();
+    // RFC 6749 §2.3.1: "The client MUST NOT use more than one authentication method in each
+    // request"; RFC 6749 §5.2 names that an invalid_request.
+    if usize::from(basic.is_some()) + usize::from(posted_secret.is_some()) + usize::from(assertion)
+        > 1
+    {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidRequest,
+            "use one client authentication method per request (RFC 6749 §2.3.1)",
+        ));
+    }
+    if let Some((id, secret)) = basic {
         let client = state.clients().open(&id).await?;
+        if let Some(web) = &client.web {
+            return if !web.auth_methods.contains(&AuthMethod::ClientSecretBasic) {
+                Err(refuse("this client is not configured for client_secret_basic"))
+            } else if constant_time_eq(&hash_secret(&secret), &web.secret_hash) {
+                Ok(client)
+            } else {
+                Err(refuse("the client secret is wrong"))
+            };
+        }
         if client.metadata.token_endpoint_auth_method != AuthMethod::ClientSecretBasic {
             return Err(refuse("this client did not register client_secret_basic"));
         }
@@ -49,9 +74,25 @@ pub async fn authenticate_client(
                     .and_then(|record| record.client_secret_hash)
                     .is_some_and(|expected| constant_time_eq(&hash_secret(&secret), &expected))
             }
-            ClientOrigin::WellKnown => false,
+            ClientOrigin::WellKnown | ClientOrigin::Configured => false,
         };
         return if valid { Ok(client) } else { Err(refuse("the client secret is wrong")) };
+    }
+    if let Some(secret) = posted_secret {
+        // RFC 6749 §2.3.1: `client_secret` in the body goes with `client_id`.
+        let id =
+            form.single("client_id").ok_or_else(|| refuse("client_secret without client_id"))?;
+        let client = state.clients().open(id).await?;
+        let web = client
+            .web
+            .as_ref()
+            .filter(|web| web.auth_methods.contains(&AuthMethod::ClientSecretPost))
+            .ok_or_else(|| refuse("this client is not configured for client_secret_post"))?;
+        return if constant_time_eq(&hash_secret(secret), &web.secret_hash) {
+            Ok(client)
+        } else {
+            Err(refuse("the client secret is wrong"))
+        };
     }
     // RFC 7523 §2.2 or RFC 6749 §2.1: the form's part is read by `letterlock-protocol`.
     let id = match ClientAuthentication::from_params(form)

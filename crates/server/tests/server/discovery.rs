@@ -22,7 +22,7 @@ fn expected(issuer: &str, base: &str) -> serde_json::Value {
         "token_endpoint": format!("{base}/token"),
         "device_authorization_endpoint": format!("{base}/device_authorization"),
         "revocation_endpoint": format!("{base}/revoke"),
-        "revocation_endpoint_auth_methods_supported": ["none", "private_key_jwt", "client_secret_basic"],
+        "revocation_endpoint_auth_methods_supported": ["none", "private_key_jwt", "client_secret_basic", "client_secret_post"],
         "introspection_endpoint": format!("{base}/introspect"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
         "authorization_response_iss_parameter_supported": true,
@@ -39,7 +39,7 @@ fn expected(issuer: &str, base: &str) -> serde_json::Value {
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["none", "private_key_jwt", "client_secret_basic"],
+        "token_endpoint_auth_methods_supported": ["none", "private_key_jwt", "client_secret_basic", "client_secret_post"],
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "EdDSA"],
         "protected_resources": [
             "imaps://mail.example.com",

@@ -104,7 +104,7 @@ impl Core {
             client_id: self.client.client_id.clone(),
             redirect_uri: "http://127.0.0.1/cb".into(),
             state: None,
-            code_challenge: CHALLENGE.into(),
+            code_challenge: Some(CHALLENGE.into()),
             scope: scope.clone(),
             resources,
             dpop_jkt: None,

@@ -108,3 +108,4 @@ mod registration;
 mod statements;
 mod stored;
 mod tokens;
+mod web_clients;
