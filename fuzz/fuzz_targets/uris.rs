@@ -1,5 +1,7 @@
-//! The issuer, redirect URI and resource parsers, and redirect matching (a registered loopback
-//! redirect against arbitrary presented text, issue 16's `http://localhost`).
+//! The issuer, redirect URI and resource parsers, redirect matching (a registered loopback
+//! redirect against arbitrary presented text, issue 16's `http://localhost`), and the comparison
+//! of resource identifiers (issue 16: a resource is itself, and its normalized form is the same
+//! resource).
 #![no_main]
 
 use letterlock_protocol::{Issuer, RedirectUri, Resource};
@@ -14,5 +16,9 @@ libfuzzer_sys::fuzz_target!(|text: &str| {
             let _ = registered.matches(text);
         }
     }
-    let _ = Resource::parse(text);
+    if let Ok(resource) = Resource::parse(text) {
+        assert!(resource.is(text));
+        let normalized = Resource::parse(resource.normalized()).expect("a normalized form parses");
+        assert_eq!(normalized.normalized(), resource.normalized());
+    }
 });

@@ -15,14 +15,14 @@ use super::{
 
 /// A private Radicale on a loopback port: users named by `X-Remote-User`, each owning only
 /// their own collections.
-struct Radicale {
+pub(crate) struct Radicale {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Radicale {
     /// Radicale with its data in `dir`; `server` adds lines to its `[server]` section.
-    fn start(dir: &Path, server: &str) -> Self {
+    pub(crate) fn start(dir: &Path, server: &str) -> Self {
         let port = free_port();
         let config = dir.join("radicale.conf");
         std::fs::write(

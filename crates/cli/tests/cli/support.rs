@@ -80,6 +80,20 @@ impl Stack {
     /// With extra `[gateway]` keys and sections, and failures allowed per user and minute (high
     /// by default so that tests of other things never meet the limit).
     pub(crate) fn configured(gateway_extra: &str, sections: &str, failures_per_user: u32) -> Self {
+        Self::built(gateway_extra, sections, failures_per_user, &[])
+    }
+
+    /// With extra sections, and the grant asked for `scope` (the mail scope by default).
+    pub(crate) fn with_scope(sections: &str, scope: &str) -> Self {
+        Self::built("", sections, 1000, &[("LETTERLOCK_TEST_SCOPE", scope)])
+    }
+
+    fn built(
+        gateway_extra: &str,
+        sections: &str,
+        failures_per_user: u32,
+        flow_env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let relay = free_port();
         let dovecot = Dovecot::with_master_user(MASTER, MASTER_PASSWORD, relay, None);
@@ -119,7 +133,7 @@ impl Stack {
                 std::net::TcpStream::connect(("127.0.0.1", door)).is_ok()
             });
         }
-        let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1", &[]);
+        let flow = authlib_flow_for_resource(port, "smtp://127.0.0.1", flow_env);
         let tokens = Tokens::from_flow(port, &flow);
         Self {
             _dir: dir,
@@ -237,6 +251,16 @@ impl Tokens {
 
     /// An access token for `resource`, narrowed to `scope` when given.
     pub(crate) fn narrowed(&mut self, resource: &str, scope: Option<&str>) -> String {
+        self.refreshed(Some(resource), scope)
+    }
+
+    /// An access token asked without `resource` (as Thunderbird asks): for every granted
+    /// service its scope reaches (issue 16).
+    pub(crate) fn without_resource(&mut self, scope: Option<&str>) -> String {
+        self.refreshed(None, scope)
+    }
+
+    fn refreshed(&mut self, resource: Option<&str>, scope: Option<&str>) -> String {
         let mut arguments = vec![
             format!("http://127.0.0.1:{}/token", self.port),
             "-d".into(),
@@ -245,7 +269,7 @@ impl Tokens {
         for (name, value) in [
             ("refresh_token", Some(self.refresh_token.as_str())),
             ("client_id", Some(self.client_id.as_str())),
-            ("resource", Some(resource)),
+            ("resource", resource),
             ("scope", scope),
         ] {
             if let Some(value) = value {
