@@ -208,6 +208,9 @@ pub struct RegistrationConfig {
     pub rate_limit_per_minute: u32,
     /// Registrations allowed at once from one address.
     pub rate_limit_burst: u32,
+    /// Whether `POST /register` is offered at all (RFC 7591); `false` leaves only the
+    /// `[[public_clients]]`.
+    pub enabled: bool,
 }
 
 impl Default for RegistrationConfig {
@@ -219,6 +222,7 @@ impl Default for RegistrationConfig {
             client_id_max_age_seconds: 0,
             rate_limit_per_minute: 30,
             rate_limit_burst: 10,
+            enabled: true,
         }
     }
 }
@@ -232,6 +236,7 @@ impl std::fmt::Debug for RegistrationConfig {
             client_id_max_age_seconds,
             rate_limit_per_minute,
             rate_limit_burst,
+            enabled,
         } = self;
         formatter
             .debug_struct("RegistrationConfig")
@@ -241,6 +246,7 @@ impl std::fmt::Debug for RegistrationConfig {
             .field("client_id_max_age_seconds", client_id_max_age_seconds)
             .field("rate_limit_per_minute", rate_limit_per_minute)
             .field("rate_limit_burst", rate_limit_burst)
+            .field("enabled", enabled)
             .finish()
     }
 }

@@ -29,6 +29,8 @@ pub struct RegistrationSettings {
     pub initial_access_token: Option<String>,
     /// The oldest a stateless client id may be, in seconds (`None`: no limit).
     pub client_id_max_age: Option<i64>,
+    /// Whether dynamic registration is offered (RFC 7591).
+    pub enabled: bool,
 }
 
 /// Lifetimes in seconds.
@@ -110,11 +112,15 @@ impl Settings {
             .map(|resource| Resource::parse(&resource.uri))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| ConfigError::invalid("resources.uri", error.to_string()))?;
-        let metadata = AuthorizationServerMetadata::new(
+        let mut metadata = AuthorizationServerMetadata::new(
             &issuer,
             &resources,
             config.service_documentation.clone(),
         );
+        if !config.registration.enabled {
+            // RFC 8414 §2: `registration_endpoint` is omitted when registration is not offered.
+            metadata.registration_endpoint = None;
+        }
         let metadata_json = Bytes::from(
             serde_json::to_vec(&metadata)
                 .map_err(|error| ConfigError::invalid("issuer", error.to_string()))?,
@@ -190,6 +196,7 @@ impl Settings {
                 statements: registration.software_statements,
                 initial_access_token: registration.initial_access_token.clone(),
                 client_id_max_age: (max_age > 0).then(|| seconds(max_age)),
+                enabled: registration.enabled,
             },
             public_clients,
             registration_limit,
