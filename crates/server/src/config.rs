@@ -211,6 +211,9 @@ pub struct RegistrationConfig {
     /// Whether `POST /register` is offered at all (RFC 7591); `false` leaves only the
     /// `[[public_clients]]`.
     pub enabled: bool,
+    /// Whether installed programs may register loopback redirect URIs (RFC 8252 §7.3);
+    /// `false` leaves them private-use schemes (§7.1) and claimed `https` URIs (§7.2).
+    pub loopback_redirects: bool,
 }
 
 impl Default for RegistrationConfig {
@@ -223,6 +226,7 @@ impl Default for RegistrationConfig {
             rate_limit_per_minute: 30,
             rate_limit_burst: 10,
             enabled: true,
+            loopback_redirects: true,
         }
     }
 }
@@ -237,6 +241,7 @@ impl std::fmt::Debug for RegistrationConfig {
             rate_limit_per_minute,
             rate_limit_burst,
             enabled,
+            loopback_redirects,
         } = self;
         formatter
             .debug_struct("RegistrationConfig")
@@ -247,6 +252,7 @@ impl std::fmt::Debug for RegistrationConfig {
             .field("rate_limit_per_minute", rate_limit_per_minute)
             .field("rate_limit_burst", rate_limit_burst)
             .field("enabled", enabled)
+            .field("loopback_redirects", loopback_redirects)
             .finish()
     }
 }

@@ -31,6 +31,8 @@ pub struct RegistrationSettings {
     pub client_id_max_age: Option<i64>,
     /// Whether dynamic registration is offered (RFC 7591).
     pub enabled: bool,
+    /// Whether loopback redirect URIs may be registered (RFC 8252 §7.3).
+    pub loopback_redirects: bool,
 }
 
 /// Lifetimes in seconds.
@@ -197,6 +199,7 @@ impl Settings {
                 initial_access_token: registration.initial_access_token.clone(),
                 client_id_max_age: (max_age > 0).then(|| seconds(max_age)),
                 enabled: registration.enabled,
+                loopback_redirects: registration.loopback_redirects,
             },
             public_clients,
             registration_limit,
