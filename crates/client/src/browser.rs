@@ -9,6 +9,17 @@ use crate::Error;
 pub trait Browser: Send + Sync {
     /// Opens `url`. An error means the page could not be shown (the caller may then print it).
     fn open(&self, url: &str) -> Result<(), Error>;
+
+    /// The address the browser ended on, pasted back by the person: used when the issuer takes
+    /// only a private-use redirect (RFC 8252 §7.1), which no listener on this machine can
+    /// receive. By default one line from standard input.
+    fn paste_back(&self) -> Result<String, Error> {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(|error| {
+            Error::Authorization(format!("reading the pasted address: {error}"))
+        })?;
+        Ok(line.trim().to_owned())
+    }
 }
 
 /// The system browser: each command of `$BROWSER` (colon-separated, `%s` standing for the URL,

@@ -63,8 +63,9 @@ pub struct Metadata {
     pub authorization_endpoint: String,
     /// RFC 6749 §3.2.
     pub token_endpoint: String,
-    /// RFC 7591.
-    pub registration_endpoint: String,
+    /// RFC 7591; `None` when the issuer offers no dynamic registration (then a client id that
+    /// autoconfig publishes may serve).
+    pub registration_endpoint: Option<String>,
     /// RFC 7009, if offered.
     pub revocation_endpoint: Option<String>,
     /// RFC 8628, if offered.
@@ -103,7 +104,7 @@ impl Metadata {
                 Error::Discovery(format!("{issuer}'s metadata has no {name}"))
             }
             MetadataError::NoRegistration => {
-                Error::Discovery(format!("{issuer} offers no dynamic client registration"))
+                Error::Discovery(format!("{issuer}'s registration endpoint cannot be used"))
             }
             MetadataError::Endpoint(error) => error,
             other => Error::Discovery(format!("{issuer}'s metadata: {other}")),
@@ -114,7 +115,7 @@ impl Metadata {
             grant_types_supported: metadata.grant_types(),
             authorization_endpoint: metadata.authorization_endpoint.unwrap_or_default(),
             token_endpoint: metadata.token_endpoint.unwrap_or_default(),
-            registration_endpoint: metadata.registration_endpoint.unwrap_or_default(),
+            registration_endpoint: metadata.registration_endpoint,
             revocation_endpoint: metadata.revocation_endpoint,
             device_authorization_endpoint: metadata.device_authorization_endpoint,
             scopes_supported: metadata.scopes_supported,
@@ -304,13 +305,16 @@ pub fn auth_param(header: &str, name: &str) -> Option<String> {
 pub struct Autoconfig {
     /// `<oAuth2><issuer>`.
     pub issuer: Option<String>,
+    /// `<oAuth2><clientID>`: a client id the provider publishes for every program (such as
+    /// `open`), for issuers without dynamic registration.
+    pub client_id: Option<String>,
     /// The servers it names, first choice first per service.
     pub endpoints: Vec<Endpoint>,
 }
 
 impl Autoconfig {
-    /// Parses the XML. Servers it cannot read are skipped; only the issuer is taken from the
-    /// OAuth part (endpoints always come from the issuer's metadata).
+    /// Parses the XML. Servers it cannot read are skipped; only the issuer and the client id are
+    /// taken from the OAuth part (endpoints always come from the issuer's metadata).
     pub fn parse(xml: &str) -> Result<Self, Error> {
         let document = roxmltree::Document::parse(xml)
             .map_err(|error| Error::Discovery(format!("autoconfig is not XML: {error}")))?;
@@ -323,7 +327,10 @@ impl Autoconfig {
                     .map(|text| text.trim().to_owned())
             };
             match node.tag_name().name() {
-                "oAuth2" if found.issuer.is_none() => found.issuer = child("issuer"),
+                "oAuth2" if found.issuer.is_none() && found.client_id.is_none() => {
+                    found.issuer = child("issuer").filter(|text| !text.is_empty());
+                    found.client_id = child("clientID").filter(|text| !text.is_empty());
+                }
                 "incomingServer" | "outgoingServer" => {
                     let service = match node.attribute("type") {
                         Some("imap") => Service::Imap,
@@ -456,9 +463,15 @@ mod tests {
         let mut no_pkce = document("https://auth.example.com");
         no_pkce["code_challenge_methods_supported"] = json!(["plain"]);
         assert!(matches!(Metadata::from_json(&issuer, &no_pkce), Err(Error::Refused(_))));
+        // Issue 16 point 7: no registration endpoint is not an error (autoconfig may publish a
+        // client id), but a registration endpoint the client may not use still is.
         let mut no_registration = document("https://auth.example.com");
         no_registration.remove("registration_endpoint");
-        assert!(Metadata::from_json(&issuer, &no_registration).is_err());
+        let metadata = Metadata::from_json(&issuer, &no_registration).unwrap();
+        assert_eq!(metadata.registration_endpoint, None);
+        let mut plain_registration = document("https://auth.example.com");
+        plain_registration["registration_endpoint"] = "http://auth.example.com/register".into();
+        assert!(Metadata::from_json(&issuer, &plain_registration).is_err());
     }
 
     #[test]
@@ -515,10 +528,12 @@ mod tests {
             <socketType>STARTTLS</socketType></outgoingServer>
           <addressBook type="carddav"><serverURL>https://dav.example.com/card/</serverURL></addressBook>
         </emailProvider>
-        <oAuth2><issuer>https://auth.example.com</issuer><scope>ignored</scope></oAuth2>
+        <oAuth2><issuer>https://auth.example.com</issuer><scope>ignored</scope>
+          <clientID>open</clientID></oAuth2>
         </clientConfig>"#;
         let found = Autoconfig::parse(xml).unwrap();
         assert_eq!(found.issuer.as_deref(), Some("https://auth.example.com"));
+        assert_eq!(found.client_id.as_deref(), Some("open"));
         let urls: Vec<&str> =
             found.endpoints.iter().map(|endpoint| endpoint.url.as_str()).collect();
         assert_eq!(

@@ -25,8 +25,10 @@
 //!   autoconfig, or DNS SRV records ([`srv`]).
 //! - [`service`]: which services may receive the issuer's tokens (`protected_resources`, else
 //!   the same registrable domain), under which resource indicator.
-//! - [`oauth`]: registration with a key per installation, the browser or device flow, token
-//!   requests with `private_key_jwt` and DPoP, revocation.
+//! - [`oauth`]: registration with a key per installation (or, at an issuer without
+//!   registration, the client id autoconfig publishes), the browser or device flow (or, when the
+//!   issuer refuses loopback redirects, a private-use redirect pasted back), token requests with
+//!   `private_key_jwt` and DPoP, revocation.
 //! - [`store`]: where it is all kept, with a lock so that two programs refreshing at once do
 //!   not both spend one rotating refresh token; [`keyring`] puts the secrets among them in the
 //!   desktop's keyring (the Secret Service) where there is one.
@@ -349,7 +351,7 @@ impl Client {
                 metadata.issuer,
                 names(services)
             ));
-            let registration = self.registration(metadata, progress).await?;
+            let registration = self.registration(metadata, &plan.address, progress).await?;
             let mut scopes: Vec<&str> = Vec::new();
             for service in services {
                 let wanted = service.endpoint.service.scope();
@@ -374,7 +376,17 @@ impl Client {
                 resources,
                 login_hint: plan.address.as_str(),
             };
-            let response = if login.device {
+            // RFC 8252 §7.1: an issuer that took only a private-use redirect cannot answer to a
+            // listener here; the device grant needs none, else the person pastes the answer.
+            let device_instead =
+                registration.private_use_redirect.is_some() && oauth::offers_device_grant(metadata);
+            if device_instead && !login.device {
+                progress(&format!(
+                    "{} does not take loopback redirects; approving with a code instead (RFC 8628)",
+                    metadata.issuer
+                ));
+            }
+            let response = if login.device || device_instead {
                 self.oauth()
                     .authorize_on_another_device(metadata, &registration, &request, progress)
                     .await?
@@ -407,10 +419,12 @@ impl Client {
         Ok(account)
     }
 
-    /// The stored registration at an issuer, checked to be still valid, or a new one.
+    /// The stored registration at an issuer, checked to be still valid, or a new one; at an
+    /// issuer without dynamic registration, the client id the address's autoconfig publishes.
     async fn registration(
         &self,
         metadata: &Metadata,
+        address: &Address,
         progress: &dyn Fn(&str),
     ) -> Result<Registration, Error> {
         let issuer = metadata.issuer.as_str();
@@ -421,12 +435,47 @@ impl Client {
             }
             progress(&format!("{issuer} no longer knows this installation; registering again"));
         }
-        progress(&format!("Registering this installation at {issuer}…"));
-        let registration = self.oauth().register(metadata, &self.options.software).await?;
+        let registration = match metadata.registration_endpoint {
+            Some(_) => {
+                progress(&format!("Registering this installation at {issuer}…"));
+                self.oauth().register(metadata, &self.options.software, progress).await?
+            }
+            None => {
+                let client_id = self.published_client_id(metadata, address).await?;
+                progress(&format!(
+                    "{issuer} offers no registration; using the client id {client_id} that \
+                     {}'s autoconfig publishes",
+                    address.domain()
+                ));
+                self.oauth().published(metadata, &client_id)?
+            }
+        };
         let text = serde_json::to_string(&registration)
             .map_err(|error| Error::storage("registration", error))?;
         self.storage.write(Kind::Registration, issuer, &text)?;
         Ok(registration)
+    }
+
+    /// The `<clientID>` of the address's autoconfig, when that autoconfig names this issuer or
+    /// none: a client id published for another issuer is not used here.
+    async fn published_client_id(
+        &self,
+        metadata: &Metadata,
+        address: &Address,
+    ) -> Result<String, Error> {
+        let autoconfig = discover::autoconfig(&self.http, address).await?.unwrap_or_default();
+        let same_issuer = autoconfig.issuer.as_deref().is_none_or(|named| {
+            Issuer::parse(named).is_ok_and(|named| named.as_str() == metadata.issuer.as_str())
+        });
+        match autoconfig.client_id {
+            Some(client_id) if same_issuer => Ok(client_id),
+            _ => Err(Error::Discovery(format!(
+                "{} offers no dynamic client registration (RFC 7591), and {}'s autoconfig \
+                 publishes no client id for it",
+                metadata.issuer,
+                address.domain()
+            ))),
+        }
     }
 
     fn read_registration(&self, issuer: &str) -> Result<Option<Registration>, Error> {

@@ -28,6 +28,9 @@ use crate::net::{Answer, Http};
 
 /// The loopback redirect URI registered; the port is chosen per authorization (RFC 8252 §7.3).
 pub const REDIRECT_URI: &str = "http://127.0.0.1/callback";
+/// The path of the private-use redirect, `<software_id>:/callback` (RFC 8252 §7.1), registered
+/// when an issuer refuses loopback redirects.
+pub const PRIVATE_USE_PATH: &str = ":/callback";
 /// The device grant's `grant_type` (RFC 8628 §3.4).
 pub const DEVICE_CODE: &str = urn::DEVICE_CODE_GRANT;
 
@@ -64,6 +67,10 @@ pub struct Registration {
     /// RFC 7592, for a stored registration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_access_token: Option<String>,
+    /// The private-use redirect URI registered because the issuer refused loopback ones
+    /// (RFC 8252 §7.1); `None`: the loopback redirect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_use_redirect: Option<String>,
 }
 
 impl Registration {
@@ -98,12 +105,45 @@ pub struct Exchanges<'a> {
 
 impl Exchanges<'_> {
     /// Registers this installation (RFC 7591): a new P-256 key, `private_key_jwt` when offered
-    /// (else `none`), the loopback redirect, and the software statement if there is one.
+    /// (else `none`), the loopback redirect, and the software statement if there is one. An
+    /// issuer that refuses loopback redirects (`invalid_redirect_uri` or
+    /// `invalid_client_metadata`) is asked once more with the private-use redirect
+    /// `<software_id>:/callback` (RFC 8252 §7.1).
     pub async fn register(
         &self,
         metadata: &Metadata,
         software: &Software,
+        progress: &dyn Fn(&str),
     ) -> Result<Registration, Error> {
+        match self.register_with(metadata, software, None).await {
+            Err(Error::Server {
+                error: ErrorCode::InvalidRedirectUri | ErrorCode::InvalidClientMetadata,
+                description,
+            }) => {
+                let private_use = private_use_redirect(software)?;
+                progress(&format!(
+                    "{} refused the loopback redirect ({}); registering {private_use} instead",
+                    metadata.issuer,
+                    description.as_deref().unwrap_or("no reason given")
+                ));
+                self.register_with(metadata, software, Some(private_use)).await
+            }
+            other => other,
+        }
+    }
+
+    async fn register_with(
+        &self,
+        metadata: &Metadata,
+        software: &Software,
+        private_use: Option<String>,
+    ) -> Result<Registration, Error> {
+        let Some(registration_endpoint) = &metadata.registration_endpoint else {
+            return Err(Error::Discovery(format!(
+                "{} offers no dynamic client registration",
+                metadata.issuer
+            )));
+        };
         let key = PrivateKey::generate(Algorithm::Es256, self.random)
             .map_err(|error| Error::storage("making the installation key", error))?;
         let offered = |method: AuthMethod| {
@@ -120,9 +160,7 @@ impl Exchanges<'_> {
             )));
         };
         let mut grant_types = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
-        if metadata.device_authorization_endpoint.is_some()
-            && metadata.grant_types_supported.iter().any(|grant| grant == DEVICE_CODE)
-        {
+        if offers_device_grant(metadata) {
             grant_types.push(GrantType::DeviceCode);
         }
         let mut jwks = Vec::new();
@@ -133,7 +171,7 @@ impl Exchanges<'_> {
         let request = RegistrationRequest {
             client_name: software.client_name.clone(),
             application_type: ApplicationType::Native,
-            redirect_uris: vec![REDIRECT_URI.to_owned()],
+            redirect_uris: vec![private_use.clone().unwrap_or_else(|| REDIRECT_URI.to_owned())],
             grant_types,
             token_endpoint_auth_method: method,
             software_id: Some(software.software_id.clone()),
@@ -142,7 +180,7 @@ impl Exchanges<'_> {
             software_statement: software.software_statement.clone(),
         };
         let request = Value::Object(request.to_json());
-        let answer = self.http.post_json(&metadata.registration_endpoint, &request).await?;
+        let answer = self.http.post_json(registration_endpoint, &request).await?;
         if answer.status != 201 && answer.status != 200 {
             return Err(server_error(&answer, "registration"));
         }
@@ -167,6 +205,33 @@ impl Exchanges<'_> {
             revocation_endpoint: metadata.revocation_endpoint.clone(),
             dpop: metadata.dpop_signing_alg_values_supported.iter().any(|alg| alg == "ES256"),
             registration_access_token: response.registration_access_token,
+            private_use_redirect: private_use,
+        })
+    }
+
+    /// A registration for a client id the provider publishes (autoconfig's `<clientID>`, such
+    /// as `open`) at an issuer without dynamic registration: a public client (`none`), with a
+    /// key of this installation's own for DPoP, and the loopback redirect.
+    pub fn published(&self, metadata: &Metadata, client_id: &str) -> Result<Registration, Error> {
+        if !metadata.token_endpoint_auth_methods_supported.iter().any(|m| m == "none") {
+            return Err(Error::Discovery(format!(
+                "{} takes no public clients (token_endpoint_auth_method none), so the published \
+                 client id {client_id} cannot be used",
+                metadata.issuer
+            )));
+        }
+        let key = PrivateKey::generate(Algorithm::Es256, self.random)
+            .map_err(|error| Error::storage("making the installation key", error))?;
+        Ok(Registration {
+            issuer: metadata.issuer.as_str().to_owned(),
+            client_id: client_id.to_owned(),
+            auth_method: AuthMethod::None.as_str().to_owned(),
+            key_pem: key.to_pem(),
+            token_endpoint: metadata.token_endpoint.clone(),
+            revocation_endpoint: metadata.revocation_endpoint.clone(),
+            dpop: metadata.dpop_signing_alg_values_supported.iter().any(|alg| alg == "ES256"),
+            registration_access_token: None,
+            private_use_redirect: None,
         })
     }
 
@@ -196,8 +261,16 @@ impl Exchanges<'_> {
         browser: &dyn Browser,
         progress: &dyn Fn(&str),
     ) -> Result<TokenResponse, Error> {
-        let listener = loopback::Listener::bind().await?;
-        let redirect_uri = listener.redirect_uri();
+        // RFC 8252 §7.3: a listener on a loopback port, unless the issuer took only a
+        // private-use redirect (§7.1); then the person pastes back where the browser ended.
+        let (listener, redirect_uri) = match &registration.private_use_redirect {
+            Some(private_use) => (None, private_use.clone()),
+            None => {
+                let listener = loopback::Listener::bind().await?;
+                let redirect_uri = listener.redirect_uri();
+                (Some(listener), redirect_uri)
+            }
+        };
         // RFC 7636 §4.1 and §4.2.
         let verifier = CodeVerifier::from_random(self.random_bytes::<32>()?);
         let challenge = CodeChallenge::s256(&verifier, letterlock_jose::sha256);
@@ -227,9 +300,23 @@ impl Exchanges<'_> {
             PrintUrl.open(url.as_str())?;
         }
         let host = url.host_str().unwrap_or("the issuer");
-        progress(&format!("Waiting for you to sign in and approve at {host} (Ctrl-C to stop)…"));
-        // Only the answer that carries this state ends the wait.
-        let answer = listener.wait(&state, Duration::from_secs(600)).await?;
+        let answer = match listener {
+            Some(listener) => {
+                progress(&format!(
+                    "Waiting for you to sign in and approve at {host} (Ctrl-C to stop)…"
+                ));
+                // Only the answer that carries this state ends the wait.
+                listener.wait(&state, Duration::from_secs(600)).await?
+            }
+            None => {
+                progress(&format!(
+                    "Sign in and approve at {host}. The browser then goes to an address starting \
+                     with {redirect_uri} that it cannot open; copy that whole address from the \
+                     address bar and paste it here:"
+                ));
+                pasted_answer(&browser.paste_back()?, &redirect_uri, &state)?
+            }
+        };
         // RFC 9207 §2.4: the response names its issuer; a mix-up is refused before the code is
         // used.
         match answer.get("iss") {
@@ -437,6 +524,63 @@ impl Exchanges<'_> {
     }
 }
 
+/// True when the issuer offers the device grant (RFC 8628) at an endpoint.
+pub fn offers_device_grant(metadata: &Metadata) -> bool {
+    metadata.device_authorization_endpoint.is_some()
+        && metadata.grant_types_supported.iter().any(|grant| grant == DEVICE_CODE)
+}
+
+/// `<software_id>:/callback`, when the software id is a reverse domain name that can be a URI
+/// scheme (RFC 8252 §7.1, RFC 3986 §3.1).
+fn private_use_redirect(software: &Software) -> Result<String, Error> {
+    let id = software.software_id.as_str();
+    let scheme_like = id.contains('.')
+        && id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"+-.".contains(&byte));
+    if scheme_like {
+        Ok(format!("{}{PRIVATE_USE_PATH}", id.to_ascii_lowercase()))
+    } else {
+        Err(Error::Refused(format!(
+            "the issuer refuses loopback redirects, and the software id {id:?} is not a reverse \
+             domain name to make a private-use redirect of"
+        )))
+    }
+}
+
+/// The parameters of the address the person pasted back: it must be the private-use redirect
+/// with this authorization's `state` (RFC 6749 §10.12), else nothing of it is used.
+fn pasted_answer(
+    pasted: &str,
+    redirect_uri: &str,
+    state: &str,
+) -> Result<HashMap<String, String>, Error> {
+    let pasted = pasted.trim();
+    let (base, _) = pasted.split_once('?').unwrap_or((pasted, ""));
+    if !base.eq_ignore_ascii_case(redirect_uri) {
+        return Err(Error::Authorization(format!(
+            "the pasted address does not start with {redirect_uri}?"
+        )));
+    }
+    let parsed = url::Url::parse(pasted)
+        .map_err(|error| Error::Authorization(format!("the pasted address: {error}")))?;
+    let mut answer = HashMap::new();
+    for (name, value) in parsed.query_pairs() {
+        // RFC 6749 §3.1: a parameter sent twice makes the answer unusable.
+        if answer.insert(name.into_owned(), value.into_owned()).is_some() {
+            return Err(Error::Authorization("the pasted address repeats a parameter".into()));
+        }
+    }
+    let matches = answer.get("state").is_some_and(|sent| {
+        aws_lc_rs::constant_time::verify_slices_are_equal(sent.as_bytes(), state.as_bytes()).is_ok()
+    });
+    if !matches {
+        return Err(Error::Authorization(
+            "the pasted address is not the answer to this sign-in (its state differs)".into(),
+        ));
+    }
+    Ok(answer)
+}
+
 /// The OAuth error of a failed answer, or a network error if it has none.
 fn server_error(answer: &Answer, what: &str) -> Error {
     let body: Map<String, Value> = answer.json_object(what).unwrap_or_default();
@@ -454,4 +598,48 @@ pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pasted_address_must_be_this_sign_ins_answer() {
+        let redirect = "org.letterlock.cli:/callback";
+        let answer = pasted_answer(
+            " org.letterlock.cli:/callback?code=c1&state=s1&iss=x \n",
+            redirect,
+            "s1",
+        )
+        .unwrap();
+        assert_eq!(answer.get("code").map(String::as_str), Some("c1"));
+        for bad in [
+            "org.letterlock.cli:/callback?code=c1&state=s2",
+            "org.letterlock.cli:/callback?code=c1",
+            "org.letterlock.cli:/callback?code=c1&state=s1&state=s1",
+            "com.evil.app:/callback?code=c1&state=s1",
+            "http://127.0.0.1:9/callback?code=c1&state=s1",
+            "",
+        ] {
+            assert!(pasted_answer(bad, redirect, "s1").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_private_use_redirect_is_named_after_the_software_id() {
+        let software = |id: &str| Software {
+            client_name: "Mail".into(),
+            software_id: id.into(),
+            software_version: "1".into(),
+            software_statement: None,
+        };
+        assert_eq!(
+            private_use_redirect(&software("org.letterlock.cli")).unwrap(),
+            "org.letterlock.cli:/callback"
+        );
+        for bad in ["letterlock", "org.letter lock", "1org.letterlock", "org/letterlock"] {
+            assert!(private_use_redirect(&software(bad)).is_err(), "{bad}");
+        }
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use letterlock_jose::access::AccessTokenClaims;
 use letterlock_protocol::address::{AddressBlock, ConnectionCounter, Ipv6Prefix};
-use letterlock_sasl::{BearerCredentials, ErrorChallenge};
+use letterlock_sasl::{BearerCredentials, ErrorChallenge, Mechanism};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::watch;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -496,6 +496,12 @@ impl Door {
         }
     }
 
+    /// Logs a token accepted, with the SASL mechanism that carried it.
+    pub fn log_accepted(&self, peer: SocketAddr, user: &str, mechanism: Mechanism) {
+        let (protocol, mechanism) = (self.protocol.section(), mechanism.as_str());
+        tracing::info!(protocol, %peer, user, mechanism, "token accepted");
+    }
+
     /// Logs how a session ended.
     pub fn log_ending(&self, peer: SocketAddr, user: &str, ending: Ending) {
         tracing::info!(protocol = self.protocol.section(), %peer, user, ?ending, "session ended");
@@ -578,13 +584,17 @@ pub async fn drive<M: Prelogin>(door: Arc<Door>, stream: Stream, peer: SocketAdd
                     return;
                 }
             },
-            Action::Authenticate(credentials) => match door.authenticate(credentials, peer).await {
-                Ok(proven) => {
-                    authenticated = Some(proven);
-                    machine.on_checked(Ok(()))
+            Action::Authenticate(credentials) => {
+                let mechanism = credentials.mechanism;
+                match door.authenticate(credentials, peer).await {
+                    Ok(proven) => {
+                        door.log_accepted(peer, &proven.user, mechanism);
+                        authenticated = Some(proven);
+                        machine.on_checked(Ok(()))
+                    }
+                    Err(failure) => machine.on_checked(Err(failure)),
                 }
-                Err(failure) => machine.on_checked(Err(failure)),
-            },
+            }
             Action::CountFailure => {
                 door.count_failure(peer);
                 continue;

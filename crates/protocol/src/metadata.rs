@@ -176,8 +176,8 @@ impl AuthorizationServerMetadata {
     /// in this order: the document's `issuer` is exactly the one asked for (RFC 8414 §3.3,
     /// against mix-up: RFC 9700 §4.4); PKCE with S256 is offered (RFC 9700 §2.1.1); the
     /// authorization and token endpoints are there and pass `check_endpoint` (the caller's
-    /// rule for where it may send requests); then the registration endpoint (RFC 7591), and the
-    /// revocation and device authorization endpoints if they are there.
+    /// rule for where it may send requests); then the registration (RFC 7591), revocation and
+    /// device authorization endpoints if they are there.
     pub fn checked<E>(
         issuer: &Issuer,
         document: &Map<String, Value>,
@@ -201,8 +201,12 @@ impl AuthorizationServerMetadata {
         };
         endpoint("authorization_endpoint", &metadata.authorization_endpoint)?;
         endpoint("token_endpoint", &metadata.token_endpoint)?;
-        endpoint("registration_endpoint", &metadata.registration_endpoint)
-            .map_err(|_| MetadataError::NoRegistration)?;
+        // RFC 8414 §2: `registration_endpoint` is optional; without it a client may still use a
+        // client id the provider publishes (issue 16 point 7), but one that is there must pass.
+        if metadata.registration_endpoint.is_some() {
+            endpoint("registration_endpoint", &metadata.registration_endpoint)
+                .map_err(|_| MetadataError::NoRegistration)?;
+        }
         if metadata.revocation_endpoint.is_some() {
             endpoint("revocation_endpoint", &metadata.revocation_endpoint)?;
         }
@@ -256,8 +260,8 @@ pub enum MetadataError<E> {
     /// A required endpoint is missing.
     #[error("the metadata has no {0}")]
     Missing(&'static str),
-    /// No usable registration endpoint (RFC 7591).
-    #[error("no dynamic client registration is offered")]
+    /// A registration endpoint the caller may not use (RFC 7591).
+    #[error("the registration endpoint cannot be used")]
     NoRegistration,
     /// An endpoint failed the caller's check.
     #[error("an endpoint was refused")]
@@ -389,10 +393,9 @@ mod tests {
             check(json!({"registration_endpoint": "http://x"})),
             Err(MetadataError::NoRegistration)
         );
-        assert_eq!(
-            check(json!({"registration_endpoint": null})),
-            Err(MetadataError::NoRegistration)
-        );
+        // Issue 16 point 7: no registration endpoint is allowed (a published client id may
+        // serve); a bad one is still refused, above.
+        assert!(check(json!({"registration_endpoint": null})).is_ok());
         assert_eq!(
             check(json!({"revocation_endpoint": "http://x"})),
             Err(MetadataError::Endpoint("http://x".into()))

@@ -145,6 +145,8 @@ pub struct BearerCredentials {
     pub host: Option<String>,
     /// The port the client connected to (OAUTHBEARER only).
     pub port: Option<u16>,
+    /// Which mechanism carried them, for the log.
+    pub mechanism: Mechanism,
 }
 
 impl BearerCredentials {
@@ -204,7 +206,13 @@ pub mod oauthbearer {
         // client-resp = gs2-header kvsep *kvpair kvsep
         let pairs = rest.strip_prefix('\u{1}').ok_or(SaslError::KeyValue)?;
         let pairs = pairs.strip_suffix('\u{1}').ok_or(SaslError::KeyValue)?;
-        let mut credentials = BearerCredentials { authzid, token: None, host: None, port: None };
+        let mut credentials = BearerCredentials {
+            authzid,
+            token: None,
+            host: None,
+            port: None,
+            mechanism: super::Mechanism::OAuthBearer,
+        };
         let mut auth_seen = false;
         if !pairs.is_empty() {
             let pairs = pairs.strip_suffix('\u{1}').ok_or(SaslError::KeyValue)?;
@@ -317,8 +325,13 @@ pub mod xoauth2 {
         }
         let text = std::str::from_utf8(response).map_err(|_| SaslError::Utf8)?;
         let pairs = text.strip_suffix("\u{1}\u{1}").ok_or(SaslError::KeyValue)?;
-        let mut credentials =
-            BearerCredentials { authzid: None, token: None, host: None, port: None };
+        let mut credentials = BearerCredentials {
+            authzid: None,
+            token: None,
+            host: None,
+            port: None,
+            mechanism: super::Mechanism::XOAuth2,
+        };
         let mut auth_seen = false;
         for pair in pairs.split('\u{1}') {
             let (key, value) = pair.split_once('=').ok_or(SaslError::KeyValue)?;

@@ -307,6 +307,20 @@ impl<'a> Clients<'a> {
             }
         }
         let metadata = ClientMetadata::from_json(&request)?;
+        // RFC 8252 §7.1: a provider may take only private-use (reverse-DNS) schemes from
+        // installed programs, as some large ones do; the client then uses one of those.
+        if !self.registration.loopback_redirects
+            && metadata
+                .redirect_uris
+                .iter()
+                .any(|uri| uri.kind() == letterlock_protocol::redirect::RedirectKind::Loopback)
+        {
+            return Err(RegisterError::refused(
+                ErrorCode::InvalidRedirectUri,
+                "this server does not take loopback redirect URIs: register a private-use URI \
+                 scheme named after your domain, such as com.example.app:/callback (RFC 8252 §7.1)",
+            ));
+        }
         for key in &metadata.jwks {
             check_public_key(key).map_err(|error| {
                 RegisterError::refused(ErrorCode::InvalidClientMetadata, format!("jwks: {error}"))

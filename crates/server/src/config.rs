@@ -211,6 +211,12 @@ pub struct RegistrationConfig {
     pub rate_limit_per_minute: u32,
     /// Registrations allowed at once from one address.
     pub rate_limit_burst: u32,
+    /// Whether `POST /register` is offered at all (RFC 7591); `false` leaves only the
+    /// `[[public_clients]]`.
+    pub enabled: bool,
+    /// Whether installed programs may register loopback redirect URIs (RFC 8252 §7.3);
+    /// `false` leaves them private-use schemes (§7.1) and claimed `https` URIs (§7.2).
+    pub loopback_redirects: bool,
 }
 
 impl Default for RegistrationConfig {
@@ -222,6 +228,8 @@ impl Default for RegistrationConfig {
             client_id_max_age_seconds: 0,
             rate_limit_per_minute: 30,
             rate_limit_burst: 10,
+            enabled: true,
+            loopback_redirects: true,
         }
     }
 }
@@ -235,6 +243,8 @@ impl std::fmt::Debug for RegistrationConfig {
             client_id_max_age_seconds,
             rate_limit_per_minute,
             rate_limit_burst,
+            enabled,
+            loopback_redirects,
         } = self;
         formatter
             .debug_struct("RegistrationConfig")
@@ -244,6 +254,8 @@ impl std::fmt::Debug for RegistrationConfig {
             .field("client_id_max_age_seconds", client_id_max_age_seconds)
             .field("rate_limit_per_minute", rate_limit_per_minute)
             .field("rate_limit_burst", rate_limit_burst)
+            .field("enabled", enabled)
+            .field("loopback_redirects", loopback_redirects)
             .finish()
     }
 }

@@ -33,6 +33,10 @@ pub struct RegistrationSettings {
     pub initial_access_token: Option<String>,
     /// The oldest a stateless client id may be, in seconds (`None`: no limit).
     pub client_id_max_age: Option<i64>,
+    /// Whether dynamic registration is offered (RFC 7591).
+    pub enabled: bool,
+    /// Whether loopback redirect URIs may be registered (RFC 8252 §7.3).
+    pub loopback_redirects: bool,
 }
 
 /// Lifetimes in seconds.
@@ -169,11 +173,15 @@ impl Settings {
             }
             services.push(Service::new(resource.clone(), configured.scopes.clone()));
         }
-        let metadata = AuthorizationServerMetadata::new(
+        let mut metadata = AuthorizationServerMetadata::new(
             &issuer,
             &resources,
             config.service_documentation.clone(),
         );
+        if !config.registration.enabled {
+            // RFC 8414 §2: `registration_endpoint` is omitted when registration is not offered.
+            metadata.registration_endpoint = None;
+        }
         let metadata_json = Bytes::from(
             serde_json::to_vec(&metadata)
                 .map_err(|error| ConfigError::invalid("issuer", error.to_string()))?,
@@ -273,6 +281,8 @@ impl Settings {
                 statements: registration.software_statements,
                 initial_access_token: registration.initial_access_token.clone(),
                 client_id_max_age: (max_age > 0).then(|| seconds(max_age)),
+                enabled: registration.enabled,
+                loopback_redirects: registration.loopback_redirects,
             },
             public_clients,
             web_clients,

@@ -24,12 +24,12 @@ exec "$@"
 "#;
 
 /// A person's computer: the client's data folder and the test browser.
-struct Computer {
-    dir: tempfile::TempDir,
+pub(super) struct Computer {
+    pub(super) dir: tempfile::TempDir,
 }
 
 impl Computer {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self { dir: tempfile::tempdir().unwrap() }
     }
 
@@ -47,7 +47,7 @@ impl Computer {
     }
 
     /// The environment of a program run on this computer.
-    fn environment(&self, command: &mut Command) {
+    pub(super) fn environment(&self, command: &mut Command) {
         let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/browser.py");
         command
             .env("LETTERLOCK_CLIENT_DIR", self.client_dir())
@@ -93,11 +93,11 @@ impl Computer {
             .expect("dbus-run-session and gnome-keyring are installed by scripts/test")
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(super) fn run(&self, args: &[&str]) -> Output {
         self.command(args, &[]).output().unwrap()
     }
 
-    fn token(&self, service: &str) -> String {
+    pub(super) fn token(&self, service: &str) -> String {
         let output = self.run(&["token", USER, "--service", service]);
         assert!(output.status.success(), "token {service}: {}", text(&output.stderr));
         let token = String::from_utf8(output.stdout).unwrap();
@@ -106,7 +106,7 @@ impl Computer {
     }
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(super) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
@@ -482,4 +482,177 @@ fn the_client_keeps_its_secrets_in_the_desktop_keyring() {
     assert!(logout.status.success(), "logout: {}", text(&logout.stderr));
     assert_eq!(lookup("refresh-token"), None);
     let _ = stack.stop();
+}
+
+/// A provider's `autoconfig.example.com` over HTTPS (`autoconfig_server.py`), serving the file
+/// `config-v1.1.xml` in its folder; the client reaches it with `--resolve` and `--ca-file`.
+struct Autoconfig {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Autoconfig {
+    fn serve(xml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let certificate =
+            letterlock_test_support::certificate(dir.path(), &["autoconfig.example.com"]);
+        std::fs::write(dir.path().join("config-v1.1.xml"), xml).unwrap();
+        let port = free_port();
+        let child = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/autoconfig_server.py"))
+            .arg(port.to_string())
+            .arg(&certificate.certificate)
+            .arg(&certificate.private_key)
+            .arg(dir.path().join("config-v1.1.xml"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        super::wait_for("the autoconfig server", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Self { child, dir, port }
+    }
+
+    fn change(&self, xml: &str) {
+        std::fs::write(self.dir.path().join("config-v1.1.xml"), xml).unwrap();
+    }
+
+    /// The options that make the client find this server as `autoconfig.example.com`.
+    fn client_options(&self) -> [String; 4] {
+        [
+            "--resolve".into(),
+            format!("autoconfig.example.com=127.0.0.1:{}", self.port),
+            "--ca-file".into(),
+            self.dir.path().join("cert.pem").display().to_string(),
+        ]
+    }
+
+    fn requests(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("config-v1.1.xml.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Autoconfig {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An autoconfig file naming `issuer` with `<clientID>`.
+fn autoconfig_xml(issuer: &str, client_id: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\"?>\n<clientConfig version=\"1.1\"><emailProvider id=\"example.com\">\
+         <domain>example.com</domain></emailProvider>\
+         <oAuth2><issuer>{issuer}</issuer><scope>IMAP SMTP</scope>\
+         <clientID>{client_id}</clientID></oAuth2></clientConfig>\n"
+    )
+}
+
+/// The server alone (no doors), configured with `extra`, and the test user.
+fn bare_server(dir: &Path, extra: &str) -> (super::Server, u16) {
+    let (config, port) =
+        super::loopback_config(dir, &format!("[[resources]]\nuri = \"imap://127.0.0.1\"\n{extra}"));
+    let added = super::user_command(&config, &["add", USER, "--password-stdin"], PASSWORD);
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    (super::Server::start(&config, port), port)
+}
+
+/// The stored registration at `issuer` (files, as the tests keep them).
+fn stored_registration(computer: &Computer) -> serde_json::Value {
+    let registrations = computer.client_dir().join("registrations");
+    let file = std::fs::read_dir(&registrations).unwrap().next().unwrap().unwrap().path();
+    serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+}
+
+/// Issue 16 point 7: an issuer without dynamic registration (`[registration] enabled = false`)
+/// and the `open` public client; the address's autoconfig publishes `<clientID>open</clientID>`
+/// and the client signs in with it. A client id that autoconfig publishes for another issuer is
+/// not used.
+#[test]
+fn the_client_uses_the_client_id_autoconfig_publishes_when_registration_is_closed() {
+    if !oracles(&["curl", "python3"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (server, port) = bare_server(
+        dir.path(),
+        "[registration]\nenabled = false\n[[public_clients]]\nclient_id = \"open\"\nname = \"Mail program\"\n",
+    );
+    let issuer = format!("http://127.0.0.1:{port}");
+    let autoconfig = Autoconfig::serve(&autoconfig_xml(&issuer, "open"));
+    let imap = format!("imap://127.0.0.1:{}", free_port());
+    let options = autoconfig.client_options();
+    let mut args = vec!["login", USER, "--imap", &imap, "--issuer", &issuer];
+    args.extend(options.iter().map(String::as_str));
+
+    let computer = Computer::new();
+    let output = computer.run(&args);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "login: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{issuer} offers no registration; using the client id open that example.com's \
+             autoconfig publishes"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Registering this installation"), "{stderr}");
+    assert!(autoconfig.requests().contains("/mail/config-v1.1.xml"), "{}", autoconfig.requests());
+    let registration = stored_registration(&computer);
+    assert_eq!(registration["client_id"], "open");
+    assert_eq!(registration["auth_method"], "none");
+    let claims = jwt_claims(&computer.token("imap"));
+    assert_eq!(claims["aud"], "imap://127.0.0.1");
+    assert_eq!(claims["sub"], USER);
+
+    // The same file naming another issuer: its client id is not for this one.
+    autoconfig.change(&autoconfig_xml("https://login.example.net", "open"));
+    let other = Computer::new();
+    let refused = other.run(&args);
+    let stderr = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("offers no dynamic client registration (RFC 7591)"), "{stderr}");
+    assert!(other.browser_log().is_empty(), "no page was opened: {}", other.browser_log());
+    drop(server);
+}
+
+/// Issue 16 point 7: a provider that refuses loopback redirects at registration
+/// (`[registration] loopback_redirects = false`, Fastmail's policy): the client registers the
+/// private-use redirect `org.letterlock.cli:/callback` instead and, since the issuer offers the
+/// device grant, signs in with a code approved in the browser.
+#[test]
+fn the_client_falls_back_to_the_device_grant_when_loopback_redirects_are_refused() {
+    if !oracles(&["curl", "python3"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (server, port) = bare_server(dir.path(), "[registration]\nloopback_redirects = false\n");
+    let issuer = format!("http://127.0.0.1:{port}");
+    let imap = format!("imap://127.0.0.1:{}", free_port());
+    let computer = Computer::new();
+    let seen = login_opening_the_printed_url(
+        &computer,
+        &["login", USER, "--imap", &imap, "--issuer", &issuer],
+        |line| line.strip_prefix("On any device, open ").map(|url| url.trim().to_owned()),
+    );
+    assert!(seen.contains(&format!("{issuer} refused the loopback redirect")), "{seen}");
+    assert!(seen.contains("registering org.letterlock.cli:/callback instead"), "{seen}");
+    assert!(
+        seen.contains(&format!(
+            "{issuer} does not take loopback redirects; approving with a code instead (RFC 8628)"
+        )),
+        "{seen}"
+    );
+    assert_eq!(
+        stored_registration(&computer)["private_use_redirect"],
+        "org.letterlock.cli:/callback"
+    );
+    let claims = jwt_claims(&computer.token("imap"));
+    assert_eq!(
+        (claims["aud"].as_str(), claims["sub"].as_str()),
+        (Some("imap://127.0.0.1"), Some(USER))
+    );
+    drop(server);
 }

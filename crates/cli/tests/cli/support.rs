@@ -60,6 +60,11 @@ pub(crate) struct Stack {
     pub(crate) imap: u16,
     /// An IMAP door in front of Dovecot's TCP port, which tells Dovecot the client's address.
     pub(crate) imap_tcp: u16,
+    /// An IMAP door with STARTTLS (a self-signed certificate for 127.0.0.1, `certificate`), in
+    /// front of Dovecot's UNIX socket: for programs that send tokens only over TLS (neomutt).
+    pub(crate) imap_starttls: u16,
+    /// The STARTTLS door's certificate (PEM file).
+    pub(crate) certificate: std::path::PathBuf,
     pub(crate) smtp: u16,
     pub(crate) pop3: u16,
     pub(crate) tokens: Tokens,
@@ -109,6 +114,17 @@ impl Stack {
             )
         };
         let tcp = |port: u16| format!("127.0.0.1:{port}");
+        let imap_starttls = free_port();
+        let certificate = letterlock_test_support::certificate(dir.path(), &["127.0.0.1"]);
+        let starttls = format!(
+            "[[imap]]\nlisten = \"127.0.0.1:{imap_starttls}\"\ntls = \"starttls\"\n\
+             certificate = \"{}\"\nprivate_key = \"{}\"\nresource = \"imap://127.0.0.1\"\n\
+             [imap.backend]\naddress = \"unix:{}\"\nlogin = \"master\"\n\
+             master_user = \"{MASTER}\"\nmaster_password = \"{MASTER_PASSWORD}\"\n",
+            certificate.certificate.display(),
+            certificate.private_key.display(),
+            dovecot.imap_socket().display()
+        );
         let (config, port) = loopback_config(
             dir.path(),
             &format!(
@@ -117,7 +133,7 @@ impl Stack {
                  [gateway]\nlogin_timeout_seconds = 2\nconnections_per_address = 40\n\
                  failures_per_minute_per_address = 1000\n\
                  failures_per_minute_per_user = {failures_per_user}\n\
-                 {gateway_extra}\n{sections}\n{}{}{}{}",
+                 {gateway_extra}\n{sections}\n{}{}{}{}{starttls}",
                 // IMAP through Dovecot's UNIX socket, as a door on the mail server's machine would.
                 door("imap", imap, "imap", &format!("unix:{}", dovecot.imap_socket().display())),
                 door("imap", imap_tcp, "imap", &tcp(dovecot.port)),
@@ -128,7 +144,7 @@ impl Stack {
         let added = user_command(&config, &["add", USER, "--password-stdin"], PASSWORD);
         assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
         let server = Server::start(&config, port);
-        for door in [imap, imap_tcp, smtp, pop3] {
+        for door in [imap, imap_tcp, imap_starttls, smtp, pop3] {
             wait_for("a front door to listen", || {
                 std::net::TcpStream::connect(("127.0.0.1", door)).is_ok()
             });
@@ -141,6 +157,8 @@ impl Stack {
             port,
             imap,
             imap_tcp,
+            imap_starttls,
+            certificate: certificate.certificate,
             smtp,
             pop3,
             tokens,

@@ -26,6 +26,15 @@ pub async fn register(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    if !state.registration().enabled {
+        // The metadata names no registration_endpoint (RFC 8414 §2), so nothing is here.
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::InvalidRequest,
+            "this server offers no dynamic client registration (RFC 7591); use a client id the \
+             provider publishes",
+        ));
+    }
     state
         .check_registration_budget(crate::listen::client_ip(peer))
         .map_err(|retry| ApiError::too_many_requests(retry, "registrations"))?;

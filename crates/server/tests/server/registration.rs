@@ -347,3 +347,33 @@ async fn a_client_id_that_does_not_open_is_invalid_client() {
     assert_eq!(body["error"], "invalid_client");
     assert_eq!(body["error_description"], "the client id was sealed under an unknown key");
 }
+
+/// Issue 16 point 7: a provider that offers no dynamic registration publishes no
+/// `registration_endpoint` (RFC 8414 §2), and `POST /register` is an OAuth error, not a client.
+#[tokio::test]
+async fn registration_can_be_turned_off() {
+    let server = server("[registration]\nenabled = false").await;
+    let metadata = server.get("/.well-known/oauth-authorization-server").await;
+    assert_eq!(metadata.status, StatusCode::OK);
+    assert!(metadata.body.get("registration_endpoint").is_none(), "{}", metadata.body);
+    assert!(metadata.body["token_endpoint"].is_string());
+    let reply = server.register(native_client()).await;
+    assert_error(&reply, StatusCode::NOT_FOUND, "invalid_request");
+    assert!(reply.body.get("client_id").is_none());
+}
+
+/// Issue 16 point 7: a provider may take only private-use redirects from installed programs
+/// (RFC 8252 §7.1), as Fastmail does; a loopback one is `invalid_redirect_uri`.
+#[tokio::test]
+async fn loopback_redirects_can_be_refused_at_registration() {
+    let server = server("[registration]\nloopback_redirects = false").await;
+    let reply = server.register(native_client()).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_redirect_uri");
+    let mut request = native_client();
+    request["redirect_uris"] = json!(["http://[::1]/callback"]);
+    assert_error(&server.register(request).await, StatusCode::BAD_REQUEST, "invalid_redirect_uri");
+    let mut request = native_client();
+    request["redirect_uris"] = json!(["com.example.mail:/oauth2redirect"]);
+    let reply = server.register(request).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+}
