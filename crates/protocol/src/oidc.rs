@@ -48,6 +48,14 @@ pub struct IdTokenClaims {
     /// `azp`: the authorized party, the same `client_id` (§2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azp: Option<String>,
+    /// `email` (§5.1) with the `email` scope: also in the ID token (§5.4 allows it), so that a
+    /// webmail that reads the address from the ID token (Roundcube's `oauth_identity_fields`)
+    /// needs no UserInfo request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// `email_verified` (§5.1), with `email`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
 }
 
 /// Why a client refused an ID token (OpenID Connect Core §3.1.3.7).
@@ -143,6 +151,8 @@ mod tests {
             auth_time: Some(1_799_999_000),
             nonce: Some("n-0S6_WzA2Mj".into()),
             azp: Some("c1".into()),
+            email: None,
+            email_verified: None,
         }
     }
 

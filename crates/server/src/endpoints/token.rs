@@ -107,6 +107,9 @@ fn render(issued: &Issued) -> Response {
     if let Some(refresh) = &issued.refresh_token {
         body["refresh_token"] = refresh.clone().into();
     }
+    if let Some(id_token) = &issued.id_token {
+        body["id_token"] = id_token.clone().into();
+    }
     let mut response = no_store_json(StatusCode::OK, body.to_string().into_bytes());
     response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response

@@ -38,6 +38,9 @@ pub struct Issued {
     pub scope: ScopeSet,
     /// The new refresh token, if one was issued.
     pub refresh_token: Option<String>,
+    /// OpenID Connect Core §3.1.3.3: the ID token of a code exchange under `openid`, added by
+    /// [`super::code`].
+    pub id_token: Option<String>,
 }
 
 impl Grants<'_> {
@@ -121,6 +124,7 @@ impl Grants<'_> {
             expires_in: lifetimes.access_token,
             scope,
             refresh_token,
+            id_token: None,
         })
     }
 }

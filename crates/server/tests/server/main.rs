@@ -102,6 +102,7 @@ mod grants;
 mod keys;
 mod limits;
 mod listener;
+mod oidc;
 mod randomness;
 mod registration;
 mod statements;
