@@ -18,6 +18,7 @@ use serde_json::Value;
 mod client;
 mod dav;
 mod gateway;
+mod oidc;
 mod support;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_letterlock");
