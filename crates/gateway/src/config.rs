@@ -361,21 +361,14 @@ impl DoorConfig {
 }
 
 /// The port a mail resource's scheme implies when it names none (the `url` crate knows only the
-/// web's schemes): RFC 8314 for implicit TLS, RFC 9051, RFC 6409 and RFC 1939 for the rest.
+/// web's schemes): the table the issuer compares resource identifiers by
+/// ([`letterlock_protocol::resource::default_port`]), so that a door and the issuer agree.
 fn default_port(resource: &str) -> Option<u16> {
     let url = url::Url::parse(resource).ok()?;
     if url.port().is_some() {
         return None;
     }
-    match url.scheme() {
-        "imaps" => Some(993),
-        "imap" => Some(143),
-        "smtps" | "submissions" => Some(465),
-        "smtp" | "submission" => Some(587),
-        "pop3s" | "pops" => Some(995),
-        "pop3" | "pop" => Some(110),
-        _ => None,
-    }
+    letterlock_protocol::resource::default_port(url.scheme())
 }
 
 /// The path of a back end's UNIX socket, when `address` names one (`unix:/path`).

@@ -2,14 +2,15 @@
 //! issuer's published JWKS, not its private keys.
 //!
 //! [`AccessTokenVerifier::verify`] checks the header (`typ: at+jwt`, an allowed algorithm, a
-//! known `kid`), the signature, `iss`, that `aud` is this resource, `exp`/`nbf`/`iat` with a small
+//! known `kid`), the signature, `iss`, that this resource is in `aud` (a string or an array,
+//! compared as identifiers), `exp`/`nbf`/`iat` with a small
 //! skew, and the required scope. An unknown `kid` is reported as such, so the caller can refetch
 //! the JWKS once and try again (keys rotate: new ones are published before they sign).
 //! Revocation (the grant) is the caller's check: it needs the revocation feed.
 
 use serde_json::{Map, Value};
 
-use letterlock_protocol::{access_token, jwk};
+use letterlock_protocol::{Resource, access_token, jwk};
 
 use crate::jws::UnverifiedJws;
 use crate::key::VerifyingKey;
@@ -21,6 +22,8 @@ pub use letterlock_protocol::access_token::{AccessTokenClaims, SKEW_SECONDS, Tok
 pub struct AccessTokenVerifier {
     issuer: String,
     audience: String,
+    /// The audience as an identifier, when it parses as one (RFC 3986 §6.2.2-6.2.3).
+    resource: Option<Resource>,
     keys: Vec<VerifyingKey>,
     accept_jwt_typ: bool,
 }
@@ -42,6 +45,7 @@ impl AccessTokenVerifier {
         Self {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            resource: Resource::parse(audience).ok(),
             keys,
             accept_jwt_typ: false,
         }
@@ -81,14 +85,21 @@ impl AccessTokenVerifier {
             .find(|key| key.kid() == Some(kid.as_str()))
             .ok_or_else(|| TokenError::UnknownKey(crate::shown(&kid)))?;
         let claims = jws.verify(std::slice::from_ref(key)).map_err(|_| TokenError::Signature)?;
-        check_claims(&claims, &self.issuer, &self.audience, any_of, now)
+        check_claims(&claims, &self.issuer, |one| self.is_audience(one), any_of, now)
+    }
+
+    /// RFC 7519 §4.1.3 and RFC 9068 §4: `one` of the token's audiences names this resource,
+    /// written as configured or as another spelling of the same identifier (RFC 3986 §6.2.3:
+    /// `imaps://mail.example.com:993` is `imaps://mail.example.com`).
+    fn is_audience(&self, one: &str) -> bool {
+        one == self.audience || self.resource.as_ref().is_some_and(|resource| resource.is(one))
     }
 }
 
 fn check_claims(
     claims: &Map<String, Value>,
     issuer: &str,
-    audience: &str,
+    is_audience: impl Fn(&str) -> bool,
     any_of: &[&str],
     now: i64,
 ) -> Result<AccessTokenClaims, TokenError> {
@@ -108,7 +119,9 @@ fn check_claims(
         }
         _ => return Err(TokenError::Claim("aud")),
     };
-    let audience_matches = audiences.iter().any(|one| one == audience);
+    // RFC 7519 §4.1.3: the token may be for several services (one asked without `resource`);
+    // this one must be among them.
+    let audience_matches = audiences.iter().any(|one| is_audience(one));
     if !audience_matches {
         return Err(TokenError::Audience);
     }
@@ -232,6 +245,39 @@ mod tests {
         }
         assert_eq!(TokenError::InsufficientScope(MAIL.into()).status(), "insufficient_scope");
         assert_eq!(TokenError::Audience.status(), "invalid_token");
+    }
+
+    /// Issue 16 point 2: a token asked without `resource` names every service its scope
+    /// reaches; each door finds itself in the array, in any spelling of its identifier, and a
+    /// door that is not in it still refuses.
+    #[test]
+    fn an_audience_array_holding_this_resource_is_accepted() {
+        let ring = ring("k1");
+        let both = json!({"aud": [IMAP, "smtps://mail.example.com"]});
+        for door in [IMAP, "smtps://mail.example.com", "IMAPS://Mail.Example.com:993/"] {
+            let verifier = AccessTokenVerifier::new(ISSUER, door, &ring.jwks(NOW));
+            assert!(verifier.verify(&token(&ring, both.clone()), &[MAIL], NOW).is_ok(), "{door}");
+        }
+        let spelled = json!({"aud": ["imaps://MAIL.example.com:993"]});
+        let imap = AccessTokenVerifier::new(ISSUER, IMAP, &ring.jwks(NOW));
+        assert!(imap.verify(&token(&ring, spelled), &[MAIL], NOW).is_ok());
+        for door in [
+            "pop3s://mail.example.com",
+            "imaps://mail.example.com:994",
+            "imaps://mail.example.org",
+            "https://dav.example.com/",
+        ] {
+            let verifier = AccessTokenVerifier::new(ISSUER, door, &ring.jwks(NOW));
+            assert_eq!(
+                verifier.verify(&token(&ring, both.clone()), &[MAIL], NOW),
+                Err(TokenError::Audience),
+                "{door}"
+            );
+        }
+        for aud in [json!([]), json!([5, "imaps://x"]), json!({"imaps://mail.example.com": 1})] {
+            let refused = imap.verify(&token(&ring, json!({"aud": aud.clone()})), &[MAIL], NOW);
+            assert!(refused.is_err(), "{aud}");
+        }
     }
 
     #[test]

@@ -239,11 +239,15 @@ impl AuthorizationRequest {
         }
         let mut resources: Vec<String> = Vec::new();
         for resource in params.all("resource") {
-            if !allowed.resources.iter().any(|known| known.as_str() == resource) {
-                return Err(AuthorizationError::Target(resource.to_owned()));
-            }
-            if !resources.iter().any(|known| known == resource) {
-                resources.push(resource.to_owned());
+            // RFC 8707 §2 with RFC 3986 §6.2.2-6.2.3: compared as identifiers, recorded as
+            // configured (what the token's `aud` will say).
+            let known = allowed
+                .resources
+                .iter()
+                .find(|known| known.is(resource))
+                .ok_or_else(|| AuthorizationError::Target(resource.to_owned()))?;
+            if !resources.iter().any(|recorded| recorded == known.as_str()) {
+                resources.push(known.as_str().to_owned());
             }
         }
         if resources.is_empty() {
@@ -439,6 +443,29 @@ mod tests {
         );
         let query = if query.is_empty() { base } else { format!("{base}&{query}") };
         AuthorizationRequest::from_params(&Params::parse(&query).unwrap(), allowed)
+    }
+
+    /// Issue 16 point 3: a resource is compared as an identifier and recorded as configured;
+    /// another host, port, path, a user name or a fragment is still `invalid_target`.
+    #[test]
+    fn resources_are_compared_as_identifiers_and_recorded_as_configured() {
+        let asked = check("resource=IMAPS://Mail.Example.com:993&resource=https://DAV.example.com")
+            .unwrap();
+        assert_eq!(asked.resources, [IMAP, DAV]);
+        let twice =
+            check("resource=imaps://mail.example.com:993/&resource=imaps://mail.example.com");
+        assert_eq!(twice.unwrap().resources, [IMAP]);
+        for attack in [
+            "imaps://mail.example.org",
+            "imaps://mail.example.com:994",
+            "imaps://mail.example.com/other",
+            "imaps://eve@mail.example.com",
+            "imaps://mail.example.com%23x",
+            "imaps://mail.example.com/%23",
+        ] {
+            let refused = check(&format!("resource={attack}")).unwrap_err();
+            assert_eq!(refused.code(), ErrorCode::InvalidTarget, "{attack}");
+        }
     }
 
     #[test]

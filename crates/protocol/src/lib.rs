@@ -77,7 +77,7 @@ pub use registration::{
     ApplicationType, AuthMethod, ClientMetadata, GrantType, Localized, RegistrationError,
 };
 pub use registration_request::{RegistrationRequest, RegistrationResponse};
-pub use resource::Resource;
+pub use resource::{Resource, Service};
 pub use revocation::{RevocationRequest, TokenParameterError};
 pub use scope::ScopeSet;
 pub use token::{ClientAuthentication, Grant, TokenRequest, TokenRequestError, TokenResponse};

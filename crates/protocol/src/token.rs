@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ErrorBody, ErrorCode};
 use crate::params::Params;
 use crate::registration::GrantType;
+use crate::resource::{self, Resource, Service};
 use crate::scope::{ScopeError, ScopeSet};
 use crate::urn;
 
@@ -244,28 +245,40 @@ impl TokenRequest {
         params
     }
 
-    /// The scope and the one service of the access token to issue: a token request may narrow
+    /// The scope and the audience of the access token to issue: a token request may narrow
     /// the granted scope, never widen it (RFC 6749 §6), and `resource` picks one of the
-    /// granted services, the first when none is named (RFC 8707 §2.2). See [`narrow`].
+    /// granted services (RFC 8707 §2.2); without it the token is for every granted service its
+    /// scope reaches. See [`narrow`].
     pub fn narrow(
         &self,
         granted_scope: &ScopeSet,
         granted_resources: &[String],
-    ) -> Result<(ScopeSet, Option<String>), TokenRequestError> {
-        narrow(self.scope.as_deref(), &self.resources, granted_scope, granted_resources)
+        services: &[Service],
+    ) -> Result<(ScopeSet, Vec<String>), TokenRequestError> {
+        narrow(self.scope.as_deref(), &self.resources, granted_scope, granted_resources, services)
     }
 }
 
 /// The rule of [`TokenRequest::narrow`] over a request's `scope` and `resource` values alone,
-/// for a server whose grant rules take them apart from the grant: the scope may narrow the
-/// granted scope, never widen it (RFC 6749 §6); `resource` picks one of the granted services,
-/// the first when none is named, and one access token is for one service (RFC 8707 §2.2).
+/// for a server whose grant rules take them apart from the grant.
+///
+/// - The scope may narrow the granted scope, never widen it (RFC 6749 §6).
+/// - One `resource` picks one of the granted services, compared as identifiers
+///   ([`Resource::is`]); the token is for that one service (RFC 8707 §2.2), named as configured.
+///   Several `resource` values in one token request are refused: a token for one of them is
+///   what RFC 8707 §2.2 describes, and a client that names services wants each its own token.
+/// - No `resource`: the token is for every granted service the scope reaches
+///   ([`Service::reached_by`]; a granted resource no longer configured is reached by its
+///   scheme's default scopes), in the grant's order. This is what a mail program that asks one
+///   token for IMAP and SMTP (Thunderbird) needs. An empty audience means none is reached; the
+///   issuer then names its default resource (RFC 9068 §3).
 pub fn narrow(
     scope: Option<&str>,
     resources: &[impl AsRef<str>],
     granted_scope: &ScopeSet,
     granted_resources: &[String],
-) -> Result<(ScopeSet, Option<String>), TokenRequestError> {
+    services: &[Service],
+) -> Result<(ScopeSet, Vec<String>), TokenRequestError> {
     let scope = match scope {
         None => granted_scope.clone(),
         Some(text) => {
@@ -278,14 +291,35 @@ pub fn narrow(
             asked
         }
     };
+    // The configured service a granted identifier names, if it is still configured.
+    let service = |granted: &str| services.iter().find(|service| service.resource.is(granted));
+    let configured = |granted: &str| {
+        service(granted).map_or_else(|| granted.to_owned(), |s| s.resource.as_str().to_owned())
+    };
     let audience = match resources {
-        [] => granted_resources.first().cloned(),
+        [] => {
+            let mut audience: Vec<String> = Vec::new();
+            for granted in granted_resources {
+                let reached = match service(granted) {
+                    Some(service) => service.reached_by(&scope),
+                    None => Resource::parse(granted).is_ok_and(|resource| {
+                        resource.default_scopes().iter().any(|one| scope.contains(one))
+                    }),
+                };
+                let named = configured(granted);
+                if reached && !audience.iter().any(|seen| resource::same(seen, &named)) {
+                    audience.push(named);
+                }
+            }
+            audience
+        }
         [one] => {
             let one = one.as_ref();
-            if !granted_resources.iter().any(|granted| granted == one) {
-                return Err(TokenRequestError::TargetNotGranted(one.to_owned()));
-            }
-            Some(one.to_owned())
+            let granted = granted_resources
+                .iter()
+                .find(|granted| resource::same(granted, one))
+                .ok_or_else(|| TokenRequestError::TargetNotGranted(one.to_owned()))?;
+            vec![configured(granted)]
         }
         _ => return Err(TokenRequestError::OneResource),
     };
@@ -400,34 +434,48 @@ mod tests {
         assert_eq!(E::Missing("device_code").to_body().error, ErrorCode::InvalidRequest);
     }
 
+    fn services() -> Vec<Service> {
+        ["imaps://m", "smtps://m", "https://d/"]
+            .into_iter()
+            .map(|text| Service::new(Resource::parse(text).unwrap(), None))
+            .collect()
+    }
+
+    fn granted_resources() -> Vec<String> {
+        ["imaps://m", "smtps://m", "https://d/"].into_iter().map(str::to_owned).collect()
+    }
+
     #[test]
     fn narrowing_never_widens() {
         let granted = ScopeSet::parse("urn:ietf:params:oauth:scope:mail offline_access").unwrap();
-        let services = vec!["imaps://m".to_owned(), "https://d/".to_owned()];
+        let (resources, services) = (granted_resources(), services());
         let request = |scope: Option<&str>, resources: &[&str]| TokenRequest {
             grant: Grant::RefreshToken { refresh_token: "r".into() },
             scope: scope.map(str::to_owned),
             resources: resources.iter().map(|r| (*r).to_owned()).collect(),
         };
-        let (scope, audience) = request(None, &[]).narrow(&granted, &services).unwrap();
-        assert_eq!((scope, audience.as_deref()), (granted.clone(), Some("imaps://m")));
+        let (scope, audience) = request(None, &[]).narrow(&granted, &resources, &services).unwrap();
+        assert_eq!(scope, granted);
+        assert_eq!(audience, ["imaps://m", "smtps://m"], "every mail service, not the DAV one");
         let (scope, audience) = request(Some("urn:ietf:params:oauth:scope:mail"), &["https://d/"])
-            .narrow(&granted, &services)
+            .narrow(&granted, &resources, &services)
             .unwrap();
         assert_eq!(scope.to_string(), "urn:ietf:params:oauth:scope:mail");
-        assert_eq!(audience.as_deref(), Some("https://d/"));
-        let wider =
-            request(Some("urn:ietf:params:oauth:scope:contacts"), &[]).narrow(&granted, &services);
+        assert_eq!(audience, ["https://d/"]);
+        let wider = request(Some("urn:ietf:params:oauth:scope:contacts"), &[])
+            .narrow(&granted, &resources, &services);
         assert_eq!(
             wider.unwrap_err().to_string(),
             "urn:ietf:params:oauth:scope:contacts was not granted"
         );
-        let other = request(None, &["imaps://x"]).narrow(&granted, &services).unwrap_err();
+        let other =
+            request(None, &["imaps://x"]).narrow(&granted, &resources, &services).unwrap_err();
         assert_eq!(other.code(), ErrorCode::InvalidTarget);
         assert_eq!(other.to_string(), "imaps://x was not granted to this device");
-        let two = request(None, &["imaps://m", "https://d/"]).narrow(&granted, &services);
+        let two =
+            request(None, &["imaps://m", "https://d/"]).narrow(&granted, &resources, &services);
         assert_eq!(two, Err(TokenRequestError::OneResource));
-        let bad = request(Some("mail"), &[]).narrow(&granted, &services).unwrap_err();
+        let bad = request(Some("mail"), &[]).narrow(&granted, &resources, &services).unwrap_err();
         assert_eq!(bad.code(), ErrorCode::InvalidScope);
         let malformed = request(Some("a\\b"), &[]).narrow(&granted, &services).unwrap_err();
         assert_eq!(malformed, TokenRequestError::Scope(ScopeError::Syntax));
@@ -439,10 +487,75 @@ mod tests {
         assert_eq!(wider, TokenRequestError::ScopeNotGranted(crate::scope::CONTACTS.into()));
     }
 
+    /// Issue 16 point 1: one token without `resource` for every service the scope reaches.
+    #[test]
+    fn without_a_resource_the_token_is_for_every_service_the_scope_reaches() {
+        let (resources, services) = (granted_resources(), services());
+        let audience = |scope: &str, granted: &[String], services: &[Service]| {
+            narrow(None, &[] as &[&str], &ScopeSet::parse(scope).unwrap(), granted, services)
+                .unwrap()
+                .1
+        };
+        let everything = "urn:ietf:params:oauth:scope:mail urn:ietf:params:oauth:scope:calendars";
+        assert_eq!(
+            audience(everything, &resources, &services),
+            ["imaps://m", "smtps://m", "https://d/"]
+        );
+        assert_eq!(
+            audience("urn:ietf:params:oauth:scope:contacts", &resources, &services),
+            ["https://d/"]
+        );
+        assert!(audience("offline_access", &resources, &services).is_empty(), "none reached");
+        assert!(audience(everything, &[], &services).is_empty(), "nothing granted");
+        // Scopes configured for a service replace its scheme's.
+        let mut only_calendars = services.clone();
+        only_calendars[0].scopes = vec!["urn:ietf:params:oauth:scope:calendars".into()];
+        assert_eq!(
+            audience("urn:ietf:params:oauth:scope:mail", &resources, &only_calendars),
+            ["smtps://m"]
+        );
+        // A granted resource no longer configured keeps its scheme's scopes.
+        assert_eq!(
+            audience("urn:ietf:params:oauth:scope:mail", &resources, &services[1..]),
+            ["imaps://m", "smtps://m"]
+        );
+    }
+
+    /// Issue 16 point 3: the client's spelling picks the service; the token names it as
+    /// configured. Other hosts, ports, paths and user names stay `invalid_target`.
+    #[test]
+    fn a_resource_is_compared_as_an_identifier_and_issued_as_configured() {
+        let granted = ScopeSet::parse("urn:ietf:params:oauth:scope:mail").unwrap();
+        let (resources, services) = (granted_resources(), services());
+        for sent in ["IMAPS://M:993", "imaps://m/", "imaps://M:993/"] {
+            let (_, audience) = narrow(None, &[sent], &granted, &resources, &services).unwrap();
+            assert_eq!(audience, ["imaps://m"], "{sent}");
+        }
+        for sent in [
+            "imaps://x",
+            "imaps://m:994",
+            "imaps://m/other",
+            "imaps://eve@m",
+            "imaps://m#f",
+            "imap://m",
+            "imaps://m.evil.example",
+        ] {
+            assert_eq!(
+                narrow(None, &[sent], &granted, &resources, &services),
+                Err(TokenRequestError::TargetNotGranted(sent.into())),
+                "{sent}"
+            );
+        }
+        // A grant recorded with another spelling is issued as configured now.
+        let (_, audience) =
+            narrow(None, &["imaps://m"], &granted, &["IMAPS://m:993".into()], &services).unwrap();
+        assert_eq!(audience, ["imaps://m"]);
+    }
+
     #[test]
     fn narrowing_without_a_request_is_the_same_rule() {
         let granted = ScopeSet::parse("urn:ietf:params:oauth:scope:mail offline_access").unwrap();
-        let services = vec!["imaps://m".to_owned(), "https://d/".to_owned()];
+        let (resources, services) = (granted_resources(), services());
         let cases: [(Option<&str>, &[&str]); 5] = [
             (None, &[]),
             (Some("urn:ietf:params:oauth:scope:mail"), &["https://d/"]),
@@ -450,20 +563,20 @@ mod tests {
             (None, &["imaps://x"]),
             (None, &["imaps://m", "https://d/"]),
         ];
-        for (scope, resources) in cases {
+        for (scope, asked) in cases {
             let request = TokenRequest {
                 grant: Grant::DeviceCode { device_code: "d".into() },
                 scope: scope.map(str::to_owned),
-                resources: resources.iter().map(|r| (*r).to_owned()).collect(),
+                resources: asked.iter().map(|r| (*r).to_owned()).collect(),
             };
             assert_eq!(
-                narrow(scope, resources, &granted, &services),
-                request.narrow(&granted, &services),
-                "{scope:?} {resources:?}"
+                narrow(scope, asked, &granted, &resources, &services),
+                request.narrow(&granted, &resources, &services),
+                "{scope:?} {asked:?}"
             );
         }
         assert_eq!(
-            narrow(None, &["imaps://x"], &granted, &services),
+            narrow(None, &["imaps://x"], &granted, &resources, &services),
             Err(TokenRequestError::TargetNotGranted("imaps://x".into()))
         );
     }

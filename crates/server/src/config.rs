@@ -279,6 +279,11 @@ pub struct ResourceConfig {
     /// service that Dovecot 2.3's oauth2 passdb validates itself (it refuses `at+jwt`).
     #[serde(default)]
     pub token_typ: TokenTyp,
+    /// The scopes whose tokens it accepts. A token asked without `resource` names this service
+    /// in `aud` when its scope holds one of them. Left out: the mail scope for the mail
+    /// protocols' schemes (`imap`, `imaps`, `pop3`, `pop3s`, `smtp`, `smtps`, `submission`,
+    /// `submissions`), contacts and calendars for `http` and `https`.
+    pub scopes: Option<Vec<String>>,
 }
 
 /// The `typ` header of access tokens for one resource.

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use letterlock_jose::statement::TrustedVendor;
 use letterlock_jose::{Algorithm, VerifyingKey};
-use letterlock_protocol::{AuthorizationServerMetadata, Issuer, Resource, jwk};
+use letterlock_protocol::{AuthorizationServerMetadata, Issuer, Resource, Service, jwk};
 
 use crate::accounts::SignInGuard;
 use crate::config::{
@@ -89,6 +89,8 @@ pub struct Settings {
     pub lifetimes: Lifetimes,
     /// The protected resources.
     pub resources: Vec<Resource>,
+    /// The protected resources with the scopes that reach them.
+    pub services: Vec<Service>,
     /// The `typ` of access tokens, per resource.
     pub token_typs: HashMap<String, TokenTyp>,
     /// Resource servers that may introspect and follow the feed.
@@ -110,6 +112,26 @@ impl Settings {
             .map(|resource| Resource::parse(&resource.uri))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| ConfigError::invalid("resources.uri", error.to_string()))?;
+        let mut services: Vec<Service> = Vec::new();
+        for (resource, configured) in resources.iter().zip(&config.resources) {
+            if services.iter().any(|service| service.resource == *resource) {
+                return Err(ConfigError::invalid(
+                    "resources.uri",
+                    format!("{resource} names a service listed before (RFC 3986 §6.2.3)"),
+                ));
+            }
+            if let Some(scopes) = &configured.scopes
+                && let Some(unknown) = scopes
+                    .iter()
+                    .find(|scope| !letterlock_protocol::scope::SUPPORTED.contains(&scope.as_str()))
+            {
+                return Err(ConfigError::invalid(
+                    "resources.scopes",
+                    format!("{unknown} is not a scope this server issues"),
+                ));
+            }
+            services.push(Service::new(resource.clone(), configured.scopes.clone()));
+        }
         let metadata = AuthorizationServerMetadata::new(
             &issuer,
             &resources,
@@ -197,6 +219,7 @@ impl Settings {
             address_limits,
             lifetimes,
             resources,
+            services,
             token_typs: config
                 .resources
                 .iter()

@@ -264,6 +264,7 @@ impl AppState {
                 keys: self.signing_keys(),
                 lifetimes: settings.lifetimes,
                 token_typs: &settings.token_typs,
+                services: &settings.services,
             },
         )
     }

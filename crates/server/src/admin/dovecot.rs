@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use letterlock_jose::keyring::{KeyState, SigningKeyRing};
-use letterlock_protocol::{Issuer, scope};
+use letterlock_protocol::{Issuer, resource, scope};
 
 use letterlock_store::Store;
 
@@ -51,8 +51,11 @@ impl DovecotOauth2 {
         let configured = config
             .resources
             .iter()
-            .find(|configured| configured.uri == resource)
+            .find(|configured| resource::same(&configured.uri, resource))
             .ok_or_else(|| AdminError::UnknownResource(resource.to_owned()))?;
+        // RFC 9068 §4: Dovecot checks that its `client_id` is in `aud`, byte for byte; tokens
+        // carry the configured spelling, so that is what it is given.
+        let resource = configured.uri.as_str();
         if configured.token_typ != TokenTyp::Jwt {
             return Err(AdminError::AtJwtResource(resource.to_owned()));
         }
@@ -79,7 +82,7 @@ impl DovecotOauth2 {
         let caller = config
             .resource_servers
             .iter()
-            .find(|caller| caller.resources.iter().any(|served| served == resource))
+            .find(|caller| caller.resources.iter().any(|served| resource::same(served, resource)))
             .ok_or_else(|| AdminError::NoResourceServer(resource.to_owned()))?;
         let encode =
             |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();

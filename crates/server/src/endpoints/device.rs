@@ -63,22 +63,22 @@ pub async fn device_authorization(
             format!("the client did not register the scope {extra}"),
         ));
     }
-    let configured: Vec<&str> =
-        state.resources().iter().map(|resource| resource.as_str()).collect();
+    let configured = state.resources();
     let mut resources: Vec<String> = Vec::new();
     for resource in &asked.resources {
-        if !configured.contains(&resource.as_str()) {
-            return Err(ApiError::bad_request(
+        // RFC 8707 §2, compared as identifiers (RFC 3986 §6.2.2-6.2.3), recorded as configured.
+        let known = configured.iter().find(|known| known.is(resource)).ok_or_else(|| {
+            ApiError::bad_request(
                 ErrorCode::InvalidTarget,
                 format!("{resource} is not a service of this provider"),
-            ));
-        }
-        if !resources.contains(resource) {
-            resources.push(resource.clone());
+            )
+        })?;
+        if !resources.iter().any(|recorded| recorded == known.as_str()) {
+            resources.push(known.as_str().to_owned());
         }
     }
     if resources.is_empty() {
-        resources = configured.iter().map(|resource| (*resource).to_owned()).collect();
+        resources = configured.iter().map(|resource| resource.as_str().to_owned()).collect();
     }
     let request =
         DeviceRequest { client_id: client.client_id.clone(), scope: scope.to_string(), resources };

@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use letterlock_protocol::access_token::AccessTokenClaims;
+use letterlock_protocol::resource;
 use letterlock_protocol::{
     IntrospectionRequest, IntrospectionResponse, RevocationRequest, TokenParameterError,
 };
@@ -55,7 +56,7 @@ pub async fn revoke(
 
 /// `POST /introspect`, for resource servers configured in `[[resource_servers]]`: an access
 /// token is active while its signature, issuer and lifetime hold, its grant is live, its user is
-/// enabled, it was not revoked, and it was made for one of the caller's resources.
+/// enabled, it was not revoked, and one of the services it was made for (`aud`) is one of the caller's resources.
 pub async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -85,11 +86,13 @@ async fn active_claims(
     let now = state.now();
     let Some(json) = state.verify_access_token(token) else { return Ok(None) };
     let Some(claims) = AccessTokenClaims::from_json(&json) else { return Ok(None) };
-    // RFC 8707 §2: made for one service, and that one is among the caller's.
+    // RFC 8707 §2, RFC 7519 §4.1.3: one of the services the token was made for is among the
+    // caller's, compared as identifiers (RFC 3986 §6.2.2-6.2.3).
     let live = claims.issuer == state.issuer().as_str()
         && claims.expires_at > now
-        && matches!(claims.audience.as_slice(), [audience]
-            if caller.resources.iter().any(|resource| resource == audience));
+        && claims.audience.iter().any(|audience| {
+            caller.resources.iter().any(|resource| resource::same(resource, audience))
+        });
     if !live {
         return Ok(None);
     }

@@ -100,7 +100,7 @@ impl Grants<'_> {
         let (grant, address) = self.live_grant(&grant_id).await?;
         let granted_scope =
             letterlock_protocol::ScopeSet::parse(&details.scope).map_err(GrantError::internal)?;
-        let asked = narrow(&request.ask, &granted_scope, &details.resources)?;
+        let asked = narrow(&request.ask, &granted_scope, &details.resources, self.issuer.services)?;
         let subject = Subject { grant: &grant, address: &address, rotated: None };
         let mut issued = self.issue(caller, subject, asked, caller.jkt.map(str::to_owned)).await?;
         // OpenID Connect Core §3.1.3.3: a grant with `openid` returns an ID token.

@@ -132,7 +132,7 @@ impl Grants<'_> {
                 let (grant, address) = self.live_grant(&grant_id).await?;
                 let granted_scope = letterlock_protocol::ScopeSet::parse(&request.scope)
                     .map_err(GrantError::internal)?;
-                let asked = narrow(ask, &granted_scope, &request.resources)?;
+                let asked = narrow(ask, &granted_scope, &request.resources, self.issuer.services)?;
                 let subject = Subject { grant: &grant, address: &address, rotated: None };
                 self.issue(caller, subject, asked, caller.jkt.map(str::to_owned)).await
             }

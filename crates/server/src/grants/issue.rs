@@ -1,6 +1,8 @@
-//! Issuing: an access token for one service (RFC 9068 claims) and, with `offline_access` or in
+//! Issuing: an access token for the services asked for (RFC 9068 claims) and, with `offline_access` or in
 //! exchange for a refresh token, the next refresh token; the rotation, the new token and the
 //! grant's last use are written in one transaction.
+
+use std::collections::HashMap;
 
 use letterlock_protocol::ScopeSet;
 use letterlock_protocol::access_token::AccessTokenClaims;
@@ -8,6 +10,7 @@ use letterlock_protocol::scope::OFFLINE_ACCESS;
 use letterlock_store::{GrantRecord, RefreshTokenRecord};
 
 use super::{Caller, GrantError, Grants};
+use crate::config::TokenTyp;
 use crate::secrets::hash_secret;
 use crate::state::token_typ;
 
@@ -44,7 +47,7 @@ pub struct Issued {
 }
 
 impl Grants<'_> {
-    /// Issues an access token for one service and, with `offline_access` or in exchange for a
+    /// Issues an access token for the services of `audience` and, with `offline_access` or in exchange for a
     /// refresh token, a new refresh token. A refresh narrowed to one service's scope (without
     /// `offline_access`) still rotates into a new refresh token: the narrowing is the access
     /// token's, and the grant must not be lost by asking for less.
@@ -52,7 +55,7 @@ impl Grants<'_> {
         &self,
         caller: Caller<'_>,
         subject: Subject<'_>,
-        (scope, audience): (ScopeSet, Option<String>),
+        (scope, audience): (ScopeSet, Vec<String>),
         jkt: Option<String>,
     ) -> Result<Issued, GrantError> {
         let now = self.now();
@@ -62,11 +65,19 @@ impl Grants<'_> {
         let access_scope: Vec<&str> =
             scope.iter().filter(|scope| *scope != OFFLINE_ACCESS).collect();
         let bound = client.metadata.dpop_bound_access_tokens && jkt.is_some();
+        // RFC 9068 §3: `aud` is never absent. When no configured service is reached (none is
+        // configured, or the scope reaches none), the token is for the issuer itself, the
+        // default resource indicator (docs/ARCHITECTURE.md, "Audiences").
+        let audience = if audience.is_empty() {
+            vec![self.issuer.issuer.as_str().to_owned()]
+        } else {
+            audience
+        };
         // RFC 9068 §2.2: the access token's claims.
         let claims = AccessTokenClaims {
             issuer: self.issuer.issuer.as_str().to_owned(),
             subject: subject.address.to_owned(),
-            audience: audience.iter().cloned().collect(),
+            audience: audience.clone(),
             client_id: client.client_id.clone(),
             scopes: access_scope.iter().map(|scope| (*scope).to_owned()).collect(),
             jti: self.random.id()?,
@@ -78,9 +89,7 @@ impl Grants<'_> {
             ..AccessTokenClaims::default()
         }
         .to_json();
-        let typ = audience
-            .as_deref()
-            .map_or("at+jwt", |audience| token_typ(self.issuer.token_typs, audience));
+        let typ = access_token_typ(self.issuer.token_typs, &audience);
         let access_token = self
             .issuer
             .keys
@@ -126,5 +135,42 @@ impl Grants<'_> {
             refresh_token,
             id_token: None,
         })
+    }
+}
+
+/// The `typ` header of a token for `audience`: RFC 9068 §2.1's `at+jwt`, unless one of the
+/// services is configured `token_typ = "JWT"`. Such a service (Dovecot 2.3 validating tokens
+/// itself) refuses `at+jwt`, and a token made for several services must be accepted by each of
+/// them; the others' front doors then need `accept_jwt_typ` (docs/CONFIGURATION.md says so).
+fn access_token_typ(typs: &HashMap<String, TokenTyp>, audience: &[String]) -> &'static str {
+    if audience.iter().any(|one| token_typ(typs, one) == TokenTyp::Jwt.as_str()) {
+        TokenTyp::Jwt.as_str()
+    } else {
+        TokenTyp::AtJwt.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 16 point 1: one `JWT` service makes a token for several services `JWT`.
+    #[test]
+    fn a_token_for_a_jwt_service_is_jwt() {
+        let typs: HashMap<String, TokenTyp> =
+            [("imaps://m".to_owned(), TokenTyp::Jwt), ("smtps://m".to_owned(), TokenTyp::AtJwt)]
+                .into();
+        let typ = |audience: &[&str]| {
+            access_token_typ(
+                &typs,
+                &audience.iter().map(|one| (*one).to_owned()).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(typ(&["imaps://m", "smtps://m"]), "JWT");
+        assert_eq!(typ(&["smtps://m", "imaps://m"]), "JWT");
+        assert_eq!(typ(&["imaps://m"]), "JWT");
+        assert_eq!(typ(&["smtps://m"]), "at+jwt");
+        assert_eq!(typ(&["smtps://m", "https://d/"]), "at+jwt");
+        assert_eq!(typ(&["https://issuer.example"]), "at+jwt");
     }
 }

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use letterlock_jose::keyring::SigningKeyRing;
-use letterlock_protocol::{ErrorCode, ScopeSet, TokenRequestError};
+use letterlock_protocol::{ErrorCode, ScopeSet, Service, TokenRequestError};
 use letterlock_store::{GrantRecord, Store};
 
 use crate::clients::Client;
@@ -47,6 +47,9 @@ pub struct Issuer<'a> {
     pub lifetimes: Lifetimes,
     /// The `typ` of access tokens per resource.
     pub token_typs: &'a HashMap<String, TokenTyp>,
+    /// The configured services and the scopes that reach them: who a token asked without
+    /// `resource` is for.
+    pub services: &'a [Service],
 }
 
 /// The grant core over a store, with the clock and the random source injected.
@@ -245,15 +248,23 @@ fn check_live(grant: &GrantRecord, user_disabled: bool) -> Result<(), GrantError
 
 /// What a token request gets within what was granted: the rule is `letterlock-protocol`'s
 /// ([`letterlock_protocol::token::narrow`]: a scope that may narrow but never widen, RFC 6749
-/// §6; the one service the access token is for, RFC 8707 §2.2). Checked before anything is
-/// spent, so that a refused request does not rotate a refresh token.
+/// §6; the one service named by `resource`, RFC 8707 §2.2, or without it every granted service
+/// the scope reaches). Checked before anything is spent, so that a refused request does not
+/// rotate a refresh token.
 fn narrow(
     ask: &TokenAsk<'_>,
     granted_scope: &ScopeSet,
     granted_resources: &[String],
-) -> Result<(ScopeSet, Option<String>), GrantError> {
-    letterlock_protocol::token::narrow(ask.scope, &ask.resources, granted_scope, granted_resources)
-        .map_err(GrantError::from)
+    services: &[Service],
+) -> Result<(ScopeSet, Vec<String>), GrantError> {
+    letterlock_protocol::token::narrow(
+        ask.scope,
+        &ask.resources,
+        granted_scope,
+        granted_resources,
+        services,
+    )
+    .map_err(GrantError::from)
 }
 
 impl From<TokenRequestError> for GrantError {

@@ -45,7 +45,7 @@ impl Grants<'_> {
             }
         }
         check_live(&grant, context.user_disabled)?;
-        let asked = narrow(ask, &grant.scope, &grant.resources)?;
+        let asked = narrow(ask, &grant.scope, &grant.resources, self.issuer.services)?;
         // Keep the binding of the token being replaced.
         let jkt = record.jkt.or(caller.jkt.map(str::to_owned));
         let subject = Subject { grant: &grant, address: &context.address, rotated: Some(&hash) };

@@ -363,6 +363,12 @@ async fn authorization_request_errors_go_to_the_person_or_the_proven_redirect() 
         (("code_challenge_method", "plain"), "invalid_request"),
         (("scope", "admin"), "invalid_scope"),
         (("resource", "imaps://evil.example.com"), "invalid_target"),
+        // Issue 16 point 3: identifiers are compared after normalization, and these are still
+        // other services: a user name, another port, another path, a fragment.
+        (("resource", "imaps://eve@mail.example.com"), "invalid_target"),
+        (("resource", "imaps://mail.example.com:994"), "invalid_target"),
+        (("resource", "imaps://mail.example.com/other"), "invalid_target"),
+        (("resource", "imaps://mail.example.com#x"), "invalid_target"),
         (("response_type", "token"), "unsupported_response_type"),
         (("code_challenge", "short"), "invalid_request"),
         (("dpop_jkt", "not-a-thumbprint"), "invalid_request"),

@@ -239,8 +239,13 @@ pub async fn approve(
     client_id: &str,
     extra: &[(&str, &str)],
 ) -> (Browser, Map<String, Value>) {
+    approve_at(server, &authorize_uri(client_id, extra)).await
+}
+
+/// [`approve`] of the authorization request `uri`.
+pub async fn approve_at(server: &TestServer, uri: &str) -> (Browser, Map<String, Value>) {
     let mut browser = Browser::default();
-    let page = browser.get(server, &authorize_uri(client_id, extra)).await;
+    let page = browser.get(server, uri).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     assert!(page.html.contains("Sign in"), "{}", page.html);
     assert_eq!(page.field("address").as_deref(), Some(ADDRESS), "login_hint fills the address");
@@ -345,7 +350,16 @@ async fn the_whole_code_flow_with_one_consent_and_per_service_tokens() {
     let access = claims(&server, reply.body["access_token"].as_str().unwrap());
     assert_eq!(access["iss"], "http://127.0.0.1:8080");
     assert_eq!(access["sub"], ADDRESS);
-    assert_eq!(access["aud"], "imaps://mail.example.com", "the first resource when none is named");
+    // Issue 16: without `resource`, every granted service the scope (mail and calendars)
+    // reaches, as configured.
+    assert_eq!(
+        access["aud"],
+        json!([
+            "imaps://mail.example.com",
+            "smtps://mail.example.com",
+            "https://dav.example.com/caldav/"
+        ]),
+    );
     assert_eq!(access["client_id"], client_id.as_str());
     assert_eq!(
         access["scope"],
@@ -353,7 +367,6 @@ async fn the_whole_code_flow_with_one_consent_and_per_service_tokens() {
     );
     assert_eq!(access["exp"].as_i64().unwrap() - access["iat"].as_i64().unwrap(), 600);
     let grant_id = access["grant_id"].as_str().unwrap().to_owned();
-    let refresh = reply.body["refresh_token"].as_str().unwrap().to_owned();
 
     // What a front door on another machine sees: the published JWKS is enough to check it.
     let jwks = server.get("/jwks.json").await.body;
@@ -370,21 +383,48 @@ async fn the_whole_code_flow_with_one_consent_and_per_service_tokens() {
         )
         .unwrap();
     assert_eq!((checked.subject.as_str(), checked.grant_id.as_str()), (ADDRESS, grant_id.as_str()));
-    let smtp_door = letterlock_jose::access::AccessTokenVerifier::new(
-        "http://127.0.0.1:8080",
-        "smtps://mail.example.com",
-        &jwks,
+    // Issue 16 changed this: the SMTP door accepts the token asked without `resource` too (it
+    // was "an IMAP token is not an SMTP token"); a service the grant does not name still
+    // refuses it, and a token asked for IMAP by `resource` is still not an SMTP token (below).
+    let door = |resource: &str| {
+        letterlock_jose::access::AccessTokenVerifier::new("http://127.0.0.1:8080", resource, &jwks)
+    };
+    let mail = ["urn:ietf:params:oauth:scope:mail"];
+    let every = reply.body["access_token"].as_str().unwrap();
+    assert!(door("smtps://mail.example.com").verify(every, &mail, NOW).is_ok());
+    for elsewhere in ["pop3s://mail.example.com", "smtps://mail.example.org"] {
+        assert_eq!(
+            door(elsewhere).verify(every, &mail, NOW).unwrap_err(),
+            letterlock_jose::access::TokenError::Audience,
+            "{elsewhere}"
+        );
+    }
+    let only_imap = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", reply.body["refresh_token"].as_str().unwrap()),
+            ("client_id", &client_id),
+            // Issue 16 point 3: another spelling of the configured identifier.
+            ("resource", "IMAPS://Mail.Example.com:993/"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(only_imap.status, StatusCode::OK, "{}", only_imap.body);
+    let refresh = only_imap.body["refresh_token"].as_str().unwrap().to_owned();
+    let imap_token = only_imap.body["access_token"].as_str().unwrap();
+    assert_eq!(claims(&server, imap_token)["aud"], "imaps://mail.example.com", "as configured");
+    assert_eq!(
+        door("smtps://mail.example.com").verify(imap_token, &mail, NOW).unwrap_err(),
+        letterlock_jose::access::TokenError::Audience,
+        "a token asked for IMAP is not an SMTP token"
     );
-    assert!(
-        smtp_door
-            .verify(
-                reply.body["access_token"].as_str().unwrap(),
-                &["urn:ietf:params:oauth:scope:mail"],
-                NOW
-            )
-            .is_err(),
-        "an IMAP token is not an SMTP token"
-    );
+    // Introspection: a resource server sees the token active when one of its resources is in
+    // `aud` (issue 16 point 2), and not a token for another service.
+    assert_eq!(introspect(&server, IMAP, every).await["active"], true);
+    assert_eq!(introspect(&server, CALDAV, every).await["active"], true);
+    assert_eq!(introspect(&server, CALDAV, imap_token).await, json!({"active": false}));
 
     // The grant is this device.
     let grant = server.state.store().grant(&grant_id).await.unwrap().unwrap();
@@ -530,4 +570,81 @@ pub fn dpop_proof(
     );
     let signature = key.sign(signing_input.as_bytes(), &SystemRandom::new()).unwrap();
     format!("{signing_input}.{}", base64url::encode(signature))
+}
+
+/// Issue 16 point 1: with no `[[resources]]`, `aud` is still there (RFC 9068 §2.2, §3): the
+/// issuer, the default resource indicator; a `resource` names nothing that was granted.
+#[tokio::test]
+async fn without_configured_resources_the_audience_is_the_issuer() {
+    let server = with_user("[dpop]\nrequire_nonce = false\n").await;
+    let client_id = register(&server, json!({})).await;
+    let uri: String = authorize_uri(&client_id, &[])
+        .split('&')
+        .filter(|parameter| !parameter.starts_with("resource="))
+        .collect::<Vec<_>>()
+        .join("&");
+    let (_, redirect) = approve_at(&server, &uri).await;
+    let reply = redeem(&server, &client_id, redirect["code"].as_str().unwrap()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let access = claims(&server, reply.body["access_token"].as_str().unwrap());
+    assert_eq!(access["aud"], "http://127.0.0.1:8080");
+    let named = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", reply.body["refresh_token"].as_str().unwrap()),
+            ("client_id", &client_id),
+            ("resource", "imaps://mail.example.com"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(named.body["error"], "invalid_target", "{}", named.body);
+}
+
+/// Issue 16 point 1: a scope that reaches only some services makes a token for those alone,
+/// and two `resource` values in one token request stay refused (RFC 8707 §2.2).
+#[tokio::test]
+async fn the_audience_follows_the_scope_and_one_resource_per_request() {
+    let server = with_user(CONFIG).await;
+    let client_id = register(&server, json!({})).await;
+    let (_, redirect) = approve(&server, &client_id, &[]).await;
+    let reply = redeem(&server, &client_id, redirect["code"].as_str().unwrap()).await;
+    let mut refresh = reply.body["refresh_token"].as_str().unwrap().to_owned();
+    for (scope, audience) in [
+        (
+            "urn:ietf:params:oauth:scope:mail",
+            json!(["imaps://mail.example.com", "smtps://mail.example.com"]),
+        ),
+        ("urn:ietf:params:oauth:scope:calendars", json!("https://dav.example.com/caldav/")),
+        ("offline_access", json!("http://127.0.0.1:8080")),
+    ] {
+        let reply = token_request(
+            &server,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh),
+                ("client_id", &client_id),
+                ("scope", scope),
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(claims(&server, reply.body["access_token"].as_str().unwrap())["aud"], audience);
+        refresh = reply.body["refresh_token"].as_str().unwrap().to_owned();
+    }
+    for resources in [
+        &["imaps://mail.example.com", "smtps://mail.example.com"][..],
+        &["imaps://mail.example.com", "IMAPS://mail.example.com:993"][..],
+    ] {
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+            ("client_id", client_id.as_str()),
+        ];
+        form.extend(resources.iter().map(|resource| ("resource", *resource)));
+        let reply = token_request(&server, &form, None).await;
+        assert_eq!(reply.body["error"], "invalid_target", "{}", reply.body);
+    }
 }
