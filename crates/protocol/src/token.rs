@@ -477,13 +477,17 @@ mod tests {
         assert_eq!(two, Err(TokenRequestError::OneResource));
         let bad = request(Some("mail"), &[]).narrow(&granted, &resources, &services).unwrap_err();
         assert_eq!(bad.code(), ErrorCode::InvalidScope);
-        let malformed = request(Some("a\\b"), &[]).narrow(&granted, &services).unwrap_err();
+        let malformed =
+            request(Some("a\\b"), &[]).narrow(&granted, &resources, &services).unwrap_err();
         assert_eq!(malformed, TokenRequestError::Scope(ScopeError::Syntax));
         // RFC 6749 §3.3: unknown scopes are dropped, protocol names mapped; §6 still holds.
-        let (scope, _) =
-            request(Some("IMAP mail openid:x"), &[]).narrow(&granted, &services).unwrap();
+        let (scope, _) = request(Some("IMAP mail openid:x"), &[])
+            .narrow(&granted, &resources, &services)
+            .unwrap();
         assert_eq!(scope.to_string(), "urn:ietf:params:oauth:scope:mail");
-        let wider = request(Some("CardDAV other"), &[]).narrow(&granted, &services).unwrap_err();
+        let wider = request(Some("CardDAV other"), &[])
+            .narrow(&granted, &resources, &services)
+            .unwrap_err();
         assert_eq!(wider, TokenRequestError::ScopeNotGranted(crate::scope::CONTACTS.into()));
     }
 
