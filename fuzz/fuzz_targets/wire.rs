@@ -7,8 +7,8 @@ use letterlock_protocol::authorization::{Allowed, AuthorizationRequest, Authoriz
 use letterlock_protocol::token::{ClientAuthentication, TokenRequest, TokenResponse};
 use letterlock_protocol::{
     AccessTokenClaims, AuthorizationServerMetadata, DeviceAuthorizationRequest,
-    DeviceAuthorizationResponse, ErrorBody, IntrospectionRequest, IntrospectionResponse, Params,
-    ParamsError, Resource, RevocationRequest, ScopeSet,
+    DeviceAuthorizationResponse, ErrorBody, IdTokenClaims, IntrospectionRequest,
+    IntrospectionResponse, Params, ParamsError, Resource, RevocationRequest, ScopeSet, UserInfo,
 };
 use letterlock_sasl::{ErrorChallenge, Mechanism};
 
@@ -121,6 +121,15 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 assert_eq!(IntrospectionResponse::from_json(encoded.as_bytes()), Some(response));
             }
         }
-        _ => json_round_trip::<AccessTokenClaims>(rest),
+        _ => {
+            json_round_trip::<AccessTokenClaims>(rest);
+            json_round_trip::<IdTokenClaims>(rest);
+            json_round_trip::<UserInfo>(rest);
+            // RFC 6749 §3.3 read liberally: whatever is granted is supported, and reads back
+            // strictly as itself.
+            if let Ok(asked) = ScopeSet::parse_requested(text) {
+                assert_eq!(ScopeSet::parse(&asked.scope.to_string()), Ok(asked.scope));
+            }
+        }
     }
 });

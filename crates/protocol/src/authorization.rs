@@ -22,6 +22,10 @@ use crate::scope::{ScopeError, ScopeSet};
 /// dozen bytes, and the state is stored with the pending request.
 pub const MAX_STATE_BYTES: usize = 2048;
 
+/// The longest `nonce` kept, in bytes. OpenID Connect Core §3.1.2.1 sets no bound; it is
+/// stored with the pending request and the code, and returned in the ID token.
+pub const MAX_NONCE_BYTES: usize = 2048;
+
 /// `login_hint` is cut to this many characters: the longest mail address (RFC 5321 §4.5.3.1.3
 /// limits a path to 256 octets, with its angle brackets).
 pub const MAX_LOGIN_HINT_CHARS: usize = 254;
@@ -71,6 +75,9 @@ pub enum AuthorizationError {
     /// `state` longer than [`MAX_STATE_BYTES`].
     #[error("state is too long")]
     StateTooLong,
+    /// `nonce` longer than [`MAX_NONCE_BYTES`].
+    #[error("nonce is too long")]
+    NonceTooLong,
     /// RFC 6749 §4.1.2.1 `unsupported_response_type`: only `code`.
     #[error("only response_type=code is supported")]
     ResponseType,
@@ -182,6 +189,9 @@ pub struct AuthorizationRequest {
     pub dpop_jkt: Option<String>,
     /// `login_hint` (OpenID Connect Core §3.1.2.1), cut to [`MAX_LOGIN_HINT_CHARS`].
     pub login_hint: Option<String>,
+    /// `nonce` (OpenID Connect Core §3.1.2.1), at most [`MAX_NONCE_BYTES`]: returned in the ID
+    /// token (§3.1.3.6), against replay.
+    pub nonce: Option<String>,
 }
 
 impl AuthorizationRequest {
@@ -204,6 +214,10 @@ impl AuthorizationRequest {
         if state.as_ref().is_some_and(|text| text.len() > MAX_STATE_BYTES) {
             return Err(AuthorizationError::StateTooLong);
         }
+        let nonce = params.single("nonce").map(str::to_owned);
+        if nonce.as_ref().is_some_and(|text| text.len() > MAX_NONCE_BYTES) {
+            return Err(AuthorizationError::NonceTooLong);
+        }
         if params.single("response_type") != Some(RESPONSE_TYPE_CODE) {
             return Err(AuthorizationError::ResponseType);
         }
@@ -220,10 +234,12 @@ impl AuthorizationRequest {
             ),
             Some(_) => return Err(AuthorizationError::ChallengeMethod),
         };
+        // RFC 6749 §3.3: unknown scopes are dropped (the server "MAY fully or partially ignore
+        // the scope requested"), protocol names mapped; see `ScopeSet::parse_requested`.
         let scope = match params.single("scope") {
             None => allowed.scope.clone(),
-            Some(text) => match ScopeSet::parse(text) {
-                Ok(scope) if !scope.is_empty() => scope,
+            Some(text) => match ScopeSet::parse_requested(text) {
+                Ok(asked) if !asked.scope.is_empty() => asked.scope,
                 Ok(_) => return Err(AuthorizationError::ScopeEmpty),
                 Err(error) => return Err(AuthorizationError::Scope(error)),
             },
@@ -267,13 +283,14 @@ impl AuthorizationRequest {
             login_hint: params
                 .single("login_hint")
                 .map(|hint| hint.chars().take(MAX_LOGIN_HINT_CHARS).collect()),
+            nonce,
         })
     }
 
     /// The request as query parameters, as the client sends it (see [`AuthorizationQuery`]).
     pub fn to_params(&self) -> Params {
         let scope = self.scope.to_string();
-        AuthorizationQuery {
+        let mut params = AuthorizationQuery {
             client_id: &self.client_id,
             redirect_uri: self.redirect_uri.as_deref(),
             scope: &scope,
@@ -283,7 +300,9 @@ impl AuthorizationRequest {
             resources: &self.resources,
             dpop_jkt: self.dpop_jkt.as_deref(),
         }
-        .to_params()
+        .to_params();
+        params.push_some("nonce", self.nonce.as_deref());
+        params
     }
 
     /// The request as a query string (without `?`).
@@ -478,6 +497,10 @@ mod tests {
         assert_eq!(full.resources, [IMAP]);
         assert_eq!(full.login_hint.unwrap().len(), MAX_LOGIN_HINT_CHARS);
         assert_eq!(full.redirect_uri.as_deref(), Some("x"));
+        // RFC 6749 §3.3: unknown scopes are dropped, the autoconfig draft's names mapped.
+        let liberal = check("scope=IMAP%20SMTP%20mail%20offline_access&nonce=n-0S6").unwrap();
+        assert_eq!(liberal.scope.to_string(), "urn:ietf:params:oauth:scope:mail offline_access");
+        assert_eq!(liberal.nonce.as_deref(), Some("n-0S6"));
     }
 
     #[test]
@@ -494,9 +517,11 @@ mod tests {
             ("scope=%20", E::ScopeEmpty, ErrorCode::InvalidScope),
             (
                 "scope=mail",
-                E::Scope(ScopeError::Unsupported("mail".into())),
+                E::Scope(ScopeError::NoneSupported("mail".into())),
                 ErrorCode::InvalidScope,
             ),
+            ("scope=a%5Cb", E::Scope(ScopeError::Syntax), ErrorCode::InvalidScope),
+            (&*format!("nonce={}", "n".repeat(2049)), E::NonceTooLong, ErrorCode::InvalidRequest),
             (
                 "scope=urn:ietf:params:oauth:scope:contacts",
                 E::ScopeNotRegistered("urn:ietf:params:oauth:scope:contacts".into()),
@@ -633,7 +658,8 @@ mod tests {
     #[test]
     fn requests_round_trip() {
         let request =
-            check("state=s%20t&resource=https://dav.example.com/&login_hint=a@b").unwrap();
+            check("state=s%20t&resource=https://dav.example.com/&login_hint=a@b&nonce=n%20o")
+                .unwrap();
         let scope = ScopeSet::parse("urn:ietf:params:oauth:scope:mail offline_access").unwrap();
         let resources = resources();
         let allowed = Allowed { scope: &scope, resources: &resources, pkce_optional: false };

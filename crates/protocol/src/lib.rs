@@ -19,6 +19,8 @@
 //! - [`RevocationRequest`] (RFC 7009 §2.1); [`IntrospectionRequest`] and
 //!   [`IntrospectionResponse`] (RFC 7662 §2.1, §2.2);
 //! - [`AccessTokenClaims`]: the RFC 9068 claims of an access token;
+//! - [`IdTokenClaims`] and [`UserInfo`]: OpenID Connect Core's ID token (§2) and UserInfo
+//!   response (§5.3.2);
 //! - [`urn`]: every `urn:ietf:params:oauth:...` name, once;
 //! - [`address::AddressBlock`]: the block (an IPv4 address, an IPv6 /64) that per-address limits
 //!   count a client by.
@@ -44,6 +46,7 @@ pub mod introspection;
 pub mod issuer;
 pub mod jwk;
 pub mod metadata;
+pub mod oidc;
 pub mod params;
 pub mod pkce;
 pub mod redirect;
@@ -66,6 +69,7 @@ pub use introspection::{IntrospectionRequest, IntrospectionResponse};
 pub use issuer::{Issuer, IssuerError};
 pub use jwk::{Curve, PublicJwk};
 pub use metadata::AuthorizationServerMetadata;
+pub use oidc::{IdTokenClaims, UserInfo};
 pub use params::{Params, ParamsError};
 pub use pkce::{CodeChallenge, CodeVerifier};
 pub use redirect::{RedirectKind, RedirectUri};

@@ -118,6 +118,24 @@ pub struct AuthorizationServerMetadata {
         skip_serializing_if = "Option::is_none"
     )]
     pub protected_resources: Option<Vec<String>>,
+    /// OpenID Connect Discovery §3 `userinfo_endpoint` (OpenID Connect Core §5.3).
+    #[serde(
+        default,
+        deserialize_with = "lenient::string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub userinfo_endpoint: Option<String>,
+    /// OpenID Connect Discovery §3 `subject_types_supported`: `public` (the `sub` is the
+    /// address, the same for every client).
+    #[serde(default, deserialize_with = "lenient::list", skip_serializing_if = "Vec::is_empty")]
+    pub subject_types_supported: Vec<String>,
+    /// OpenID Connect Discovery §3 `id_token_signing_alg_values_supported`: the algorithms of
+    /// the server's signing keys.
+    #[serde(default, deserialize_with = "lenient::list", skip_serializing_if = "Vec::is_empty")]
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// OpenID Connect Discovery §3 `claims_supported`: the claims of ID tokens and UserInfo.
+    #[serde(default, deserialize_with = "lenient::list", skip_serializing_if = "Vec::is_empty")]
+    pub claims_supported: Vec<String>,
     /// Where the operator documents the service.
     #[serde(
         default,
@@ -169,6 +187,10 @@ impl AuthorizationServerMetadata {
                 protected_resources.iter().map(|resource| resource.as_str().to_owned()).collect()
             }),
             service_documentation,
+            userinfo_endpoint: Some(issuer.endpoint(crate::oidc::USERINFO_PATH)),
+            subject_types_supported: names(&["public"]),
+            id_token_signing_alg_values_supported: names(&SIGNING_ALGORITHMS),
+            claims_supported: names(&crate::oidc::CLAIMS_SUPPORTED),
         }
     }
 
@@ -334,11 +356,18 @@ mod tests {
         assert_eq!(json["issuer"], "https://auth.example.com");
         assert_eq!(json["protected_resources"], json!(["imaps://mail.example.com"]));
         assert!(json.get("service_documentation").is_none());
-        let Value::Object(document) = json else { panic!() };
+        let Value::Object(document) = json.clone() else { panic!() };
         let read = AuthorizationServerMetadata::checked(&issuer(), &document, fine).unwrap();
         assert_eq!(read, metadata);
         assert!(read.offers_auth_method(AuthMethod::PrivateKeyJwt));
         assert!(read.offers_grant_type(GrantType::DeviceCode));
+        // OpenID Connect Discovery §3: the members an OpenID Provider must publish.
+        assert_eq!(json["userinfo_endpoint"], "https://auth.example.com/userinfo");
+        assert_eq!(json["subject_types_supported"], json!(["public"]));
+        assert_eq!(json["id_token_signing_alg_values_supported"], json!(["ES256", "EdDSA"]));
+        assert_eq!(json["response_types_supported"], json!(["code"]));
+        assert!(read.scopes_supported.iter().any(|scope| scope == "openid"));
+        assert!(read.claims_supported.iter().any(|claim| claim == "email_verified"));
         let none = AuthorizationServerMetadata::new(&issuer(), &[], None);
         assert!(serde_json::to_value(&none).unwrap().get("protected_resources").is_none());
     }

@@ -306,9 +306,13 @@ impl ClientMetadata {
         }
         let scope = match request.get("scope") {
             None => ScopeSet::all(),
-            Some(Value::String(text)) => ScopeSet::parse(text).map_err(|error: ScopeError| {
-                RegistrationError::metadata("scope", error.to_string())
-            })?,
+            // RFC 7591 §2: the server may register fewer scopes than asked (the response says
+            // which); unknown ones are dropped as in an authorization request (RFC 6749 §3.3).
+            Some(Value::String(text)) => {
+                ScopeSet::parse_requested(text).map(|asked| asked.scope).map_err(
+                    |error: ScopeError| RegistrationError::metadata("scope", error.to_string()),
+                )?
+            }
             Some(_) => {
                 return Err(RegistrationError::metadata(
                     "scope",

@@ -282,7 +282,9 @@ pub fn narrow(
     let scope = match scope {
         None => granted_scope.clone(),
         Some(text) => {
-            let asked = ScopeSet::parse(text).map_err(TokenRequestError::Scope)?;
+            // RFC 6749 §3.3: unknown scopes are dropped and protocol names mapped, as in the
+            // authorization request; a known scope beyond the grant stays refused (§6).
+            let asked = ScopeSet::parse_requested(text).map_err(TokenRequestError::Scope)?.scope;
             if let Some(extra) = asked.iter().find(|scope| !granted_scope.contains(scope)) {
                 return Err(TokenRequestError::ScopeNotGranted(extra.to_owned()));
             }
@@ -347,6 +349,9 @@ pub struct TokenResponse {
     /// The scope granted (RFC 6749 §5.1: required if it differs from the request's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// OpenID Connect Core §3.1.3.3: the ID token, when the grant has the `openid` scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 impl TokenResponse {
@@ -478,6 +483,18 @@ mod tests {
         assert_eq!(two, Err(TokenRequestError::OneResource));
         let bad = request(Some("mail"), &[]).narrow(&granted, &resources, &services).unwrap_err();
         assert_eq!(bad.code(), ErrorCode::InvalidScope);
+        let malformed =
+            request(Some("a\\b"), &[]).narrow(&granted, &resources, &services).unwrap_err();
+        assert_eq!(malformed, TokenRequestError::Scope(ScopeError::Syntax));
+        // RFC 6749 §3.3: unknown scopes are dropped, protocol names mapped; §6 still holds.
+        let (scope, _) = request(Some("IMAP mail openid:x"), &[])
+            .narrow(&granted, &resources, &services)
+            .unwrap();
+        assert_eq!(scope.to_string(), "urn:ietf:params:oauth:scope:mail");
+        let wider = request(Some("CardDAV other"), &[])
+            .narrow(&granted, &resources, &services)
+            .unwrap_err();
+        assert_eq!(wider, TokenRequestError::ScopeNotGranted(crate::scope::CONTACTS.into()));
     }
 
     /// Issue 16 point 1: one token without `resource` for every service the scope reaches.
@@ -610,6 +627,7 @@ mod tests {
             refresh_token: None,
             refresh_token_expires_in: None,
             scope: Some("offline_access".into()),
+            id_token: None,
         };
         let json = serde_json::to_string(&response).unwrap();
         assert_eq!(

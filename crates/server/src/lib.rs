@@ -119,6 +119,10 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{prefix}/consent"), post(endpoints::authorize::consent))
         .route(&format!("{prefix}/token"), post(endpoints::token::token))
         .route(
+            &format!("{prefix}{}", letterlock_protocol::oidc::USERINFO_PATH),
+            get(endpoints::userinfo::userinfo).post(endpoints::userinfo::userinfo),
+        )
+        .route(
             &format!("{prefix}/device_authorization"),
             post(endpoints::device::device_authorization),
         )

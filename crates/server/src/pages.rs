@@ -110,6 +110,10 @@ pub fn scope_words(scope: &str) -> &'static str {
         letterlock_protocol::scope::CONTACTS => "Your contacts",
         letterlock_protocol::scope::CALENDARS => "Your calendars",
         letterlock_protocol::scope::OFFLINE_ACCESS => "Stay signed in on this device",
+        // OpenID Connect Core §5.4: sign-in with this account shows the application who you are.
+        letterlock_protocol::scope::OPENID
+        | letterlock_protocol::scope::PROFILE
+        | letterlock_protocol::scope::EMAIL => "Know your name and email address",
         _ => "Other access",
     }
 }
@@ -211,11 +215,15 @@ pub fn consent(consent: &Consent<'_>) -> Response {
     } else {
         ""
     };
-    let scopes: String = consent
-        .scopes
-        .iter()
-        .map(|scope| format!("<li>{}</li>", escape(scope_words(scope))))
-        .collect();
+    // `openid`, `profile` and `email` share their words: said once.
+    let mut words: Vec<&str> = Vec::new();
+    for scope in &consent.scopes {
+        let said = scope_words(scope);
+        if !words.contains(&said) {
+            words.push(said);
+        }
+    }
+    let scopes: String = words.iter().map(|said| format!("<li>{}</li>", escape(said))).collect();
     let resources: String =
         consent.resources.iter().map(|resource| format!("<li>{}</li>", escape(resource))).collect();
     page(

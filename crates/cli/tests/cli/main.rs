@@ -19,6 +19,7 @@ mod client;
 mod dav;
 mod gateway;
 mod neomutt;
+mod oidc;
 mod support;
 mod thunderbird;
 mod webmail;

@@ -140,3 +140,24 @@ fn body_must_be_a_json_object() {
     assert!(parse_request_body(b"{\"a\":\"\xff\"}").is_err());
     assert!(parse_request_body(b"{}").is_ok());
 }
+
+/// RFC 7591 §2: the server may register fewer scopes than asked; unknown ones are dropped (as
+/// in RFC 6749 §3.3), the autoconfig draft's protocol names mapped, and the registration says
+/// what it holds. A scope of which nothing is known, or a malformed one, is still refused.
+#[test]
+fn registration_drops_unknown_scopes() {
+    let metadata = check(json!({
+        "redirect_uris": ["http://127.0.0.1/"],
+        "scope": "openid email IMAP SMTP https://mail.google.com/ offline_access",
+    }))
+    .unwrap();
+    assert_eq!(
+        metadata.to_json()["scope"],
+        json!("urn:ietf:params:oauth:scope:mail offline_access openid email")
+    );
+    for refused in ["admin other", "a\\b"] {
+        let error = check(json!({"redirect_uris": ["http://127.0.0.1/"], "scope": refused}))
+            .expect_err(refused);
+        assert_eq!(error.code(), ErrorCode::InvalidClientMetadata, "{refused}");
+    }
+}

@@ -21,7 +21,8 @@ use crate::grants::consent::Approval;
 use crate::grants::records::PendingRequest;
 use crate::http::form::lenient;
 use crate::http::session::{
-    from_this_origin, login_token, session_cookie, sign_in_page, signed_in, signed_in_form,
+    from_this_origin, login_token, session_began, session_cookie, sign_in_page, signed_in,
+    signed_in_form,
 };
 use crate::http::{clean_device_name, client_for_page, internal, see_other};
 use crate::listen::PeerAddr;
@@ -108,6 +109,7 @@ pub async fn authorize(
         resources: request.resources,
         dpop_jkt: request.dpop_jkt,
         login_hint: request.login_hint,
+        nonce: request.nonce,
     };
     let id = match state.random().token(24) {
         Ok(id) => id,
@@ -122,7 +124,10 @@ pub async fn authorize(
         return internal(&error);
     }
     match person {
-        Some((user, csrf)) => decide(&state, &id, pending, client, &user, &csrf).await,
+        Some((user, csrf)) => {
+            let auth_time = auth_time(&state, &pending, &headers).await;
+            decide(&state, &id, pending, client, &user, &csrf, auth_time).await
+        }
         None => sign_in_page(
             &state,
             &headers,
@@ -166,7 +171,18 @@ pub async fn resume(
         Ok(client) => client,
         Err(response) => return response,
     };
-    decide(&state, id, pending, client, &user, &csrf).await
+    let auth_time = auth_time(&state, &pending, &headers).await;
+    decide(&state, id, pending, client, &user, &csrf, auth_time).await
+}
+
+/// OpenID Connect Core §2 `auth_time` for a request with the `openid` scope: when the person's
+/// session began. Other requests need no second look at the session.
+async fn auth_time(state: &AppState, pending: &PendingRequest, headers: &HeaderMap) -> Option<i64> {
+    if pending.scope.split(' ').any(|scope| scope == letterlock_protocol::scope::OPENID) {
+        session_began(state, headers).await
+    } else {
+        None
+    }
 }
 
 /// `POST /login`: the sign-in form.
@@ -293,7 +309,8 @@ pub async fn consent(State(state): State<AppState>, headers: HeaderMap, body: By
         Err(response) => return response,
     };
     let device_name = clean_device_name(form.single("device_name").unwrap_or(""), &client);
-    match approve(&state, &pending, &client, &user, &device_name).await {
+    let auth_time = auth_time(&state, &pending, &headers).await;
+    match approve(&state, &pending, &client, &user, &device_name, auth_time).await {
         Ok(response) => response,
         Err(error) => internal(&error),
     }
@@ -308,6 +325,7 @@ async fn decide(
     client: Client,
     user: &UserRecord,
     csrf: &str,
+    auth_time: Option<i64>,
 ) -> Response {
     // RFC 8252 §8.6: no request is answered without the person unless the client's identity is
     // proven. Only a client whose code is useless without its own key or secret is; and even
@@ -322,7 +340,8 @@ async fn decide(
             if let Err(error) = state.store().delete_pending_request(id).await {
                 return internal(&error);
             }
-            return match approve(state, &pending, &client, user, &grant.device_name).await {
+            let device_name = &grant.device_name;
+            return match approve(state, &pending, &client, user, device_name, auth_time).await {
                 Ok(response) => response,
                 Err(error) => internal(&error),
             };
@@ -365,6 +384,7 @@ async fn approve(
     client: &Client,
     user: &UserRecord,
     device_name: &str,
+    auth_time: Option<i64>,
 ) -> Result<Response, GrantError> {
     let grants = state.grants();
     let approval = Approval {
@@ -374,7 +394,7 @@ async fn approve(
         redirect_uri: Some(&pending.redirect_uri),
     };
     let grant = grants.consent(client, user, approval).await?;
-    let code = grants.create_code(client, pending, &user.id, &grant).await?;
+    let code = grants.create_code(client, pending, &user.id, &grant, auth_time).await?;
     let answer = Answer {
         issuer: state.issuer().as_str().to_owned(),
         redirect_uri: pending.redirect_uri.clone(),

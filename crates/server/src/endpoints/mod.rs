@@ -9,3 +9,4 @@ pub mod discovery;
 pub mod introspect;
 pub mod register;
 pub mod token;
+pub mod userinfo;

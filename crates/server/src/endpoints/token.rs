@@ -104,6 +104,7 @@ fn render(issued: &Issued) -> Response {
         refresh_token: issued.refresh_token.clone(),
         refresh_token_expires_in: issued.refresh_token_expires_in,
         scope: Some(issued.scope.to_string()),
+        id_token: issued.id_token.clone(),
     };
     // Serializing strings and integers cannot fail.
     let body = serde_json::to_vec(&body).unwrap_or_default();

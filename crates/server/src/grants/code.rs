@@ -2,6 +2,8 @@
 //! (RFC 7636) and an optional DPoP binding (RFC 9449 §10).
 
 use letterlock_protocol::CodeChallenge;
+use letterlock_protocol::oidc::{self, IdTokenClaims};
+use letterlock_protocol::scope::{EMAIL, OPENID};
 use letterlock_store::{CodeRedemption, GrantRecord};
 
 use super::issue::Subject;
@@ -25,13 +27,15 @@ pub struct CodeRequest<'a> {
 
 impl Grants<'_> {
     /// Makes a code for an approved request under `grant`; returns the code. Only its hash is
-    /// stored, with the details the redemption checks.
+    /// stored, with the details the redemption checks and, for OpenID Connect, the request's
+    /// `nonce` and when the person signed in (`auth_time`).
     pub async fn create_code(
         &self,
         client: &Client,
         pending: &PendingRequest,
         user_id: &str,
         grant: &GrantRecord,
+        auth_time: Option<i64>,
     ) -> Result<String, GrantError> {
         let code = self.random.token(32)?;
         let details = CodeDetails {
@@ -42,6 +46,8 @@ impl Grants<'_> {
             resources: pending.resources.clone(),
             dpop_jkt: pending.dpop_jkt.clone(),
             user_id: user_id.to_owned(),
+            nonce: pending.nonce.clone(),
+            auth_time,
         };
         let details = details.to_json();
         let expires_at = self.now() + self.issuer.lifetimes.code;
@@ -108,7 +114,43 @@ impl Grants<'_> {
             letterlock_protocol::ScopeSet::parse(&details.scope).map_err(GrantError::internal)?;
         let asked = narrow(&request.ask, &granted_scope, &details.resources, self.issuer.services)?;
         let subject = Subject { grant: &grant, address: &address, rotated: None };
-        self.issue(caller, subject, asked, caller.jkt.map(str::to_owned)).await
+        let mut issued = self.issue(caller, subject, asked, caller.jkt.map(str::to_owned)).await?;
+        // OpenID Connect Core §3.1.3.3: a grant with `openid` returns an ID token.
+        if granted_scope.contains(OPENID) {
+            let email = granted_scope.contains(EMAIL);
+            issued.id_token = Some(self.id_token(caller.client, &address, &details, email)?);
+        }
+        Ok(issued)
+    }
+
+    /// OpenID Connect Core §2 and §3.1.3.6: the ID token for a code exchange, signed with the
+    /// server's key (the one of its access tokens), `typ: JWT`. It lives as long as an access
+    /// token: a client checks it at once.
+    fn id_token(
+        &self,
+        client: &Client,
+        address: &str,
+        details: &CodeDetails,
+        email: bool,
+    ) -> Result<String, GrantError> {
+        let now = self.now();
+        let claims = IdTokenClaims {
+            iss: self.issuer.issuer.as_str().to_owned(),
+            sub: address.to_owned(),
+            aud: client.client_id.clone(),
+            exp: now + self.issuer.lifetimes.access_token,
+            iat: now,
+            auth_time: details.auth_time,
+            nonce: details.nonce.clone(),
+            azp: Some(client.client_id.clone()),
+            // OpenID Connect Core §5.4: with `email`, the address (the account itself).
+            email: email.then(|| address.to_owned()),
+            email_verified: email.then_some(true),
+        };
+        self.issuer
+            .keys
+            .sign(oidc::TYP, &claims.to_json(), now, self.random.for_crypto())
+            .map_err(GrantError::internal)
     }
 }
 

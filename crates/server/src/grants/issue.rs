@@ -54,6 +54,9 @@ pub struct Issued {
     /// Seconds until that refresh token expires unused (`refresh_token_expires_in`, not in
     /// RFC 6749; see [`letterlock_protocol::TokenResponse`]).
     pub refresh_token_expires_in: Option<i64>,
+    /// OpenID Connect Core §3.1.3.3: the ID token of a code exchange under `openid`, added by
+    /// [`super::code`].
+    pub id_token: Option<String>,
 }
 
 impl Grants<'_> {
@@ -136,6 +139,7 @@ impl Grants<'_> {
             scope,
             refresh_token_expires_in: refresh_token.as_ref().map(|_| lifetimes.refresh_token),
             refresh_token,
+            id_token: None,
         };
         // The answer is kept, sealed under the presented token, for a retry within the window
         // (RFC 9700 §4.14.2's grace period; super::retry says why it is safe to keep).

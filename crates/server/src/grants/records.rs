@@ -27,6 +27,10 @@ pub struct PendingRequest {
     pub dpop_jkt: Option<String>,
     /// The address to offer on the sign-in page.
     pub login_hint: Option<String>,
+    /// OpenID Connect Core §3.1.2.1 `nonce`, returned in the ID token (§3.1.3.6). Absent in
+    /// requests stored before OpenID Connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 impl PendingRequest {
@@ -58,6 +62,12 @@ pub struct CodeDetails {
     pub dpop_jkt: Option<String>,
     /// The user who approved.
     pub user_id: String,
+    /// OpenID Connect Core §3.1.2.1 `nonce` of the authorization request, for the ID token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// OpenID Connect Core §2 `auth_time`: when the person signed in (their session began).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 impl CodeDetails {

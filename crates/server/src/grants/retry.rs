@@ -112,6 +112,9 @@ pub(super) fn open(
         scope: ScopeSet::parse(&kept.scope).map_err(|_| corrupt())?,
         refresh_token: kept.refresh_token,
         refresh_token_expires_in: kept.refresh_expires_at.map(|at| at.saturating_sub(now).max(0)),
+        // Only refreshes are kept, and a refresh carries no ID token (OpenID Connect Core
+        // §12.2 makes it optional).
+        id_token: None,
     })
 }
 
@@ -127,6 +130,7 @@ mod tests {
             scope: ScopeSet::parse("urn:ietf:params:oauth:scope:mail offline_access").unwrap(),
             refresh_token: Some("next".into()),
             refresh_token_expires_in: Some(7_776_000),
+            id_token: None,
         }
     }
 

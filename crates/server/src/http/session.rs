@@ -21,6 +21,16 @@ pub async fn signed_in(
     Ok(state.accounts().session(&cookie).await?.map(|(user, session)| (user, session.csrf)))
 }
 
+/// When this browser's session began: OpenID Connect Core §2 `auth_time`, the time the person
+/// signed in. `None` without a live session.
+pub async fn session_began(state: &AppState, headers: &HeaderMap) -> Option<i64> {
+    let cookie = cookie_value(headers, &cookie_name(state))?;
+    match state.accounts().session(&cookie).await {
+        Ok(Some((_, session))) => Some(session.created_at),
+        _ => None,
+    }
+}
+
 /// `__Host-` cookies must be `Secure`, which a plain-http loopback issuer cannot set.
 pub fn cookie_name(state: &AppState) -> String {
     if state.issuer().is_https() {

@@ -1,4 +1,5 @@
-//! RFC 8414 metadata at both well-known locations, field by field; the JWKS.
+//! RFC 8414 metadata (with the OpenID Connect Discovery §3 members) at both well-known
+//! locations, field by field; the JWKS.
 
 use serde_json::json;
 
@@ -33,8 +34,15 @@ fn expected(issuer: &str, base: &str) -> serde_json::Value {
             "urn:ietf:params:oauth:scope:mail",
             "urn:ietf:params:oauth:scope:contacts",
             "urn:ietf:params:oauth:scope:calendars",
-            "offline_access"
+            "offline_access",
+            "openid",
+            "profile",
+            "email"
         ],
+        "userinfo_endpoint": format!("{base}/userinfo"),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256", "EdDSA"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "email", "email_verified"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
@@ -64,13 +72,12 @@ async fn both_documents_list_exactly_what_is_implemented() {
         assert_eq!(reply.headers["content-type"], "application/json");
         assert_eq!(reply.headers["cache-control"], "public, max-age=300");
     }
-    // No endpoint that does not exist yet is advertised.
+    // No endpoint that does not exist yet is advertised; UserInfo (issue 16) does exist.
     let reply = server.get("/.well-known/oauth-authorization-server").await;
-    for absent in
-        ["userinfo_endpoint", "end_session_endpoint", "pushed_authorization_request_endpoint"]
-    {
+    for absent in ["end_session_endpoint", "pushed_authorization_request_endpoint"] {
         assert!(reply.body.get(absent).is_none(), "{absent} is advertised but not implemented");
     }
+    assert_eq!(server.get("/userinfo").await.status, 401, "UserInfo asks for a token");
 }
 
 #[tokio::test]

@@ -109,8 +109,10 @@ impl Core {
             resources,
             dpop_jkt: None,
             login_hint: None,
+            nonce: None,
         };
-        let code = grants.create_code(&self.client, &pending, &self.user.id, &grant).await.unwrap();
+        let code =
+            grants.create_code(&self.client, &pending, &self.user.id, &grant, None).await.unwrap();
         let request =
             CodeRequest { code: &code, code_verifier: Some(VERIFIER), ..CodeRequest::default() };
         let issued = grants.redeem_code(caller, &request).await.unwrap();

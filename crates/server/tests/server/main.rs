@@ -103,6 +103,7 @@ mod keys;
 mod limits;
 mod listener;
 mod localhost;
+mod oidc;
 mod randomness;
 mod registration;
 mod statements;
