@@ -327,11 +327,9 @@ fn thunderbird_reads_and_sends(transport: Transport) {
     assert!(consent.contains("Thunderbird") && consent.contains("not verified"), "{}", report());
     assert_eq!(person["addressPrefilled"], USER, "login_hint: {}", report());
     assert!(
-        person["redirect"]["origin"]
-            .as_str()
-            .is_some_and(|origin| origin
-                .starts_with(&format!("{}:", transport.redirection_endpoint()))
-                && origin != format!("http://127.0.0.1:{}", setup.port)),
+        person["redirect"]["origin"].as_str().is_some_and(|origin| origin
+            .starts_with(&format!("{}:", transport.redirection_endpoint()))
+            && origin != format!("http://127.0.0.1:{}", setup.port)),
         "{}",
         report()
     );
