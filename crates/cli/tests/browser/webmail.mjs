@@ -62,7 +62,8 @@ try {
     await page.fill("#compose-subject", sendSubject);
     await page.fill("#composebody", "Sent by Roundcube through Letterlock's SMTP door.");
     await page.screenshot({ path: `${screenshots}/5-roundcube-compose.png`, fullPage: true });
-    await page.evaluate(() => window.rcmail.command("send"));
+    // The compose screen's own Send command (its handler reads its second argument).
+    await page.evaluate(() => window.rcmail.command("send", {}));
     // Roundcube goes back to the mailbox once the message is sent; then wait for the delivery.
     await page.waitForURL((url) => url.searchParams.get("_action") !== "compose", { timeout: STEP });
     const deadline = Date.now() + STEP;

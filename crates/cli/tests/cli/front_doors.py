@@ -499,10 +499,15 @@ def hold(p):
     print("ready", flush=True)
     started = time.monotonic()
     client.sock.settimeout(30)
-    try:
-        line = client.readline().decode().strip()
-    except socket.timeout:
-        line = "nothing within 30 seconds"
+    # Dovecot's keepalives in IDLE ("* OK Still here", RFC 2177 lets a server send untagged
+    # responses at any time) are not the end of the session: read on to what ends it.
+    while True:
+        try:
+            line = client.readline().decode().strip()
+        except socket.timeout:
+            line = "nothing within 30 seconds"
+        if not line.startswith("* OK"):
+            break
     return {"bye": line, "seconds": round(time.monotonic() - started, 1)}
 
 
