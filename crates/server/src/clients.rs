@@ -8,7 +8,7 @@ use letterlock_jose::key::check_public_key;
 use letterlock_jose::sealing::{OpenError, PREFIX};
 use letterlock_jose::statement::{self, StatementError};
 use letterlock_protocol::{
-    ApplicationType, AuthMethod, ClientMetadata, ErrorCode, GrantType, Localized,
+    ApplicationType, AuthMethod, ClientMetadata, ErrorCode, GrantType, Localized, RedirectUri,
     RegistrationError, ScopeSet,
 };
 
@@ -352,23 +352,13 @@ impl<'a> Clients<'a> {
     /// a `client_id` starts with.
     pub async fn open(&self, client_id: &str) -> Result<Client, ClientIdError> {
         if let Some(public) = self.public_clients.get(client_id) {
-            let metadata = ClientMetadata {
-                redirect_uris: Vec::new(),
-                token_endpoint_auth_method: AuthMethod::None,
-                grant_types: GrantType::ALL.to_vec(),
-                application_type: ApplicationType::Native,
-                scope: ScopeSet::all(),
-                jwks: Vec::new(),
-                client_name: public.name.clone().map(Localized::untagged).unwrap_or_default(),
-                client_uri: Localized::default(),
-                logo_uri: Localized::default(),
-                tos_uri: Localized::default(),
-                policy_uri: Localized::default(),
-                contacts: Vec::new(),
-                software_id: None,
-                software_version: None,
-                dpop_bound_access_tokens: false,
-            };
+            let metadata = configured_metadata(
+                Vec::new(),
+                AuthMethod::None,
+                GrantType::ALL.to_vec(),
+                ApplicationType::Native,
+                public.name.clone().map(Localized::untagged).unwrap_or_default(),
+            );
             return Ok(Client {
                 client_id: client_id.to_owned(),
                 origin: ClientOrigin::WellKnown,
@@ -436,22 +426,24 @@ impl<'a> Clients<'a> {
     }
 }
 
-/// A configured web client as the endpoints see a client: a confidential web application with
-/// the operator's redirect URIs and name, allowed the code and refresh grants. Its metadata's
-/// one method is the first configured; [`Client::web`] holds them all.
-fn configured_client(client_id: &str, web: &WebClient) -> Client {
-    let metadata = ClientMetadata {
-        redirect_uris: web.redirect_uris.clone(),
-        token_endpoint_auth_method: web
-            .auth_methods
-            .first()
-            .copied()
-            .unwrap_or(AuthMethod::ClientSecretBasic),
-        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-        application_type: ApplicationType::Web,
+/// The metadata of a client the operator configured rather than registered: the given
+/// redirects, method, grants, kind and name, every scope, and nothing else (no keys, links or
+/// contacts to show).
+fn configured_metadata(
+    redirect_uris: Vec<RedirectUri>,
+    token_endpoint_auth_method: AuthMethod,
+    grant_types: Vec<GrantType>,
+    application_type: ApplicationType,
+    client_name: Localized,
+) -> ClientMetadata {
+    ClientMetadata {
+        redirect_uris,
+        token_endpoint_auth_method,
+        grant_types,
+        application_type,
         scope: ScopeSet::all(),
         jwks: Vec::new(),
-        client_name: Localized::untagged(web.name.clone()),
+        client_name,
         client_uri: Localized::default(),
         logo_uri: Localized::default(),
         tos_uri: Localized::default(),
@@ -460,7 +452,20 @@ fn configured_client(client_id: &str, web: &WebClient) -> Client {
         software_id: None,
         software_version: None,
         dpop_bound_access_tokens: false,
-    };
+    }
+}
+
+/// A configured web client as the endpoints see a client: a confidential web application with
+/// the operator's redirect URIs and name, allowed the code and refresh grants. Its metadata's
+/// one method is the first configured; [`Client::web`] holds them all.
+fn configured_client(client_id: &str, web: &WebClient) -> Client {
+    let metadata = configured_metadata(
+        web.redirect_uris.clone(),
+        web.auth_methods.first().copied().unwrap_or(AuthMethod::ClientSecretBasic),
+        vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        ApplicationType::Web,
+        Localized::untagged(web.name.clone()),
+    );
     Client {
         client_id: client_id.to_owned(),
         origin: ClientOrigin::Configured,
