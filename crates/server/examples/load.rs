@@ -10,7 +10,8 @@
 //! cargo run --release -p letterlock-server --example load -- refresh [DATABASE_URL] [CONNECTIONS] [SECONDS]
 //! cargo run --release -p letterlock-server --example load -- introspect [DATABASE_URL] [CONNECTIONS] [SECONDS]
 //! ```
-//! Without a database URL it uses a SQLite file in a scratch folder.
+//! Without a database URL it uses a SQLite file in a scratch folder. `LOAD_EXTRA_CONFIG` is
+//! appended to the server's configuration, to compare settings.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -53,7 +54,9 @@ fn main() {
     let config = Config::parse(&format!(
         "issuer = \"{issuer}\"\n[dpop]\nrequire_nonce = false\n[[resources]]\nuri = \"{RESOURCE}\"\n\
          [[resource_servers]]\nclient_id = \"load\"\nsecret = \"load-secret-0123456789\"\nresources = [\"{RESOURCE}\"]\n\
-         [limits]\ntoken_requests_per_minute_per_address = 4000000000\nconnections_per_address = 100000\n"
+         [limits]\ntoken_requests_per_minute_per_address = 4000000000\nconnections_per_address = 100000\n{}",
+        // More configuration to compare, e.g. "[lifetimes]\nrefresh_retry_window_seconds = 0".
+        std::env::var("LOAD_EXTRA_CONFIG").unwrap_or_default()
     ))
     .unwrap();
     let state = server_runtime.block_on(async {
