@@ -253,6 +253,50 @@ fn configuration_errors_are_clear_and_fatal() {
     assert!(message.contains("https"), "{message}");
 }
 
+/// The first log lines of `letterlock serve` up to "letterlock is serving", with `format` as
+/// `LETTERLOCK_LOG_FORMAT` (if any), stderr a pipe as under systemd.
+fn serve_log_lines(format: Option<&str>) -> Vec<String> {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = loopback_config(dir.path(), "");
+    let mut command = Command::new(BINARY);
+    command
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("LETTERLOCK_LOG", "info")
+        .env_remove("LETTERLOCK_LOG_FORMAT")
+        .stderr(std::process::Stdio::piped());
+    if let Some(format) = format {
+        command.env("LETTERLOCK_LOG_FORMAT", format);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let serving = line.contains("letterlock is serving");
+        lines.push(line);
+        if serving || lines.len() > 50 {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    lines
+}
+
+#[test]
+fn logs_are_json_on_request_and_without_colour_codes_when_not_on_a_terminal() {
+    let json = serve_log_lines(Some("json"));
+    assert!(json.iter().any(|line| line.contains("letterlock is serving")), "{json:?}");
+    for line in &json {
+        let entry: Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(entry["level"].is_string() && entry["fields"]["message"].is_string(), "{line}");
+    }
+    let text = serve_log_lines(None);
+    assert!(text.iter().any(|line| line.contains("INFO")), "{text:?}");
+    assert!(text.iter().all(|line| !line.contains('\u{1b}')), "colour codes in a pipe: {text:?}");
+}
+
 fn user_command(config: &Path, args: &[&str], password: &str) -> Output {
     use std::io::Write as _;
     let mut child = Command::new(BINARY)
