@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use letterlock_jose::keyring::SigningKeyRing;
 use letterlock_jose::sealing::Sealer;
 use letterlock_jose::statement::TrustedVendor;
+use letterlock_protocol::access_token::AccessTokenClaims;
 use letterlock_protocol::{Issuer, Resource};
 use letterlock_store::Store;
 
@@ -26,6 +27,38 @@ use crate::random::Randomness;
 use crate::replay::ReplayCache;
 use crate::settings::Settings;
 pub use crate::settings::{Lifetimes, PublicClient, RegistrationSettings, ResourceServer};
+
+/// Why an access token is not live, for the endpoints that take one from a client
+/// (introspection, RFC 7662 §2.2; UserInfo, OpenID Connect Core §5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotLive {
+    /// Not a token this server signed, or not an access token.
+    NotOurs,
+    /// Signed by this server's keys for another issuer.
+    OtherIssuer,
+    /// Past its `exp`.
+    Expired,
+    /// Revoked by its `jti` (RFC 7009), or without one.
+    Revoked,
+    /// Its grant no longer exists.
+    DeviceGone,
+    /// Its grant was revoked or its user disabled.
+    DeviceRevoked,
+}
+
+impl NotLive {
+    /// What to tell the client.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::NotOurs => "the token is not an access token of this server",
+            Self::OtherIssuer => "the token was issued by someone else",
+            Self::Expired => "the token has expired",
+            Self::Revoked => "the token was revoked",
+            Self::DeviceGone => "the token's device is gone",
+            Self::DeviceRevoked => "access for this device was revoked",
+        }
+    }
+}
 
 /// Everything the endpoints share. Cheap to clone.
 #[derive(Clone)]
@@ -197,6 +230,43 @@ impl AppState {
         token: &str,
     ) -> Option<serde_json::Map<String, serde_json::Value>> {
         self.signing_keys().verify(token, &["at+jwt", "JWT"], self.now()).ok()
+    }
+
+    /// The claims of an access token this server signed for its own issuer, still within its
+    /// lifetime (RFC 9068 §4), or why not.
+    pub fn current_access_token(&self, token: &str) -> Result<AccessTokenClaims, NotLive> {
+        let claims = self
+            .verify_access_token(token)
+            .and_then(|json| AccessTokenClaims::from_json(&json))
+            .ok_or(NotLive::NotOurs)?;
+        if claims.issuer != self.issuer().as_str() {
+            return Err(NotLive::OtherIssuer);
+        }
+        if claims.expires_at <= self.now() {
+            return Err(NotLive::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// Whether a current access token still stands: not revoked by its `jti` (RFC 7009), its
+    /// grant live and its user enabled; with the user's address. Introspection and UserInfo
+    /// both ask this, with one read of the grant and its user.
+    pub async fn access_token_standing(
+        &self,
+        claims: &AccessTokenClaims,
+    ) -> Result<Result<String, NotLive>, letterlock_store::Error> {
+        if claims.jti.is_empty() || self.store().access_token_revoked(&claims.jti).await? {
+            return Ok(Err(NotLive::Revoked));
+        }
+        let Some((grant, address, disabled)) =
+            self.store().grant_with_user(&claims.grant_id).await?
+        else {
+            return Ok(Err(NotLive::DeviceGone));
+        };
+        if grant.revoked_at.is_some() || disabled {
+            return Ok(Err(NotLive::DeviceRevoked));
+        }
+        Ok(Ok(address))
     }
 
     /// Lifetimes.

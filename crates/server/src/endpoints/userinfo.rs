@@ -13,7 +13,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use letterlock_protocol::access_token::AccessTokenClaims;
 use letterlock_protocol::scope::{EMAIL, OPENID};
 use letterlock_protocol::{BearerError, UserInfo};
 
@@ -95,17 +94,9 @@ async fn answer(
         return Err(request("send the token as Bearer or DPoP"));
     };
     let token = token.trim();
-    let now = state.now();
     let claims = state
-        .verify_access_token(token)
-        .and_then(|json| AccessTokenClaims::from_json(&json))
-        .ok_or_else(|| invalid(scheme, "the token is not an access token of this server"))?;
-    if claims.issuer != state.issuer().as_str() {
-        return Err(invalid(scheme, "the token was issued by someone else"));
-    }
-    if claims.expires_at <= now {
-        return Err(invalid(scheme, "the token has expired"));
-    }
+        .current_access_token(token)
+        .map_err(|not_live| invalid(scheme, not_live.description()))?;
     // RFC 9449 §7.1: a bound token comes as `DPoP` with a proof by its key, for this request
     // and this token (`ath`); an unbound one as `Bearer`.
     match (&claims.jkt, scheme) {
@@ -139,16 +130,10 @@ async fn answer(
             description: "the token does not carry the openid scope".to_owned(),
         });
     }
-    if claims.jti.is_empty() || state.store().access_token_revoked(&claims.jti).await? {
-        return Err(invalid(scheme, "the token was revoked"));
-    }
-    let Some((grant, address, disabled)) = state.store().grant_with_user(&claims.grant_id).await?
-    else {
-        return Err(invalid(scheme, "the token's device is gone"));
-    };
-    if grant.revoked_at.is_some() || disabled {
-        return Err(invalid(scheme, "access for this device was revoked"));
-    }
+    let address = state
+        .access_token_standing(&claims)
+        .await?
+        .map_err(|not_live| invalid(scheme, not_live.description()))?;
     let has = |scope: &str| claims.scopes.iter().any(|granted| granted == scope);
     let mut info = UserInfo { sub: address.clone(), ..UserInfo::default() };
     // OpenID Connect Core §5.4: `email` gives the address, verified: it is the account itself.
