@@ -6,7 +6,9 @@
 //! - [`plain`] parses and encodes PLAIN;
 //! - [`ServerExchange`] is the server side as a state machine: credentials in, then either
 //!   success or the RFC 7628 §3.2.2 error challenge, the client's acknowledgement, and failure;
-//! - [`ResponseLine`] reads the base64 lines IMAP, SMTP and POP3 carry SASL in, with `*` to cancel.
+//! - [`ResponseLine`] reads the base64 lines IMAP, SMTP and POP3 carry SASL in, with `*` to cancel;
+//! - [`dovecot`] speaks Dovecot's authentication protocols (a PLAIN exchange on its auth-client
+//!   socket, a passdb lookup on its auth-master socket), for the sign-in page's Dovecot source.
 //!
 //! Tokens are held in [`Secret`], whose `Debug` hides them; [`Secret::declassify`] is the one
 //! way out, so every exposure can be found with grep.
@@ -30,6 +32,8 @@
 //! assert_eq!(exchange.receive(b"\x01").unwrap(), Received::Failed);
 //! ```
 #![forbid(unsafe_code)]
+
+pub mod dovecot;
 
 use std::fmt;
 
