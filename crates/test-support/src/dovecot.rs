@@ -1,7 +1,8 @@
 //! A private Dovecot from Debian's packages on free loopback ports, for the oracle tests: one
 //! that validates tokens itself (an oauth2 passdb), or one behind the front doors taking logins
 //! by a master user, with POP3, submission (relaying to a given port), LMTP and its
-//! authentication service for Postfix. Stopped when dropped.
+//! authentication service for Postfix, or one whose passdb is a passwd-file of hashed passwords
+//! or its LDAP driver, asked by Letterlock's Dovecot identity source. Stopped when dropped.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -74,6 +75,64 @@ impl Dovecot {
             Some(relay_port),
             tls,
         )
+    }
+
+    /// Dovecot whose passdb is a passwd-file of `users` (name, password), the passwords hashed
+    /// by Dovecot itself (`doveadm pw -s SHA512-CRYPT`), logging every authentication request
+    /// (`auth_verbose`, `auth_debug`), with `extra` settings; its authentication service listens
+    /// on the UNIX sockets [`Dovecot::auth_client_socket`] and [`Dovecot::auth_master_socket`]
+    /// and on TCP port [`Dovecot::auth`] (issue 17: Dovecot as an identity source).
+    pub fn with_passwd_file(users: &[(&str, &str)], extra: &str) -> Self {
+        let users =
+            users.iter().map(|(name, password)| (*name, hash(password))).collect::<Vec<_>>();
+        Self::launch(
+            |dir| {
+                write_users(dir, &users);
+                format!(
+                    "auth_mechanisms = plain login\nauth_verbose = yes\nauth_debug = yes\n{extra}\n\
+                     passdb {{\n  driver = passwd-file\n  args = scheme=SHA512-CRYPT {}\n}}\n",
+                    dir.join(USERS).display()
+                )
+            },
+            None,
+            None,
+        )
+    }
+
+    /// Dovecot whose passdb is its LDAP driver with `ldap_conf` (the `args` file: `uris`,
+    /// `base`, `auth_bind`, ...), logging as [`Dovecot::with_passwd_file`] does, with the same
+    /// sockets.
+    pub fn with_ldap(ldap_conf: &Path) -> Self {
+        Self::launch(
+            |_| {
+                format!(
+                    "auth_mechanisms = plain login\nauth_verbose = yes\nauth_debug = yes\n\
+                     passdb {{\n  driver = ldap\n  args = {}\n}}\n",
+                    ldap_conf.display()
+                )
+            },
+            None,
+            None,
+        )
+    }
+
+    /// Replaces the passwd-file's users (Dovecot reads the file again when it changes).
+    pub fn set_users(&self, users: &[(&str, &str)]) {
+        let users =
+            users.iter().map(|(name, password)| (*name, hash(password))).collect::<Vec<_>>();
+        write_users(self.dir.path(), &users);
+    }
+
+    /// The authentication service's client socket (`auth-client`, what Postfix's Dovecot SASL
+    /// and Letterlock's Dovecot source connect to).
+    pub fn auth_client_socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("run").join("auth-client")
+    }
+
+    /// The authentication service's master socket (`auth-master`, what `doveadm auth lookup`
+    /// uses).
+    pub fn auth_master_socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("run").join("auth-master")
     }
 
     /// With `tls` (certificate and key files), IMAP, POP3 and submission offer STARTTLS.
@@ -152,6 +211,29 @@ impl Dovecot {
     pub fn imap_socket(&self) -> std::path::PathBuf {
         self.dir.path().join("run").join(IMAP_SOCKET)
     }
+}
+
+/// The passwd-file of [`Dovecot::with_passwd_file`], in its folder.
+const USERS: &str = "users";
+
+/// A password hashed by Dovecot (`{SHA512-CRYPT}$6$...`).
+fn hash(password: &str) -> String {
+    let output = Command::new("doveadm")
+        .args(["pw", "-s", "SHA512-CRYPT", "-p", password])
+        .output()
+        .expect("doveadm is installed with dovecot");
+    assert!(output.status.success(), "doveadm pw: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// Writes the passwd-file (`user:password:uid:gid:gecos:home:shell:extra`), readable by
+/// Dovecot's auth process, atomically so that Dovecot never reads half of it.
+fn write_users(dir: &Path, users: &[(&str, String)]) {
+    let text: String = users.iter().map(|(name, hash)| format!("{name}:{hash}::::::\n")).collect();
+    let partial = dir.join("users.partial");
+    std::fs::write(&partial, text).unwrap();
+    Command::new("chmod").arg("a+r").arg(&partial).status().unwrap();
+    std::fs::rename(partial, dir.join(USERS)).unwrap();
 }
 
 impl Drop for Dovecot {
