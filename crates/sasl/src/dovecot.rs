@@ -9,7 +9,9 @@
 //! LF as 0x01 followed by `1`, `t`, `r`, `n` ([`escape`], [`unescape`]), so that no value can
 //! split a line or add a field. The password itself never appears in a field: it travels inside
 //! the base64 of the PLAIN response (`resp=`), which has no TAB or LF to escape; a NUL in the
-//! user name or password would move the PLAIN separators, so [`AuthRequest::encode`] refuses it.
+//! user name or password would move the PLAIN separators, and Dovecot itself refuses a password
+//! with 0x01, TAB, CR or LF ("Attempted login with password having illegal chars",
+//! `src/auth/auth-request.c`), so [`AuthRequest::encode`] refuses them before asking.
 //!
 //! ```
 //! use letterlock_sasl::dovecot::{AuthRequest, ClientHandshake, ServerLine, Outcome};
@@ -82,7 +84,8 @@ pub enum DovecotError {
     OutOfOrder,
     /// The user name or the password holds a NUL, which would move PLAIN's separators
     /// (RFC 4616 §2: "UTF8NUL" separates the three parts), or a user name holds another control
-    /// character, or one of them is empty.
+    /// character, or the password 0x01, TAB, CR or LF (which Dovecot refuses in a password,
+    /// since they mean something in its internal protocols), or one of them is empty.
     #[error("the user name or password holds a NUL or control character, or is empty")]
     Credentials,
 }
@@ -347,14 +350,16 @@ impl std::fmt::Debug for AuthRequest<'_> {
 
 impl AuthRequest<'_> {
     /// The `AUTH` line with its LF. Refuses a NUL in the user name or password, any other
-    /// control character in the user name, an empty one, and a line over [`MAX_LINE_BYTES`].
+    /// control character in the user name, 0x01, TAB, CR or LF in the password (Dovecot would
+    /// refuse it: `password_has_illegal_chars`), an empty one, and a line over
+    /// [`MAX_LINE_BYTES`].
     pub fn encode(&self) -> Result<String, DovecotError> {
         // RFC 4616 §2: message = [authzid] UTF8NUL authcid UTF8NUL passwd; a NUL inside either
         // part would make another split. A control character in a name is never a person's.
         if self.user.is_empty()
             || self.password.is_empty()
             || self.user.chars().any(char::is_control)
-            || self.password.contains('\0')
+            || self.password.contains(['\0', '\u{1}', '\t', '\r', '\n'])
         {
             return Err(DovecotError::Credentials);
         }
@@ -548,7 +553,8 @@ mod tests {
 
     #[test]
     fn a_request_is_one_line_whatever_the_password() {
-        for password in ["plain", "tab\there", "line\nfeed", "cr\rlf\n", "\u{1}t"] {
+        for password in ["plain", "with space", "= %u \"quoted\" \\", "ünïcødé", "\u{7f}\u{1b}"]
+        {
             let line = request("alice@example.com", password).encode().unwrap();
             assert_eq!(line.matches('\n').count(), 1, "{password:?}");
             assert!(line.ends_with('\n'));
@@ -562,6 +568,10 @@ mod tests {
         for (user, password) in [
             ("alice\0bob", "secret"),
             ("alice", "sec\0ret"),
+            ("alice", "tab\there"),
+            ("alice", "line\nfeed"),
+            ("alice", "cr\rhere"),
+            ("alice", "\u{1}t"),
             ("alice\tbob", "secret"),
             ("alice\nbob", "secret"),
             ("", "secret"),

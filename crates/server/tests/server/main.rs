@@ -97,6 +97,8 @@ mod admin;
 mod consent;
 mod device;
 mod discovery;
+/// Dovecot's auth service as an identity source (issue 17).
+mod dovecot_auth;
 mod flow;
 mod grants;
 mod keys;
