@@ -99,16 +99,19 @@ impl Dovecot {
         )
     }
 
-    /// Dovecot whose passdb is its LDAP driver with `ldap_conf` (the `args` file: `uris`,
-    /// `base`, `auth_bind`, ...), logging as [`Dovecot::with_passwd_file`] does, with the same
+    /// Dovecot whose passdb is its LDAP driver (package `dovecot-ldap`) with `ldap_conf` as its
+    /// `args` file (`uris`, `base`, `auth_bind`, ...; written into Dovecot's folder, where its
+    /// auth process can read it), logging as [`Dovecot::with_passwd_file`] does, with the same
     /// sockets.
-    pub fn with_ldap(ldap_conf: &Path) -> Self {
+    pub fn with_ldap(ldap_conf: &str) -> Self {
         Self::launch(
-            |_| {
+            |dir| {
+                let args = dir.join("dovecot-ldap.conf.ext");
+                std::fs::write(&args, ldap_conf).unwrap();
                 format!(
                     "auth_mechanisms = plain login\nauth_verbose = yes\nauth_debug = yes\n\
                      passdb {{\n  driver = ldap\n  args = {}\n}}\n",
-                    ldap_conf.display()
+                    args.display()
                 )
             },
             None,
