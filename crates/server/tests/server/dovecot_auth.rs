@@ -379,3 +379,58 @@ async fn the_refresh_recheck_asks_the_master_socket() {
 fn source_without_master(dovecot: &Dovecot) -> DovecotSource {
     source(&format!("socket = {:?}", dovecot.auth_client_socket()))
 }
+
+#[tokio::test]
+async fn a_person_removed_from_dovecot_loses_the_refresh_after_the_recheck_delay() {
+    let Some(dovecot) = dovecot() else { return };
+    let config = format!(
+        "{}\n[sign_in]\nrecheck_seconds = 60\n[[sign_in.sources]]\nkind = \"dovecot\"\n\
+         name = \"mail\"\nsocket = {:?}\nmaster_socket = {:?}\ntimeout_seconds = 30\n",
+        crate::flow::CONFIG,
+        dovecot.auth_client_socket(),
+        dovecot.auth_master_socket()
+    );
+    let server = server(&config).await;
+    let client_id = crate::flow::register(&server, serde_json::json!({})).await;
+    // Signed in through Dovecot (flow::ADDRESS and PASSWORD are alice's here too).
+    let (_, redirect) = crate::flow::approve(&server, &client_id, &[]).await;
+    let code = redirect["code"].as_str().unwrap();
+    let tokens = crate::flow::redeem(&server, &client_id, code).await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
+    let refresh = |token: String| {
+        let server = &server;
+        let client_id = client_id.clone();
+        async move {
+            crate::flow::token_request(
+                server,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &token),
+                    ("client_id", &client_id),
+                    ("resource", "imaps://mail.example.com"),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    // Within the delay, and after it while Dovecot still has alice: refreshed.
+    let reply = refresh(tokens.body["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    server.clock.advance(61);
+    let reply = refresh(reply.body["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // Alice leaves Dovecot's passdb; past the delay, the refresh asks Dovecot again.
+    dovecot.set_users(&[("carol@example.com", PASSWORD)]);
+    let checked = at_socket(&dovecot);
+    for _ in 0..200 {
+        if checked.standing(ALICE).await == Standing::Gone {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.clock.advance(61);
+    let reply = refresh(reply.body["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert_eq!(reply.body["error"], "invalid_grant", "{}", reply.body);
+}
