@@ -86,8 +86,8 @@ pub enum SourceConfig {
     Local,
     /// Dovecot's auth service.
     Dovecot(dovecot::DovecotConfig),
-    /// An LDAP directory.
-    Ldap(ldap::LdapConfig),
+    /// An LDAP directory (boxed: its many keys would make every variant as large).
+    Ldap(Box<ldap::LdapConfig>),
 }
 
 /// A password source, ready to be asked.

@@ -100,6 +100,7 @@ mod discovery;
 mod flow;
 mod grants;
 mod keys;
+mod ldap;
 mod limits;
 mod listener;
 mod localhost;
