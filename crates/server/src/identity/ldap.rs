@@ -37,7 +37,7 @@ use crate::accounts::normalize_address;
 use crate::config::ConfigError;
 
 /// Where the typed name goes in `filter`.
-pub const USER_PLACEHOLDER: &str = "{user}";
+pub use letterlock_protocol::ldap_filter::PLACEHOLDER as USER_PLACEHOLDER;
 
 /// `[[sign_in.sources]]` with `kind = "ldap"`. Its `Debug` hides the service password.
 #[derive(Clone, Deserialize)]
@@ -115,29 +115,11 @@ impl std::fmt::Debug for LdapConfig {
     }
 }
 
-/// RFC 4515 §3: a value in a filter, with the five characters that could end it or change its
-/// meaning written as `\` and two hex digits: `*` (a substring or presence match), `(` and `)`
-/// (the filter's structure), `\` (the escape itself) and NUL. Everything else, UTF-8 included,
-/// stands for itself. The typed name can then only ever be the value it was typed as.
-pub fn escape_filter_value(value: &str) -> String {
-    let mut escaped = String::with_capacity(value.len());
-    for character in value.chars() {
-        match character {
-            '*' => escaped.push_str("\\2a"),
-            '(' => escaped.push_str("\\28"),
-            ')' => escaped.push_str("\\29"),
-            '\\' => escaped.push_str("\\5c"),
-            '\0' => escaped.push_str("\\00"),
-            other => escaped.push(other),
-        }
-    }
-    escaped
-}
-
-/// The search filter for `typed`: `template` with every `{user}` replaced by the escaped value.
-pub fn filter_for(template: &str, typed: &str) -> String {
-    template.replace(USER_PLACEHOLDER, &escape_filter_value(typed))
-}
+/// RFC 4515 §3: the typed name as one value in the filter (`*`, `(`, `)`, `\` and NUL escaped).
+pub use letterlock_protocol::ldap_filter::escape_value as escape_filter_value;
+/// The search filter for a typed name: the template with every `{user}` replaced by the
+/// escaped value.
+pub use letterlock_protocol::ldap_filter::fill as filter_for;
 
 /// How the connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -569,14 +551,7 @@ mod tests {
     }
 
     #[test]
-    fn the_five_characters_of_rfc_4515_are_escaped() {
-        // RFC 4515 §4's examples: `(o=Parens R Us \28for all your parenthetical needs\29)`,
-        // `(cn=*\2A*)`, `(filename=C:\5cMyFile)`, `(bin=\00\00\00\04)`.
-        assert_eq!(escape_filter_value("(for all)"), "\\28for all\\29");
-        assert_eq!(escape_filter_value("*"), "\\2a");
-        assert_eq!(escape_filter_value("C:\\MyFile"), "C:\\5cMyFile");
-        assert_eq!(escape_filter_value("\0\0\0\u{4}"), "\\00\\00\\00\u{4}");
-        assert_eq!(escape_filter_value("Lučić"), "Lučić");
+    fn the_template_gets_the_escaped_value() {
         assert_eq!(
             filter_for("(&(objectClass=inetOrgPerson)(mail={user}))", "*)(mail=*"),
             "(&(objectClass=inetOrgPerson)(mail=\\2a\\29\\28mail=\\2a))"
@@ -723,6 +698,25 @@ mod tests {
             ),
             "(&(mail=a\\2ab@example.com)(&(objectClass=inetOrgPerson)(uid=*)(!(employeeType=disabled))))"
         );
+    }
+
+    #[test]
+    fn the_documented_example_is_a_configuration() {
+        let doc = include_str!("../../../../docs/CONFIGURATION.md");
+        let section = doc.split("#### `kind = \"ldap\"`").nth(1).unwrap();
+        let example = section.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+        #[derive(Deserialize)]
+        struct File {
+            sign_in: crate::config::SignInConfig,
+        }
+        let file: File = toml::from_str(example).expect("the example in docs/CONFIGURATION.md");
+        match file.sign_in.sources.as_slice() {
+            [super::super::SourceConfig::Ldap(ldap)] => {
+                assert_eq!(ldap.address_attribute, "mail");
+                assert_eq!((ldap.timeout_seconds, ldap.concurrent_checks), (5, 8));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]

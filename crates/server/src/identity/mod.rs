@@ -268,7 +268,9 @@ mod tests {
     fn names_are_unique_and_local_is_the_tables_own() {
         for clash in [
             "[[sources]]\nkind = \"local\"\n[[sources]]\nkind = \"local\"\n",
-            "[[sources]]\nkind = \"dovecot\"\nname = \"a\"\n[[sources]]\nkind = \"ldap\"\nname = \"a\"\n",
+            "[[sources]]\nkind = \"dovecot\"\nname = \"a\"\n[[sources]]\nkind = \"ldap\"\nname = \"a\"\n\
+             url = \"ldap://127.0.0.1\"\nallow_plaintext_on_loopback = true\nbind_dn = \"cn=s\"\n\
+             bind_password = \"p\"\nbase = \"dc=x\"\n",
             "[[sources]]\nkind = \"dovecot\"\nname = \"local\"\n",
             "[[sources]]\nkind = \"dovecot\"\nname = \"\"\n",
         ] {
