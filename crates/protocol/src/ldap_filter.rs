@@ -89,7 +89,11 @@ mod tests {
         fn escaping_round_trips_and_leaves_no_structure(value in any::<String>()) {
             let escaped = escape_value(&value);
             prop_assert!(!escaped.contains(['*', '(', ')', '\0']));
-            prop_assert_eq!(unescape_value(&escaped), Some(value));
+            prop_assert_eq!(unescape_value(&escaped), Some(value.clone()));
+            // The fuzz target `ldap_filter`'s third property, here for every CI run.
+            let template = "(&(objectClass=inetOrgPerson)(mail={user})(!(employeeType=disabled)))";
+            let parentheses = |filter: &str| filter.matches(['(', ')']).count();
+            prop_assert_eq!(parentheses(&fill(template, &value)), parentheses(template));
         }
     }
 }
