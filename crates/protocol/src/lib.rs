@@ -23,7 +23,9 @@
 //!   response (§5.3.2);
 //! - [`urn`]: every `urn:ietf:params:oauth:...` name, once;
 //! - [`address::AddressBlock`]: the block (an IPv4 address, an IPv6 /64) that per-address limits
-//!   count a client by.
+//!   count a client by;
+//! - [`ldap_filter`]: a typed name escaped into an LDAP search filter (RFC 4515), for the LDAP
+//!   identity source.
 //!
 //! ```
 //! use letterlock_protocol::{ClientMetadata, AuthMethod, registration::parse_request_body};
@@ -45,6 +47,7 @@ pub mod error;
 pub mod introspection;
 pub mod issuer;
 pub mod jwk;
+pub mod ldap_filter;
 pub mod metadata;
 pub mod oidc;
 pub mod params;

@@ -19,6 +19,7 @@ mod client;
 mod dav;
 mod gateway;
 mod identity_dovecot;
+mod identity_ldap;
 mod neomutt;
 mod oidc;
 mod support;

@@ -86,8 +86,8 @@ pub enum SourceConfig {
     Local,
     /// Dovecot's auth service.
     Dovecot(dovecot::DovecotConfig),
-    /// An LDAP directory.
-    Ldap(ldap::LdapConfig),
+    /// An LDAP directory (boxed: its many keys would make every variant as large).
+    Ldap(Box<ldap::LdapConfig>),
 }
 
 /// A password source, ready to be asked.
@@ -268,7 +268,9 @@ mod tests {
     fn names_are_unique_and_local_is_the_tables_own() {
         for clash in [
             "[[sources]]\nkind = \"local\"\n[[sources]]\nkind = \"local\"\n",
-            "[[sources]]\nkind = \"dovecot\"\nname = \"a\"\n[[sources]]\nkind = \"ldap\"\nname = \"a\"\n",
+            "[[sources]]\nkind = \"dovecot\"\nname = \"a\"\n[[sources]]\nkind = \"ldap\"\nname = \"a\"\n\
+             url = \"ldap://127.0.0.1\"\nallow_plaintext_on_loopback = true\nbind_dn = \"cn=s\"\n\
+             bind_password = \"p\"\nbase = \"dc=x\"\n",
             "[[sources]]\nkind = \"dovecot\"\nname = \"local\"\n",
             "[[sources]]\nkind = \"dovecot\"\nname = \"\"\n",
         ] {

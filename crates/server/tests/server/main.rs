@@ -102,6 +102,7 @@ mod dovecot_auth;
 mod flow;
 mod grants;
 mod keys;
+mod ldap;
 mod limits;
 mod listener;
 mod localhost;
