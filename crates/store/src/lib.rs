@@ -20,7 +20,7 @@ mod device;
 mod grants;
 mod keys;
 
-pub use accounts::{SessionRecord, UserRecord};
+pub use accounts::{LOCAL_SOURCE, SessionRecord, UserRecord};
 pub use clients::ClientRecord;
 pub use device::{DeviceCodeRecord, DeviceStatus};
 pub use grants::{
