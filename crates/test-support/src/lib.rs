@@ -32,6 +32,7 @@ pub mod dovecot;
 pub mod oracle;
 pub mod postfix;
 pub mod postgres;
+pub mod upstream_op;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
