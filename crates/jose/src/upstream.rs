@@ -685,6 +685,28 @@ mod tests {
         assert_eq!(verify_id_token(&token, &keys, &expected()), Err(UpstreamTokenError::Signature));
     }
 
+    proptest::proptest! {
+        /// Whatever a provider (or someone in the middle) sends is refused, never a panic, and
+        /// never accepted without a key.
+        #[test]
+        fn arbitrary_tokens_and_key_sets_are_refused(
+            header in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            payload in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            signature in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            text in ".{0,300}",
+        ) {
+            let keys = UpstreamKeys::from_jwks(&serde_json::from_str(&text).unwrap_or(Value::Null));
+            let token = format!(
+                "{}.{}.{}",
+                base64url::encode(&header),
+                base64url::encode(&payload),
+                base64url::encode(&signature)
+            );
+            proptest::prop_assert!(verify_id_token(&token, &keys, &expected()).is_err());
+            proptest::prop_assert!(verify_id_token(&text, &keys, &expected()).is_err());
+        }
+    }
+
     #[test]
     fn provider_values_in_refusals_are_escaped_and_bounded() {
         let keys = UpstreamKeys::default();
