@@ -456,6 +456,32 @@ async fn a_cancelled_sign_in_and_a_wrong_iss_are_refused() {
     assert_eq!(fake.seen.lock().unwrap().token_requests, 0);
 }
 
+/// The provider's word does not override this server's: an account disabled here (`letterlock
+/// user disable`) stays refused, and a local account of the same address is the same person.
+#[tokio::test]
+async fn a_disabled_account_stays_refused_whatever_the_provider_says() {
+    let (fake, server, client_id) = setup().await;
+    letterlock_server::accounts::add_user(
+        server.state.store(),
+        "fay@example.com",
+        "fay's local password",
+        NOW,
+    )
+    .await
+    .unwrap();
+    letterlock_server::admin::users::disable(server.state.store(), "fay@example.com", NOW)
+        .await
+        .unwrap();
+    let mut started = start(&fake, &server, &client_id).await;
+    let claims = fake.claims(&started.nonce, json!({}));
+    let token = fake.rs256(json!({"alg": "RS256", "kid": "rsa-1"}), &claims);
+    let page = answer(&fake, &server, &mut started, token).await;
+    assert_refused(&page, StatusCode::FORBIDDEN, "The account fay@example.com is disabled here.");
+    let user = server.state.store().user_by_address("fay@example.com").await.unwrap().unwrap();
+    assert!(user.disabled);
+    assert_ne!(user.password_hash, "", "the local password stays");
+}
+
 /// A provider that is down makes sign-in with it unavailable (503), never a 500 or a hang.
 #[tokio::test]
 async fn an_unreachable_provider_makes_sign_in_unavailable() {
