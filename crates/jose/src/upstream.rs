@@ -446,10 +446,10 @@ fn check_claims(
     if number("iat")? > expected.now + LEEWAY_SECONDS {
         return Err(E::IssuedInFuture);
     }
-    if let Some(not_before) = claims.get("nbf") {
-        if not_before.as_i64().ok_or(E::Claim("nbf"))? > expected.now + LEEWAY_SECONDS {
-            return Err(E::IssuedInFuture);
-        }
+    if let Some(not_before) = claims.get("nbf")
+        && not_before.as_i64().ok_or(E::Claim("nbf"))? > expected.now + LEEWAY_SECONDS
+    {
+        return Err(E::IssuedInFuture);
     }
     // Step 11: a nonce was sent, so the token MUST carry the same value.
     if claims.get("nonce").and_then(Value::as_str) != Some(expected.nonce) {
