@@ -6,9 +6,11 @@
 //! - [`jws`]: compact JWS with the algorithm allow-list checked before anything else;
 //! - [`keyring`]: the server's signing keys, published before they sign and after they retire;
 //! - [`sealing`]: stateless client ids, the registration sealed with AES-256-GCM;
-//! - [`statement`]: software statements signed by client vendors.
+//! - [`statement`]: software statements signed by client vendors;
+//! - [`upstream`]: ID tokens of an upstream OpenID provider, checked against its JWKS.
 //!
-//! There is no `alg: none`, no HMAC and no RSA anywhere in this crate. Randomness is passed in.
+//! There is no `alg: none` and no HMAC anywhere in this crate, and RSA only in [`upstream`],
+//! which verifies what another provider signed. Randomness is passed in.
 //!
 //! ```
 //! use aws_lc_rs::rand::SystemRandom;
@@ -28,6 +30,7 @@ pub mod key;
 pub mod keyring;
 pub mod sealing;
 pub mod statement;
+pub mod upstream;
 
 pub use key::{Algorithm, PrivateKey, VerifyingKey};
 

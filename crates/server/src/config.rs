@@ -107,6 +107,8 @@ pub struct SignInConfig {
     /// `[[sign_in.sources]]`: the password sources, asked in this order; none means the local
     /// table alone (see [`crate::identity`]).
     pub sources: Vec<crate::identity::SourceConfig>,
+    /// `[[sign_in.upstream]]`: upstream OpenID providers, a "Sign in with ..." button each.
+    pub upstream: Vec<crate::identity::upstream::UpstreamConfig>,
     /// Password sign-ins (local or a directory) need a second factor.
     pub require_second_factor: bool,
     /// Seconds a source's word on a person stands before a refresh asks the source again.
@@ -121,6 +123,7 @@ impl Default for SignInConfig {
             attempts_per_minute_per_address: 30,
             concurrent_password_checks: 2,
             sources: Vec::new(),
+            upstream: Vec::new(),
             require_second_factor: false,
             recheck_seconds: 900,
         }

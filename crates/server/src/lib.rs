@@ -118,6 +118,11 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{prefix}/authorize/continue"), get(endpoints::authorize::resume))
         .route(&format!("{prefix}/login"), post(endpoints::authorize::login))
         .route(&format!("{prefix}/consent"), post(endpoints::authorize::consent))
+        .route(&format!("{prefix}/sign-in/upstream/{{name}}"), get(endpoints::upstream::start))
+        .route(
+            &format!("{prefix}/sign-in/upstream/{{name}}/callback"),
+            get(endpoints::upstream::callback),
+        )
         .route(&format!("{prefix}/token"), post(endpoints::token::token))
         .route(
             &format!("{prefix}{}", letterlock_protocol::oidc::USERINFO_PATH),

@@ -131,6 +131,8 @@ pub struct SignIn<'a> {
     pub address: &'a str,
     /// What went wrong the last time, if anything.
     pub message: Option<&'a str>,
+    /// The upstream OpenID providers to offer: (name, label) each.
+    pub upstream: Vec<(&'a str, &'a str)>,
 }
 
 /// The sign-in form.
@@ -159,10 +161,36 @@ pub fn sign_in(form: &SignIn<'_>, status: StatusCode) -> Response {
              <input type=\"email\" id=\"address\" name=\"address\" value=\"{}\" autocomplete=\"username\" required>\
              <label for=\"password\">Password</label>\
              <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-             <button type=\"submit\">Sign in</button></form>",
-            escape(form.address)
+             <button type=\"submit\">Sign in</button></form>{}",
+            escape(form.address),
+            upstream_buttons(prefix, form.hidden, &form.upstream)
         ),
     )
+}
+
+/// "Sign in with ..." for each upstream OpenID provider: a form that GETs the provider's start
+/// route, carrying the request or device code the person came for.
+pub fn upstream_buttons(
+    prefix: &str,
+    hidden: Option<(&str, &str)>,
+    providers: &[(&str, &str)],
+) -> String {
+    let carried = hidden
+        .map(|(name, value)| {
+            format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(name), escape(value))
+        })
+        .unwrap_or_default();
+    providers
+        .iter()
+        .map(|(name, label)| {
+            format!(
+                "<form method=\"get\" action=\"{prefix}/sign-in/upstream/{}\">{carried}\
+                 <button type=\"submit\">Sign in with {}</button></form>",
+                escape(name),
+                escape(label)
+            )
+        })
+        .collect()
 }
 
 /// What the consent page shows.

@@ -651,6 +651,7 @@ impl Store {
              WHERE retry_until IS NOT NULL AND retry_until <= $1",
             "DELETE FROM seen_once WHERE expires_at <= $1",
             "DELETE FROM device_codes WHERE expires_at <= $1",
+            "DELETE FROM upstream_sign_ins WHERE expires_at <= $1",
         ] {
             sqlx::query(query).bind(now).execute(&self.writer).await?;
         }

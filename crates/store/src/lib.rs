@@ -19,6 +19,7 @@ mod clients;
 mod device;
 mod grants;
 mod keys;
+mod upstream;
 
 pub use accounts::{LOCAL_SOURCE, SessionRecord, UserRecord};
 pub use clients::ClientRecord;
@@ -80,7 +81,7 @@ pub enum Backend {
 const SQLITE_READERS: u32 = 4;
 
 /// The tables, in the order [`Store::row_counts`] reports them.
-pub const TABLES: [&str; 13] = [
+pub const TABLES: [&str; 14] = [
     "signing_keys",
     "sealing_keys",
     "clients",
@@ -93,6 +94,7 @@ pub const TABLES: [&str; 13] = [
     "seen_once",
     "revocations",
     "device_codes",
+    "upstream_sign_ins",
     "_sqlx_migrations",
 ];
 

@@ -1,8 +1,9 @@
 //! What Letterlock's test suites share (issue 15): free loopback ports ([`free_port`]),
 //! self-signed certificates ([`certificate`]), the curl helper ([`curl`]), a bounded wait
 //! ([`wait_for`]), a throwaway PostgreSQL cluster ([`postgres`]), private Dovecot and Postfix
-//! servers ([`dovecot`], [`postfix`]), a private OpenLDAP directory ([`ldap`]), and the rule for tests that need a program we did not
-//! write ([`oracle`]).
+//! servers ([`dovecot`], [`postfix`]), a private OpenLDAP directory ([`ldap`]), an upstream
+//! OpenID provider (`oidc-provider` from npm, [`upstream_op`]), and the rule for tests that need
+//! a program we did not write ([`oracle`]).
 //!
 //! The oracle rule: a plain `cargo test` on a machine without Dovecot, Postfix, PostgreSQL,
 //! Chromium or Radicale runs the pure tests, and each oracle test prints
@@ -33,6 +34,7 @@ pub mod ldap;
 pub mod oracle;
 pub mod postfix;
 pub mod postgres;
+pub mod upstream_op;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

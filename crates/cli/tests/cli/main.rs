@@ -20,6 +20,7 @@ mod dav;
 mod gateway;
 mod identity_dovecot;
 mod identity_ldap;
+mod identity_upstream;
 mod neomutt;
 mod oidc;
 mod support;

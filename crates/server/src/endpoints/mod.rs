@@ -9,4 +9,5 @@ pub mod discovery;
 pub mod introspect;
 pub mod register;
 pub mod token;
+pub mod upstream;
 pub mod userinfo;

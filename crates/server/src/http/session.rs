@@ -119,6 +119,12 @@ pub fn sign_in_page(
         login_token: &token,
         address,
         message,
+        upstream: state
+            .identity()
+            .upstream()
+            .iter()
+            .map(|provider| (provider.name(), provider.label()))
+            .collect(),
     };
     let mut response = pages::sign_in(&form, status);
     let secure = if state.issuer().is_https() { "; Secure" } else { "" };

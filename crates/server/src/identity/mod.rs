@@ -19,6 +19,7 @@
 
 pub mod dovecot;
 pub mod ldap;
+pub mod upstream;
 
 use std::net::IpAddr;
 
@@ -133,6 +134,7 @@ impl PasswordSource {
 /// The configured identity sources.
 pub struct Sources {
     password: Vec<PasswordSource>,
+    upstream: Vec<upstream::UpstreamProvider>,
     require_second_factor: bool,
     recheck_after: i64,
 }
@@ -161,16 +163,46 @@ impl Sources {
             }
             password.push(source);
         }
+        // `[[sign_in.upstream]]`: their names share `users.source` with the password sources.
+        let mut providers: Vec<upstream::UpstreamProvider> = Vec::new();
+        for entry in &config.upstream {
+            let provider = upstream::UpstreamProvider::new(entry)?;
+            let clashes = provider.name() == LOCAL_SOURCE
+                || password.iter().any(|source| source.name() == provider.name())
+                || providers.iter().any(|other| other.name() == provider.name());
+            if clashes {
+                return Err(ConfigError::invalid(
+                    "sign_in.upstream.name",
+                    format!("'{}' is taken by another source", provider.name()),
+                ));
+            }
+            providers.push(provider);
+        }
         let recheck_after = i64::try_from(config.recheck_seconds)
             .ok()
             .filter(|seconds| *seconds >= 1)
             .ok_or_else(|| ConfigError::invalid("sign_in.recheck_seconds", "must be at least 1"))?;
-        Ok(Self { password, require_second_factor: config.require_second_factor, recheck_after })
+        Ok(Self {
+            password,
+            upstream: providers,
+            require_second_factor: config.require_second_factor,
+            recheck_after,
+        })
     }
 
     /// The password sources, in the order they are asked.
     pub fn password(&self) -> &[PasswordSource] {
         &self.password
+    }
+
+    /// The upstream OpenID providers, in the order their buttons show.
+    pub fn upstream(&self) -> &[upstream::UpstreamProvider] {
+        &self.upstream
+    }
+
+    /// The upstream provider of this name.
+    pub fn upstream_named(&self, name: &str) -> Option<&upstream::UpstreamProvider> {
+        self.upstream.iter().find(|provider| provider.name() == name)
     }
 
     /// True when local accounts sign in (a `kind = "local"` source is configured).
@@ -192,6 +224,9 @@ impl Sources {
     /// configured cannot tell ([`Standing::Unknown`]), so renaming a source does not end every
     /// device its people have; `letterlock user disable` does that.
     pub async fn standing(&self, source: &str, address: &str) -> Standing {
+        if let Some(provider) = self.upstream_named(source) {
+            return provider.standing(address).await;
+        }
         match self.password.iter().find(|candidate| candidate.name() == source) {
             Some(source) => source.standing(address).await,
             None => {

@@ -112,4 +112,5 @@ mod registration;
 mod statements;
 mod stored;
 mod tokens;
+mod upstream;
 mod web_clients;

@@ -405,6 +405,25 @@ async fn conformance(store: &Store) {
     assert_eq!(count(store, "clients").await, 1);
 
     accounts_and_grants(store).await;
+    upstream_sign_ins(store).await;
+}
+
+/// Issue 17: a sign-in at an upstream provider is taken once, and not after it expired.
+async fn upstream_sign_ins(store: &Store) {
+    store.insert_upstream_sign_in("h1", r#"{"provider":"corp"}"#, 1_000).await.unwrap();
+    assert!(matches!(store.insert_upstream_sign_in("h1", "{}", 1_000).await, Err(Error::Conflict)));
+    assert_eq!(store.take_upstream_sign_in("other", 10).await.unwrap(), None);
+    assert_eq!(
+        store.take_upstream_sign_in("h1", 10).await.unwrap().as_deref(),
+        Some(r#"{"provider":"corp"}"#)
+    );
+    assert_eq!(store.take_upstream_sign_in("h1", 10).await.unwrap(), None, "taken once");
+    store.insert_upstream_sign_in("h2", "{}", 1_000).await.unwrap();
+    assert_eq!(store.take_upstream_sign_in("h2", 1_000).await.unwrap(), None, "expired");
+    assert_eq!(count(store, "upstream_sign_ins").await, 0, "an expired one is gone too");
+    store.insert_upstream_sign_in("h3", "{}", 1_000).await.unwrap();
+    store.purge_expired(1_000).await.unwrap();
+    assert_eq!(count(store, "upstream_sign_ins").await, 0, "purged");
 }
 
 #[tokio::test]
