@@ -42,6 +42,7 @@ pub mod pages;
 pub mod proxy;
 pub mod random;
 pub mod replay;
+pub mod second_factor;
 pub mod secrets;
 pub mod settings;
 pub mod state;
