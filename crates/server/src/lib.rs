@@ -119,6 +119,10 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{prefix}/authorize/continue"), get(endpoints::authorize::resume))
         .route(&format!("{prefix}/login"), post(endpoints::authorize::login))
         .route(&format!("{prefix}/consent"), post(endpoints::authorize::consent))
+        .route(
+            &format!("{prefix}/login/second-factor"),
+            get(endpoints::second_factor::page).post(endpoints::second_factor::submit),
+        )
         .route(&format!("{prefix}/token"), post(endpoints::token::token))
         .route(
             &format!("{prefix}{}", letterlock_protocol::oidc::USERINFO_PATH),
@@ -137,6 +141,10 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{prefix}/introspect"), post(endpoints::introspect::introspect))
         .route(&format!("{prefix}/account"), get(endpoints::account::page))
         .route(&format!("{prefix}/account/{{action}}"), post(endpoints::account::action))
+        .route(
+            &format!("{prefix}/account/totp/{{action}}"),
+            post(endpoints::second_factor::account_action),
+        )
         .route(&format!("{prefix}/account/api/devices"), get(endpoints::account::api_devices))
         .route(
             &format!("{prefix}/account/api/devices/revoke-all"),

@@ -101,7 +101,12 @@ impl Store {
     /// Confirms the user's unconfirmed factor whose secret is `secret`, with the step of the
     /// code that confirmed it as the last one used; false if there is none such (confirmed
     /// already, replaced meanwhile, or never made).
-    pub async fn confirm_totp(&self, user_id: &str, secret: &str, step: i64) -> Result<bool, Error> {
+    pub async fn confirm_totp(
+        &self,
+        user_id: &str,
+        secret: &str,
+        step: i64,
+    ) -> Result<bool, Error> {
         let result = sqlx::query(
             "UPDATE totp_factors SET confirmed = 1, last_step = $3 \
              WHERE user_id = $1 AND secret = $2 AND confirmed = 0",

@@ -8,5 +8,6 @@ pub mod device;
 pub mod discovery;
 pub mod introspect;
 pub mod register;
+pub mod second_factor;
 pub mod token;
 pub mod userinfo;

@@ -20,7 +20,8 @@ use letterlock_store::{PendingSignInRecord, UserRecord};
 use crate::accounts::SignInError;
 use crate::http::form::lenient;
 use crate::http::session::{
-    cookie_value, from_this_origin, session_cookie, sign_in_page, signed_in_form,
+    cookie_value, from_this_origin, pending_cookie, pending_cookie_name, sign_in_page,
+    signed_in_form, start_session_with,
 };
 use crate::http::{internal, see_other};
 use crate::listen::PeerAddr;
@@ -29,68 +30,6 @@ use crate::second_factor::totp::TotpSecret;
 use crate::second_factor::{self, SecondFactorError};
 use crate::secrets::{constant_time_eq, hash_secret};
 use crate::state::AppState;
-
-/// How long a sign-in waits for its second factor, in seconds: time to find the phone.
-pub const PENDING_SECONDS: i64 = 300;
-
-/// The pending sign-in cookie's name: `__Host-` on https, as the session's.
-fn pending_cookie_name(state: &AppState) -> &'static str {
-    if state.issuer().is_https() { "__Host-letterlock-pending" } else { "letterlock_pending" }
-}
-
-/// A `Set-Cookie` value for the pending sign-in cookie. `SameSite=Strict`: the code step is
-/// reached only from this site's own sign-in form.
-fn pending_cookie(state: &AppState, value: &str, max_age: i64) -> String {
-    let secure = if state.issuer().is_https() { "; Secure" } else { "" };
-    format!(
-        "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
-        pending_cookie_name(state)
-    )
-}
-
-/// True when a sign-in of this user must stop at the second-factor step: they set up a factor,
-/// or the operator requires one (`[sign_in] require_second_factor`) and the first factor was a
-/// password (an upstream provider and a passkey are asked nothing more here).
-pub async fn due(
-    state: &AppState,
-    user: &UserRecord,
-    by_password: bool,
-) -> Result<bool, letterlock_store::Error> {
-    if !by_password {
-        return Ok(false);
-    }
-    Ok(state.require_second_factor() || second_factor::has_totp(state, user).await?)
-}
-
-/// Holds a sign-in whose password was right until its second factor comes: a pending row and
-/// its cookie, and a redirect to the code page. Any session cookie this browser held is
-/// dropped: it is signing in afresh, perhaps as someone else.
-pub async fn hold(state: &AppState, user: &UserRecord, method: &str, next: &str) -> Response {
-    let (id, csrf) = match (state.random().token(32), state.random().token(24)) {
-        (Ok(id), Ok(csrf)) => (id, csrf),
-        (Err(error), _) | (_, Err(error)) => return internal(&error),
-    };
-    let now = state.now();
-    let pending = PendingSignInRecord {
-        id_hash: hash_secret(&id),
-        user_id: user.id.clone(),
-        csrf,
-        method: method.to_owned(),
-        next: next.to_owned(),
-        created_at: now,
-        expires_at: now + PENDING_SECONDS,
-    };
-    if let Err(error) = state.store().insert_pending_sign_in(&pending).await {
-        return internal(&error);
-    }
-    let mut response = see_other(&format!("{}/login/second-factor", state.issuer().path_prefix()));
-    for cookie in [pending_cookie(state, &id, PENDING_SECONDS), session_cookie(state, "", 0)] {
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
-    response
-}
 
 /// The pending sign-in this browser holds and its user, or the sign-in page that says it is
 /// gone (expired, finished, or the account disabled meanwhile).
@@ -149,7 +88,7 @@ async fn code_step(
     let action = format!("{}/login/second-factor", state.issuer().path_prefix());
     match second_factor::has_totp(state, user).await {
         Ok(true) => code_form(&action, &pending.csrf, &user.address, message, status),
-        Ok(false) if state.require_second_factor() => {
+        Ok(false) if state.identity().require_second_factor() => {
             let current = if fresh {
                 None
             } else {
@@ -219,7 +158,7 @@ pub async fn submit(
             Ok(_) => None,
             Err(error) => return refused(&state, &pending, &user, &error).await,
         }
-    } else if state.require_second_factor() {
+    } else if state.identity().require_second_factor() {
         match second_factor::confirm_setup(&state, &user, typed, peer).await {
             Ok(codes) => Some(codes),
             Err(error) => return refused(&state, &pending, &user, &error).await,
@@ -243,22 +182,13 @@ pub async fn submit(
         }
         Err(error) => return internal(&error),
     }
-    let cookie = match state.accounts().start_session(&user).await {
-        Ok(cookie) => cookie,
-        Err(error) => return internal(&error),
-    };
-    tracing::info!(method = %pending.method, "signed in with a second factor");
-    let mut response = match recovery_codes {
+    let response = match recovery_codes {
         Some(codes) => recovery_codes_page(&codes, &pending.next, "Continue"),
         None => see_other(&pending.next),
     };
-    for cookie in [
-        session_cookie(&state, &cookie, state.lifetimes().session),
-        pending_cookie(&state, "", 0),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
+    let mut response = start_session_with(&state, &user, &pending.method, response).await;
+    if let Ok(value) = HeaderValue::from_str(&pending_cookie(&state, "", 0)) {
+        response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
 }
@@ -364,7 +294,9 @@ async fn prove_with_code_or_password(
         Err(SecondFactorError::Wrong) if !user.password_hash.is_empty() => {
             match state.accounts().check_current_password(user, typed, peer).await {
                 Ok(()) => Ok(()),
-                Err(SignInError::Invalid) => Err(SecondFactorError::Wrong),
+                Err(SignInError::Invalid | SignInError::Unavailable | SignInError::Internal) => {
+                    Err(SecondFactorError::Wrong)
+                }
                 Err(SignInError::Throttled) => Err(SecondFactorError::Throttled),
             }
         }
@@ -435,46 +367,6 @@ async fn account_refusal(
         crate::limits::RetryAfter(60).set_on(&mut response);
     }
     response
-}
-
-/// The one-time code section of the account page.
-pub async fn account_section(state: &AppState, user: &UserRecord, csrf: &str) -> String {
-    let prefix = state.issuer().path_prefix();
-    let csrf = escape(csrf);
-    let (on, left) = match state.store().totp(&user.id).await {
-        Ok(Some(factor)) if factor.confirmed => {
-            (true, state.store().recovery_codes_left(&user.id).await.unwrap_or(0))
-        }
-        _ => (false, 0),
-    };
-    let required = if state.require_second_factor() {
-        "<p class=\"muted\">Your provider requires a one-time code at sign-in.</p>"
-    } else {
-        ""
-    };
-    if on {
-        format!(
-            "<h2>One-time codes</h2><p id=\"totp-status\">On: signing in with your password \
-             asks for a code from your app. {left} recovery codes left.</p>{required}\
-             <form method=\"post\" action=\"{prefix}/account/totp/recovery-codes\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <label for=\"recovery-proof\">A current code or your password</label>\
-             <input type=\"password\" id=\"recovery-proof\" name=\"code\" autocomplete=\"off\" required>\
-             <button type=\"submit\">New recovery codes</button></form>\
-             <form method=\"post\" action=\"{prefix}/account/totp/off\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <label for=\"off-proof\">A current code or your password</label>\
-             <input type=\"password\" id=\"off-proof\" name=\"code\" autocomplete=\"off\" required>\
-             <button type=\"submit\">Turn off</button></form>"
-        )
-    } else {
-        format!(
-            "<h2>One-time codes</h2><p id=\"totp-status\">Off: your password alone signs you \
-             in.</p>{required}<form method=\"post\" action=\"{prefix}/account/totp/setup\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <button type=\"submit\">Set up a one-time code</button></form>"
-        )
-    }
 }
 
 /// The code form of a sign-in.

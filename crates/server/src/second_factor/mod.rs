@@ -70,8 +70,29 @@ pub enum Proof {
 
 /// True when the user has a confirmed factor, so that a password sign-in must be followed by a
 /// code.
-pub async fn has_totp(state: &AppState, user: &UserRecord) -> Result<bool, letterlock_store::Error> {
+pub async fn has_totp(
+    state: &AppState,
+    user: &UserRecord,
+) -> Result<bool, letterlock_store::Error> {
     Ok(state.store().totp(&user.id).await?.is_some_and(|factor| factor.confirmed))
+}
+
+/// How many recovery codes are left when the user has a factor on; `None` when it is off.
+pub async fn recovery_codes_left(
+    state: &AppState,
+    user: &UserRecord,
+) -> Result<Option<i64>, letterlock_store::Error> {
+    if has_totp(state, user).await? {
+        Ok(Some(state.store().recovery_codes_left(&user.id).await?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// True when a password sign-in of this user must stop at the second-factor step: they set up
+/// a factor, or the operator requires one (`[sign_in] require_second_factor`).
+pub async fn due(state: &AppState, user: &UserRecord) -> Result<bool, letterlock_store::Error> {
+    Ok(state.identity().require_second_factor() || has_totp(state, user).await?)
 }
 
 /// Starts a set-up: a new secret, kept unconfirmed (replacing an unfinished set-up), to show

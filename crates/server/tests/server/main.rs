@@ -109,4 +109,5 @@ mod registration;
 mod statements;
 mod stored;
 mod tokens;
+mod totp;
 mod web_clients;
