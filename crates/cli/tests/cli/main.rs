@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 mod client;
 mod dav;
 mod gateway;
+mod identity_totp;
 mod neomutt;
 mod oidc;
 mod support;

@@ -289,6 +289,63 @@ mod tests {
         assert_eq!(format!("{secret:?}"), "TotpSecret(..)");
     }
 
+    proptest::proptest! {
+        /// Whatever a person (or a script) types is checked without a panic, and only the code
+        /// of a step in the window is accepted, for that step.
+        #[test]
+        fn any_typed_text_is_checked_and_only_a_window_code_passes(
+            typed in "\\PC{0,40}|[0-9 ]{0,12}",
+            now in -100_i64..40_000_000_000,
+            last in proptest::option::of(0_i64..2_000_000_000),
+        ) {
+            let secret = TotpSecret::from_bytes([9; SECRET_BYTES]);
+            if let Check::Accepted { step } = secret.check(&typed, now, last) {
+                let digits: String =
+                    typed.chars().filter(|character| !character.is_whitespace()).collect();
+                proptest::prop_assert!((step - step_of(now)).abs() <= DRIFT_STEPS);
+                proptest::prop_assert!(last.is_none_or(|last| step > last));
+                proptest::prop_assert_eq!(digits, secret.code_of_step(step, DIGITS));
+            }
+        }
+
+        /// The code of a step near now passes exactly when it is in the window and after the
+        /// last step used.
+        #[test]
+        fn a_step_code_passes_exactly_in_the_window_and_after_the_last_used(
+            key in proptest::array::uniform20(proptest::num::u8::ANY),
+            now in 0_i64..40_000_000_000,
+            offset in -3_i64..=3,
+            behind in proptest::option::of(-3_i64..=3),
+        ) {
+            let secret = TotpSecret::from_bytes(key);
+            let step = step_of(now) + offset;
+            let last = behind.map(|behind| step_of(now) + behind);
+            let code = secret.code_of_step(step, DIGITS);
+            let window = offset.abs() <= DRIFT_STEPS;
+            let fresh = last.is_none_or(|last| step > last);
+            let outcome = secret.check(&code, now, last);
+            // Another step of the window may share the code (one in a million): then that
+            // step's verdict holds, which the first property covers.
+            let shared = (-DRIFT_STEPS..=DRIFT_STEPS)
+                .map(|other| step_of(now) + other)
+                .any(|other| other != step && secret.code_of_step(other, DIGITS) == code);
+            if !shared {
+                let expected = match (window, fresh) {
+                    (true, true) => Check::Accepted { step },
+                    (true, false) => Check::Replayed,
+                    (false, _) => Check::Wrong,
+                };
+                proptest::prop_assert_eq!(outcome, expected);
+            }
+        }
+
+        /// Base32 reads back what it wrote.
+        #[test]
+        fn base32_round_trips(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            proptest::prop_assert_eq!(base32_decode(&base32_encode(&bytes)), Some(bytes));
+        }
+    }
+
     #[test]
     fn the_uri_names_the_issuer_and_the_account() {
         let secret = TotpSecret::from_bytes(*b"12345678901234567890");
