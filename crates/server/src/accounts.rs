@@ -362,6 +362,13 @@ impl<'a> Accounts<'a> {
         }
     }
 
+    /// Spends one attempt of the account's sign-in budget on a second-factor code (issue 17):
+    /// the same budgets as passwords, so that six digits cannot be guessed faster than a
+    /// password. False when a budget is spent.
+    pub fn allow_second_factor_attempt(&self, user: &UserRecord, peer: IpAddr) -> bool {
+        self.guard.attempt(&user.address, self.address_block(peer))
+    }
+
     /// An Argon2id check on a blocking thread, at most `concurrent_password_checks` at once.
     async fn verify_bounded(&self, password: &str, hash: String) -> bool {
         let Ok(permit) = self.guard.hashing.clone().acquire_owned().await else {

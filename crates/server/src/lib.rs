@@ -43,6 +43,7 @@ pub mod pages;
 pub mod proxy;
 pub mod random;
 pub mod replay;
+pub mod second_factor;
 pub mod secrets;
 pub mod settings;
 pub mod state;
@@ -123,6 +124,10 @@ pub fn router(state: AppState) -> Router {
             &format!("{prefix}/sign-in/upstream/{{name}}/callback"),
             get(endpoints::upstream::callback),
         )
+        .route(
+            &format!("{prefix}/login/second-factor"),
+            get(endpoints::second_factor::page).post(endpoints::second_factor::submit),
+        )
         .route(&format!("{prefix}/token"), post(endpoints::token::token))
         .route(
             &format!("{prefix}{}", letterlock_protocol::oidc::USERINFO_PATH),
@@ -141,6 +146,10 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{prefix}/introspect"), post(endpoints::introspect::introspect))
         .route(&format!("{prefix}/account"), get(endpoints::account::page))
         .route(&format!("{prefix}/account/{{action}}"), post(endpoints::account::action))
+        .route(
+            &format!("{prefix}/account/totp/{{action}}"),
+            post(endpoints::second_factor::account_action),
+        )
         .route(&format!("{prefix}/account/api/devices"), get(endpoints::account::api_devices))
         .route(
             &format!("{prefix}/account/api/devices/revoke-all"),

@@ -311,6 +311,44 @@ pub fn message(title: &str, text: &str) -> Response {
     page(StatusCode::OK, title, &format!("<h1>{}</h1><p>{}</p>", escape(title), escape(text)))
 }
 
+/// The one-time code section of the account page: `recovery_codes_left` is `Some` when a
+/// factor is on; `required` when the operator requires one at sign-in.
+pub fn one_time_codes_section(
+    prefix: &str,
+    csrf: &str,
+    recovery_codes_left: Option<i64>,
+    required: bool,
+) -> String {
+    let csrf = escape(csrf);
+    let required = if required {
+        "<p class=\"muted\">Your provider requires a one-time code at sign-in.</p>"
+    } else {
+        ""
+    };
+    match recovery_codes_left {
+        Some(left) => format!(
+            "<h2>One-time codes</h2><p id=\"totp-status\">On: signing in with your password \
+             asks for a code from your app. {left} recovery codes left.</p>{required}\
+             <form method=\"post\" action=\"{prefix}/account/totp/recovery-codes\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label for=\"recovery-proof\">A current code or your password</label>\
+             <input type=\"password\" id=\"recovery-proof\" name=\"code\" autocomplete=\"off\" required>\
+             <button type=\"submit\">New recovery codes</button></form>\
+             <form method=\"post\" action=\"{prefix}/account/totp/off\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label for=\"off-proof\">A current code or your password</label>\
+             <input type=\"password\" id=\"off-proof\" name=\"code\" autocomplete=\"off\" required>\
+             <button type=\"submit\">Turn off</button></form>"
+        ),
+        None => format!(
+            "<h2>One-time codes</h2><p id=\"totp-status\">Off: your password alone signs you \
+             in.</p>{required}<form method=\"post\" action=\"{prefix}/account/totp/setup\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\">Set up a one-time code</button></form>"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -640,7 +640,8 @@ impl Store {
     }
 
     /// Deletes what has expired: pending requests, sessions, codes, refresh tokens, the answers
-    /// kept for a refresh retry and one-time values past their time.
+    /// kept for a refresh retry, one-time values and sign-ins waiting for a second factor past
+    /// their time.
     pub async fn purge_expired(&self, now: i64) -> Result<(), Error> {
         for query in [
             "DELETE FROM authorization_requests WHERE expires_at <= $1",
@@ -652,6 +653,7 @@ impl Store {
             "DELETE FROM seen_once WHERE expires_at <= $1",
             "DELETE FROM device_codes WHERE expires_at <= $1",
             "DELETE FROM upstream_sign_ins WHERE expires_at <= $1",
+            "DELETE FROM pending_sign_ins WHERE expires_at <= $1",
         ] {
             sqlx::query(query).bind(now).execute(&self.writer).await?;
         }

@@ -20,6 +20,7 @@ mod device;
 mod grants;
 mod keys;
 mod upstream;
+mod second_factor;
 
 pub use accounts::{LOCAL_SOURCE, SessionRecord, UserRecord};
 pub use clients::ClientRecord;
@@ -29,6 +30,7 @@ pub use grants::{
     Rotation,
 };
 pub use keys::{SealingKeyRecord, SigningKeyRecord};
+pub use second_factor::{PendingSignInRecord, TotpRecord};
 
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -81,7 +83,7 @@ pub enum Backend {
 const SQLITE_READERS: u32 = 4;
 
 /// The tables, in the order [`Store::row_counts`] reports them.
-pub const TABLES: [&str; 14] = [
+pub const TABLES: [&str; 17] = [
     "signing_keys",
     "sealing_keys",
     "clients",
@@ -95,6 +97,9 @@ pub const TABLES: [&str; 14] = [
     "revocations",
     "device_codes",
     "upstream_sign_ins",
+    "totp_factors",
+    "recovery_codes",
+    "pending_sign_ins",
     "_sqlx_migrations",
 ];
 

@@ -21,6 +21,7 @@ mod gateway;
 mod identity_dovecot;
 mod identity_ldap;
 mod identity_upstream;
+mod identity_totp;
 mod neomutt;
 mod oidc;
 mod support;

@@ -325,6 +325,16 @@ async fn devices_page(
         Err(error) => return internal(&error),
     };
     let prefix = state.issuer().path_prefix();
+    // Issue 17: the one-time code section (its forms go to `endpoints::second_factor`).
+    let one_time_codes = match crate::second_factor::recovery_codes_left(state, user).await {
+        Ok(left) => pages::one_time_codes_section(
+            prefix,
+            csrf,
+            left,
+            state.identity().require_second_factor(),
+        ),
+        Err(error) => return internal(&error),
+    };
     let csrf = escape(csrf);
     let mut rows = String::new();
     for grant in &grants {
@@ -371,7 +381,7 @@ async fn devices_page(
              <label for=\"new\">New password</label><input type=\"password\" id=\"new\" name=\"new\" autocomplete=\"new-password\" required>\
              <label><input type=\"checkbox\" name=\"revoke_all\" value=\"on\" checked> Also sign out every device</label>\
              <button type=\"submit\">Change password</button></form>\
-             <form method=\"post\" action=\"{prefix}/account/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             {one_time_codes}<form method=\"post\" action=\"{prefix}/account/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <button type=\"submit\">Sign out</button></form>",
             address = escape(&user.address),
         ),

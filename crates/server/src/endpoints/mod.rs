@@ -8,6 +8,7 @@ pub mod device;
 pub mod discovery;
 pub mod introspect;
 pub mod register;
+pub mod second_factor;
 pub mod token;
 pub mod upstream;
 pub mod userinfo;

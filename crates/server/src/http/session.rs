@@ -36,22 +36,99 @@ pub async fn session_began(state: &AppState, headers: &HeaderMap) -> Option<i64>
 /// provider, a passkey): the session starts, its cookie is set, and the browser goes on to
 /// `next` (a path under the issuer: the authorization request or device code it came for, or
 /// the account page).
+///
+/// A password sign-in stops short of the session when a second factor is due (the person set
+/// one up, or `[sign_in] require_second_factor`): it is held as a pending sign-in instead, and
+/// the browser goes to the code step ([`hold_for_second_factor`]). An upstream provider has
+/// its own factors and a passkey with user verification is two factors: neither is asked.
 pub async fn finish_sign_in(
     state: &AppState,
     user: &UserRecord,
     how: SignedInBy,
     next: &str,
 ) -> Response {
+    if let SignedInBy::Password { source } = &how {
+        match crate::second_factor::due(state, user).await {
+            Ok(true) => return hold_for_second_factor(state, user, source, next).await,
+            Ok(false) => {}
+            Err(error) => return internal(&error),
+        }
+    }
+    start_session_with(state, user, how.source(), see_other(next)).await
+}
+
+/// Starts a session for a user whose sign-in is complete and sets its cookie on `response`.
+pub async fn start_session_with(
+    state: &AppState,
+    user: &UserRecord,
+    source: &str,
+    mut response: Response,
+) -> Response {
     let cookie = match state.accounts().start_session(user).await {
         Ok(cookie) => cookie,
         Err(error) => return internal(&error),
     };
-    tracing::info!(user = user.address.as_str(), source = how.source(), "signed in");
-    let mut response = see_other(next);
+    tracing::info!(user = user.address.as_str(), source, "signed in");
     if let Ok(value) =
         HeaderValue::from_str(&session_cookie(state, &cookie, state.lifetimes().session))
     {
-        response.headers_mut().insert(header::SET_COOKIE, value);
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// How long a sign-in waits for its second factor, in seconds: time to find the phone.
+pub const PENDING_SECONDS: i64 = 300;
+
+/// The pending sign-in cookie's name: `__Host-` on https, as the session's. A cookie of its
+/// own, read only by the code step: nothing that asks for a session ([`signed_in`]) sees it.
+pub fn pending_cookie_name(state: &AppState) -> &'static str {
+    if state.issuer().is_https() { "__Host-letterlock-pending" } else { "letterlock_pending" }
+}
+
+/// A `Set-Cookie` value for the pending sign-in cookie. `SameSite=Strict`: the code step is
+/// reached only from this site's own pages.
+pub fn pending_cookie(state: &AppState, value: &str, max_age: i64) -> String {
+    let secure = if state.issuer().is_https() { "; Secure" } else { "" };
+    format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
+        pending_cookie_name(state)
+    )
+}
+
+/// Holds a sign-in whose password was right until its second factor comes: a pending row
+/// (`pending_sign_ins`, not a session) and its cookie, and a redirect to the code step. A
+/// session cookie this browser held is dropped: it is signing in afresh, perhaps as someone
+/// else.
+pub async fn hold_for_second_factor(
+    state: &AppState,
+    user: &UserRecord,
+    source: &str,
+    next: &str,
+) -> Response {
+    let (id, csrf) = match (state.random().token(32), state.random().token(24)) {
+        (Ok(id), Ok(csrf)) => (id, csrf),
+        (Err(error), _) | (_, Err(error)) => return internal(&error),
+    };
+    let now = state.now();
+    let pending = letterlock_store::PendingSignInRecord {
+        id_hash: crate::secrets::hash_secret(&id),
+        user_id: user.id.clone(),
+        csrf,
+        method: source.to_owned(),
+        next: next.to_owned(),
+        created_at: now,
+        expires_at: now + PENDING_SECONDS,
+    };
+    if let Err(error) = state.store().insert_pending_sign_in(&pending).await {
+        return internal(&error);
+    }
+    tracing::info!(user = user.address.as_str(), source, "password right, second factor due");
+    let mut response = see_other(&format!("{}/login/second-factor", state.issuer().path_prefix()));
+    for cookie in [pending_cookie(state, &id, PENDING_SECONDS), session_cookie(state, "", 0)] {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
     }
     response
 }

@@ -113,4 +113,5 @@ mod statements;
 mod stored;
 mod tokens;
 mod upstream;
+mod totp;
 mod web_clients;

@@ -14,6 +14,7 @@ use letterlock_store::{
     RefreshTokenRecord, RetryAnswer, RevocationRecord, Rotation, SealingKeyRecord, SessionRecord,
     SigningKeyRecord, Store, UserRecord,
 };
+use letterlock_store::{PendingSignInRecord, TotpRecord};
 
 fn client(id: &str) -> ClientRecord {
     ClientRecord {
@@ -406,6 +407,7 @@ async fn conformance(store: &Store) {
 
     accounts_and_grants(store).await;
     upstream_sign_ins(store).await;
+    second_factors(store).await;
 }
 
 /// Issue 17: a sign-in at an upstream provider is taken once, and not after it expired.
@@ -424,6 +426,76 @@ async fn upstream_sign_ins(store: &Store) {
     store.insert_upstream_sign_in("h3", "{}", 1_000).await.unwrap();
     store.purge_expired(1_000).await.unwrap();
     assert_eq!(count(store, "upstream_sign_ins").await, 0, "purged");
+}
+
+/// Issue 17: a TOTP factor is confirmed once, each of its steps used once, its recovery codes
+/// each once, and a sign-in waiting for it is ended by one request only.
+async fn second_factors(store: &Store) {
+    let alice = store.user("u1").await.unwrap().unwrap();
+    let bob = UserRecord { id: "u2fa".into(), address: "bob2fa@example.com".into(), ..alice };
+    store.insert_user(&bob).await.unwrap();
+    assert_eq!(store.totp("u2fa").await.unwrap(), None);
+
+    // An unconfirmed secret can be replaced; a confirmed one cannot.
+    assert!(store.put_unconfirmed_totp("u2fa", "FIRST", 10).await.unwrap());
+    assert!(store.put_unconfirmed_totp("u2fa", "SECOND", 11).await.unwrap());
+    assert!(!store.confirm_totp("u2fa", "FIRST", 5).await.unwrap(), "a replaced secret");
+    assert!(!store.use_totp_step("u2fa", 5).await.unwrap(), "not confirmed yet");
+    assert!(store.confirm_totp("u2fa", "SECOND", 5).await.unwrap());
+    assert!(!store.confirm_totp("u2fa", "SECOND", 6).await.unwrap(), "confirmed once");
+    assert!(!store.put_unconfirmed_totp("u2fa", "THIRD", 12).await.unwrap());
+    assert_eq!(
+        store.totp("u2fa").await.unwrap(),
+        Some(TotpRecord {
+            user_id: "u2fa".into(),
+            secret: "SECOND".into(),
+            confirmed: true,
+            last_step: Some(5),
+            created_at: 11,
+        })
+    );
+    // Each step once, and never an earlier one.
+    assert!(!store.use_totp_step("u2fa", 5).await.unwrap());
+    assert!(store.use_totp_step("u2fa", 6).await.unwrap());
+    assert!(!store.use_totp_step("u2fa", 6).await.unwrap());
+    assert!(!store.use_totp_step("u2fa", 4).await.unwrap());
+
+    // Recovery codes: each once; replacing them voids the old ones.
+    let hashes: Vec<String> = (0..10).map(|n| format!("hash-{n}")).collect();
+    store.replace_recovery_codes("u2fa", &hashes, 20).await.unwrap();
+    assert_eq!(store.recovery_codes_left("u2fa").await.unwrap(), 10);
+    assert!(store.use_recovery_code("u2fa", "hash-3", 21).await.unwrap());
+    assert!(!store.use_recovery_code("u2fa", "hash-3", 22).await.unwrap());
+    assert!(!store.use_recovery_code("u1", "hash-4", 22).await.unwrap(), "another user's");
+    assert_eq!(store.recovery_codes_left("u2fa").await.unwrap(), 9);
+    store.replace_recovery_codes("u2fa", &["new".to_owned()], 23).await.unwrap();
+    assert!(!store.use_recovery_code("u2fa", "hash-5", 24).await.unwrap());
+    assert_eq!(store.recovery_codes_left("u2fa").await.unwrap(), 1);
+    // Turning the factor off takes its codes with it.
+    assert!(store.delete_totp("u2fa").await.unwrap());
+    assert!(!store.delete_totp("u2fa").await.unwrap());
+    assert_eq!(store.totp("u2fa").await.unwrap(), None);
+    assert_eq!(count(store, "recovery_codes").await, 0);
+
+    // A waiting sign-in: read until it expires, ended once, purged when old.
+    let pending = PendingSignInRecord {
+        id_hash: "p1".into(),
+        user_id: "u2fa".into(),
+        csrf: "csrf".into(),
+        method: "password:local".into(),
+        next: "/account".into(),
+        created_at: 100,
+        expires_at: 400,
+    };
+    store.insert_pending_sign_in(&pending).await.unwrap();
+    assert!(matches!(store.insert_pending_sign_in(&pending).await, Err(Error::Conflict)));
+    assert_eq!(store.pending_sign_in("p1", 399).await.unwrap(), Some(pending.clone()));
+    assert_eq!(store.pending_sign_in("p1", 400).await.unwrap(), None);
+    assert!(store.delete_pending_sign_in("p1").await.unwrap());
+    assert!(!store.delete_pending_sign_in("p1").await.unwrap());
+    store.insert_pending_sign_in(&pending).await.unwrap();
+    store.purge_expired(400).await.unwrap();
+    assert_eq!(count(store, "pending_sign_ins").await, 0);
 }
 
 #[tokio::test]
