@@ -634,7 +634,7 @@ impl Store {
     }
 
     /// Deletes what has expired: pending requests, sessions, codes, refresh tokens, the answers
-    /// kept for a refresh retry and one-time values past their time.
+    /// kept for a refresh retry, one-time values and passkey challenges past their time.
     pub async fn purge_expired(&self, now: i64) -> Result<(), Error> {
         for query in [
             "DELETE FROM authorization_requests WHERE expires_at <= $1",
@@ -645,6 +645,7 @@ impl Store {
              WHERE retry_until IS NOT NULL AND retry_until <= $1",
             "DELETE FROM seen_once WHERE expires_at <= $1",
             "DELETE FROM device_codes WHERE expires_at <= $1",
+            "DELETE FROM passkey_challenges WHERE expires_at <= $1",
         ] {
             sqlx::query(query).bind(now).execute(&self.writer).await?;
         }

@@ -19,6 +19,7 @@ mod clients;
 mod device;
 mod grants;
 mod keys;
+mod passkeys;
 
 pub use accounts::{SessionRecord, UserRecord};
 pub use clients::ClientRecord;
@@ -28,6 +29,7 @@ pub use grants::{
     Rotation,
 };
 pub use keys::{SealingKeyRecord, SigningKeyRecord};
+pub use passkeys::{ChallengePurpose, PasskeyChallengeRecord, PasskeyRecord};
 
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -80,7 +82,7 @@ pub enum Backend {
 const SQLITE_READERS: u32 = 4;
 
 /// The tables, in the order [`Store::row_counts`] reports them.
-pub const TABLES: [&str; 13] = [
+pub const TABLES: [&str; 15] = [
     "signing_keys",
     "sealing_keys",
     "clients",
@@ -93,6 +95,8 @@ pub const TABLES: [&str; 13] = [
     "seen_once",
     "revocations",
     "device_codes",
+    "passkeys",
+    "passkey_challenges",
     "_sqlx_migrations",
 ];
 
