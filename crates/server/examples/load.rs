@@ -9,7 +9,12 @@
 //! ```text
 //! cargo run --release -p letterlock-server --example load -- refresh [DATABASE_URL] [CONNECTIONS] [SECONDS]
 //! cargo run --release -p letterlock-server --example load -- introspect [DATABASE_URL] [CONNECTIONS] [SECONDS]
+//! cargo run --release -p letterlock-server --example load -- sign-in [DATABASE_URL] [CONNECTIONS] [SECONDS]
 //! ```
+//! `sign-in` posts the sign-in form on CONNECTIONS connections (each success starts a session)
+//! while 8 more connections run refresh-token grants, and reports both: a sign-in flood must not
+//! starve token traffic. It signs in as a local account it makes, or as `LOAD_SIGN_IN_ADDRESS`
+//! with `LOAD_SIGN_IN_PASSWORD` (an account of a source named in `LOAD_EXTRA_CONFIG`).
 //! Without a database URL it uses a SQLite file in a scratch folder. `LOAD_EXTRA_CONFIG` is
 //! appended to the server's configuration, to compare settings.
 #![allow(
@@ -54,7 +59,9 @@ fn main() {
     let config = Config::parse(&format!(
         "issuer = \"{issuer}\"\n[dpop]\nrequire_nonce = false\n[[resources]]\nuri = \"{RESOURCE}\"\n\
          [[resource_servers]]\nclient_id = \"load\"\nsecret = \"load-secret-0123456789\"\nresources = [\"{RESOURCE}\"]\n\
-         [limits]\ntoken_requests_per_minute_per_address = 4000000000\nconnections_per_address = 100000\n{}",
+         [limits]\ntoken_requests_per_minute_per_address = 4000000000\nconnections_per_address = 100000\n\
+         [sign_in]\nattempts_per_minute_per_account = 4000000000\n\
+         attempts_per_minute_per_account_everywhere = 4000000000\nattempts_per_minute_per_address = 4000000000\n{}",
         // More configuration to compare, e.g. "[lifetimes]\nrefresh_retry_window_seconds = 0".
         std::env::var("LOAD_EXTRA_CONFIG").unwrap_or_default()
     ))
@@ -77,6 +84,14 @@ fn main() {
     // The load side: one thread, so the server keeps the rest of the machine.
     let client_runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    if mode == "sign-in" {
+        let seeds = client_runtime.block_on(seed(&state, &issuer, REFRESH_BESIDE_SIGN_IN));
+        let (sign_ins, refreshes) =
+            client_runtime.block_on(sign_in_flood(address, &issuer, seeds, connections, seconds));
+        report("sign-in", &database, connections, seconds, sign_ins);
+        report("refresh beside it", &database, REFRESH_BESIDE_SIGN_IN, seconds, refreshes);
+        return;
+    }
     let seeds = client_runtime.block_on(seed(&state, &issuer, connections));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let latencies = client_runtime.block_on(async {
@@ -97,6 +112,67 @@ fn main() {
     report(&mode, &database, connections, seconds, latencies);
 }
 
+/// Refresh connections running beside a sign-in flood.
+const REFRESH_BESIDE_SIGN_IN: usize = 8;
+
+/// The local account `seed` makes, and its password.
+const LOAD_PASSWORD: &str = "load test password";
+
+/// Posts the sign-in form on `connections` connections and refreshes on the seeds' own, for
+/// `seconds`: the latencies of each.
+async fn sign_in_flood(
+    address: std::net::SocketAddr,
+    issuer: &str,
+    seeds: Vec<Seed>,
+    connections: usize,
+    seconds: u64,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let account =
+        std::env::var("LOAD_SIGN_IN_ADDRESS").unwrap_or_else(|_| "load@example.com".into());
+    let password = std::env::var("LOAD_SIGN_IN_PASSWORD").unwrap_or_else(|_| LOAD_PASSWORD.into());
+    let mut sign_ins = Vec::new();
+    for _ in 0..connections {
+        let (account, password) = (account.clone(), password.clone());
+        sign_ins.push(tokio::spawn(async move {
+            let mut stream = TcpStream::connect(address).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            // The sign-in form's token against login CSRF: any well-formed value, the same in
+            // the cookie and the form.
+            let login_token = letterlock_server::random::Randomness::system().token(24).unwrap();
+            let headers = format!("Cookie: letterlock_login={login_token}\r\n");
+            let body = form(&[
+                ("address", &account),
+                ("password", &password),
+                ("login_csrf", &login_token),
+            ]);
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let started = Instant::now();
+                let (status, _) = post(&mut stream, "/login", &body, &headers).await;
+                assert_eq!(status, 303, "the sign-in was refused");
+                latencies.push(started.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut refreshes = Vec::new();
+    for seed in seeds {
+        let issuer = issuer.to_owned();
+        refreshes.push(tokio::spawn(async move {
+            drive("refresh", address, &issuer, seed, deadline).await
+        }));
+    }
+    let (mut signed, mut refreshed) = (Vec::new(), Vec::new());
+    for task in sign_ins {
+        signed.extend(task.await.unwrap());
+    }
+    for task in refreshes {
+        refreshed.extend(task.await.unwrap());
+    }
+    (signed, refreshed)
+}
+
 struct Seed {
     client_id: String,
     key: PrivateKey,
@@ -107,14 +183,7 @@ struct Seed {
 /// One user; per connection a registered private_key_jwt client, a grant and a refresh token.
 async fn seed(state: &letterlock_server::AppState, issuer: &str, connections: usize) -> Vec<Seed> {
     let now = SystemClock.now();
-    let user = add_user(
-        state.store(),
-        &format!("load-{}@example.com", state.random().id().unwrap().to_lowercase()),
-        "load test password",
-        now,
-    )
-    .await
-    .unwrap();
+    let user = add_user(state.store(), "load@example.com", LOAD_PASSWORD, now).await.unwrap();
     let random = SystemRandom::new();
     let mut seeds = Vec::new();
     for _ in 0..connections {
@@ -202,7 +271,7 @@ async fn drive(
             ("client_assertion_type", bearer),
             ("client_assertion", &assertion(&seed, issuer)),
         ]);
-        let (_, reply) = post(&mut stream, "/token", &body, None).await;
+        let (_, reply) = post(&mut stream, "/token", &body, "").await;
         seed.access_token = Some(reply["access_token"].as_str().unwrap().to_owned());
     }
     while Instant::now() < deadline {
@@ -215,7 +284,7 @@ async fn drive(
                     ("client_assertion_type", bearer),
                     ("client_assertion", &assertion(&seed, issuer)),
                 ]);
-                let (status, reply) = post(&mut stream, "/token", &body, None).await;
+                let (status, reply) = post(&mut stream, "/token", &body, "").await;
                 assert_eq!(status, 200, "{reply}");
                 seed.refresh_token = reply["refresh_token"].as_str().unwrap().to_owned();
             }
@@ -225,7 +294,7 @@ async fn drive(
                     &mut stream,
                     "/introspect",
                     &body,
-                    Some("Basic bG9hZDpsb2FkLXNlY3JldC0wMTIzNDU2Nzg5"),
+                    "Authorization: Basic bG9hZDpsb2FkLXNlY3JldC0wMTIzNDU2Nzg5\r\n",
                 )
                 .await;
                 assert_eq!((status, &reply["active"]), (200, &Value::Bool(true)), "{reply}");
@@ -236,17 +305,11 @@ async fn drive(
     latencies
 }
 
-/// One HTTP/1.1 request on a kept-alive connection; the answer's status and JSON body.
-async fn post(
-    stream: &mut TcpStream,
-    path: &str,
-    body: &str,
-    authorization: Option<&str>,
-) -> (u16, Value) {
-    let authorization =
-        authorization.map(|value| format!("Authorization: {value}\r\n")).unwrap_or_default();
+/// One HTTP/1.1 request on a kept-alive connection, with extra header lines (each ending in
+/// CRLF); the answer's status and JSON body.
+async fn post(stream: &mut TcpStream, path: &str, body: &str, headers: &str) -> (u16, Value) {
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n{authorization}Content-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n{headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use letterlock_protocol::address::AddressBlock;
-use letterlock_store::{SessionRecord, Store, UserRecord};
+use letterlock_store::{LOCAL_SOURCE, SessionRecord, Store, UserRecord};
 use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
+use crate::identity::{Attempt, PasswordSource, SignedInBy, Sources, Verdict};
 use crate::limits::{Limits, RetryAfter};
 use crate::random::{RandomFailed, Randomness};
 use crate::secrets::hash_secret;
@@ -104,6 +105,8 @@ pub async fn add_user(
         disabled: false,
         created_at: now,
         password_changed_at: now,
+        source: letterlock_store::LOCAL_SOURCE.to_owned(),
+        checked_at: now,
     };
     match store.insert_user(&user).await {
         Err(letterlock_store::Error::Conflict) => Err(AccountError::Exists(address)),
@@ -134,14 +137,19 @@ pub async fn change_password(
     if revoke_devices { Ok(store.revoke_grants_of_user(&user.id, now).await?) } else { Ok(0) }
 }
 
-/// Why a sign-in failed. The page shows the same words for each, so that it does not reveal
-/// which addresses have accounts.
+/// Why a sign-in failed. The page shows the same words for wrong addresses, wrong passwords and
+/// disabled accounts, so that it does not reveal which addresses have accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignInError {
     /// Wrong address or password, or a disabled account.
     Invalid,
     /// Too many attempts for this account or from this address.
     Throttled,
+    /// An identity source could not answer: sign-in is unavailable for now (and no later,
+    /// weaker source was asked instead).
+    Unavailable,
+    /// A fault of ours (the random generator failed): no account was made.
+    Internal,
 }
 
 /// Sign-in throttling and the bound on concurrent hashing.
@@ -208,6 +216,7 @@ impl SignInGuard {
 pub struct Accounts<'a> {
     store: &'a Store,
     guard: &'a SignInGuard,
+    sources: &'a Sources,
     limits: &'a Limits,
     clock: &'a dyn Clock,
     random: &'a Randomness,
@@ -232,40 +241,105 @@ impl<'a> Accounts<'a> {
     pub fn new(
         store: &'a Store,
         guard: &'a SignInGuard,
+        sources: &'a Sources,
         limits: &'a Limits,
         clock: &'a dyn Clock,
         random: &'a Randomness,
         session_lifetime: i64,
     ) -> Self {
-        Self { store, guard, limits, clock, random, session_lifetime }
+        Self { store, guard, sources, limits, clock, random, session_lifetime }
     }
 
     fn address_block(&self, address: IpAddr) -> AddressBlock {
         self.limits.block(address)
     }
 
-    /// Checks an address and password, throttled per account and per client address, with at
-    /// most a few Argon2 computations at once so that a flood cannot starve the server.
+    /// Checks a name and password against the identity sources in their order (see
+    /// [`crate::identity`]), throttled per account and per client address before any source is
+    /// asked: the user, and which source proved them.
     pub async fn sign_in(
         &self,
-        address: &str,
+        typed: &str,
         password: &str,
         peer: IpAddr,
-    ) -> Result<UserRecord, SignInError> {
-        let normalized = normalize_address(address).unwrap_or_else(|_| address.to_lowercase());
+    ) -> Result<(UserRecord, SignedInBy), SignInError> {
+        let typed = typed.trim();
+        let normalized = normalize_address(typed).unwrap_or_else(|_| typed.to_lowercase());
         if !self.guard.attempt(&normalized, self.address_block(peer)) {
             return Err(SignInError::Throttled);
         }
-        let user =
-            self.store.user_by_address(&normalized).await.map_err(|_| SignInError::Invalid)?;
+        let attempt = Attempt { typed, password, peer };
+        for source in self.sources.password() {
+            let verdict = match source {
+                PasswordSource::Local => self.check_local(&normalized, password).await,
+                PasswordSource::Dovecot(source) => source.check(&attempt).await,
+                PasswordSource::Ldap(source) => source.check(&attempt).await,
+            };
+            match verdict {
+                Verdict::Proven { address } => return self.proven(source.name(), &address).await,
+                Verdict::Refused => {}
+                Verdict::Unavailable { reason } => {
+                    // Not a fall-through: a later source may be a weaker one (an old local
+                    // password), and an outage must not hand it the decision.
+                    tracing::warn!(
+                        source = source.name(),
+                        reason,
+                        "an identity source did not answer; sign-in is unavailable"
+                    );
+                    return Err(SignInError::Unavailable);
+                }
+            }
+        }
+        Err(SignInError::Invalid)
+    }
+
+    /// The local table's verdict: an Argon2id check, as long for an unknown address as for a
+    /// wrong password. A disabled account is refused after the source proves it.
+    async fn check_local(&self, normalized: &str, password: &str) -> Verdict {
+        let user = match self.store.user_by_address(normalized).await {
+            Ok(user) => user,
+            Err(error) => return Verdict::Unavailable { reason: error.to_string() },
+        };
         let hash = user
             .as_ref()
             .map_or_else(|| dummy_hash().to_owned(), |user| user.password_hash.clone());
         let matches = self.verify_bounded(password, hash).await;
         match user {
-            Some(user) if matches && !user.disabled => Ok(user),
-            _ => Err(SignInError::Invalid),
+            Some(user) if matches => Verdict::Proven { address: user.address },
+            _ => Verdict::Refused,
         }
+    }
+
+    /// The row of the person `source` proved (made on a first sign-in), unless disabled here.
+    /// A local sign-in of a local account writes nothing; another source's records when it
+    /// vouched, for the refresh re-check.
+    async fn proven(
+        &self,
+        source: &str,
+        address: &str,
+    ) -> Result<(UserRecord, SignedInBy), SignInError> {
+        let address = normalize_address(address).map_err(|_| SignInError::Invalid)?;
+        let unavailable = |error: letterlock_store::Error| {
+            tracing::error!(%error, "could not record a sign-in");
+            SignInError::Unavailable
+        };
+        let now = self.clock.now();
+        let user = match self.store.user_by_address(&address).await.map_err(unavailable)? {
+            Some(user) if source == LOCAL_SOURCE && user.source == LOCAL_SOURCE => user,
+            Some(user) => self
+                .store
+                .user_proven_by(&address, source, &user.id, now)
+                .await
+                .map_err(unavailable)?,
+            None => {
+                let id = self.random.id().map_err(|_| SignInError::Internal)?;
+                self.store.user_proven_by(&address, source, &id, now).await.map_err(unavailable)?
+            }
+        };
+        if user.disabled {
+            return Err(SignInError::Invalid);
+        }
+        Ok((user, SignedInBy::Password { source: source.to_owned() }))
     }
 
     /// Checks a signed-in user's current password (before a change) under the same guard as

@@ -104,6 +104,13 @@ pub struct SignInConfig {
     pub attempts_per_minute_per_address: u32,
     /// Password checks (Argon2id, about 19 MiB each) running at once.
     pub concurrent_password_checks: usize,
+    /// `[[sign_in.sources]]`: the password sources, asked in this order; none means the local
+    /// table alone (see [`crate::identity`]).
+    pub sources: Vec<crate::identity::SourceConfig>,
+    /// Password sign-ins (local or a directory) need a second factor.
+    pub require_second_factor: bool,
+    /// Seconds a source's word on a person stands before a refresh asks the source again.
+    pub recheck_seconds: u64,
 }
 
 impl Default for SignInConfig {
@@ -113,6 +120,9 @@ impl Default for SignInConfig {
             attempts_per_minute_per_account_everywhere: 30,
             attempts_per_minute_per_address: 30,
             concurrent_password_checks: 2,
+            sources: Vec::new(),
+            require_second_factor: false,
+            recheck_seconds: 900,
         }
     }
 }

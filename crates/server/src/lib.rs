@@ -35,6 +35,7 @@ mod endpoints;
 pub mod error;
 pub mod grants;
 mod http;
+pub mod identity;
 pub mod keys;
 pub mod limits;
 pub mod listen;

@@ -138,6 +138,8 @@ pub struct Settings {
     pub resource_servers: Vec<ResourceServer>,
     /// Sign-in throttling.
     pub sign_in: SignInGuard,
+    /// The identity sources people sign in with.
+    pub identity: crate::identity::Sources,
     /// RFC 9449 §8: whether DPoP proofs must carry a server nonce.
     pub dpop_require_nonce: bool,
 }
@@ -299,6 +301,7 @@ impl Settings {
                 .collect(),
             resource_servers,
             sign_in,
+            identity: crate::identity::Sources::new(&config.sign_in)?,
             dpop_require_nonce: config.dpop.require_nonce,
         })
     }

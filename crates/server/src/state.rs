@@ -122,6 +122,11 @@ impl AppState {
         &self.inner.store
     }
 
+    /// The identity sources people sign in with.
+    pub fn identity(&self) -> &crate::identity::Sources {
+        &self.inner.settings.identity
+    }
+
     /// The RFC 8414 metadata document, serialized once.
     pub fn metadata_json(&self) -> Bytes {
         self.inner.settings.metadata_json.clone()
@@ -306,6 +311,7 @@ impl AppState {
         Accounts::new(
             &self.inner.store,
             &settings.sign_in,
+            &settings.identity,
             &settings.address_limits,
             self.inner.clock.as_ref(),
             &self.inner.random,
@@ -337,6 +343,7 @@ impl AppState {
                 token_typs: &settings.token_typs,
                 services: &settings.services,
             },
+            &settings.identity,
         )
     }
 }

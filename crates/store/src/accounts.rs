@@ -20,7 +20,15 @@ pub struct UserRecord {
     pub created_at: i64,
     /// When the password last changed.
     pub password_changed_at: i64,
+    /// The configured name of the identity source that last proved this person: `local` for
+    /// the password hash above, else a Dovecot, LDAP or upstream OpenID source.
+    pub source: String,
+    /// When that source last vouched for the person (a sign-in, or a refresh's re-check).
+    pub checked_at: i64,
 }
+
+/// The name of the source that is this table's own password hash.
+pub const LOCAL_SOURCE: &str = "local";
 
 /// A sign-in session; the cookie holds the id, the table its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +53,8 @@ fn user_from_row(row: &AnyRow) -> Result<UserRecord, Error> {
         disabled: row.try_get::<i64, _>("disabled")? != 0,
         created_at: row.try_get("created_at")?,
         password_changed_at: row.try_get("password_changed_at")?,
+        source: row.try_get("source")?,
+        checked_at: row.try_get("checked_at")?,
     })
 }
 
@@ -52,8 +62,8 @@ impl Store {
     /// Adds a user; [`Error::Conflict`] if the address is taken.
     pub async fn insert_user(&self, user: &UserRecord) -> Result<(), Error> {
         let result = sqlx::query(
-            "INSERT INTO users (id, address, password_hash, disabled, created_at, password_changed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO users (id, address, password_hash, disabled, created_at, password_changed_at, \
+             source, checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&user.id)
         .bind(&user.address)
@@ -61,6 +71,8 @@ impl Store {
         .bind(i64::from(user.disabled))
         .bind(user.created_at)
         .bind(user.password_changed_at)
+        .bind(&user.source)
+        .bind(user.checked_at)
         .execute(&self.writer)
         .await;
         conflict_aware(result)
@@ -69,7 +81,8 @@ impl Store {
     /// A user by address (lower-case).
     pub async fn user_by_address(&self, address: &str) -> Result<Option<UserRecord>, Error> {
         let query = sqlx::query(
-            "SELECT id, address, password_hash, disabled, created_at, password_changed_at FROM users \
+            "SELECT id, address, password_hash, disabled, created_at, password_changed_at, source, checked_at \
+             FROM users \
              WHERE address = $1",
         );
         let row = query.bind(address).fetch_optional(&self.pool).await?;
@@ -79,7 +92,8 @@ impl Store {
     /// A user by id.
     pub async fn user(&self, id: &str) -> Result<Option<UserRecord>, Error> {
         let query = sqlx::query(
-            "SELECT id, address, password_hash, disabled, created_at, password_changed_at FROM users \
+            "SELECT id, address, password_hash, disabled, created_at, password_changed_at, source, checked_at \
+             FROM users \
              WHERE id = $1",
         );
         let row = query.bind(id).fetch_optional(&self.pool).await?;
@@ -89,7 +103,8 @@ impl Store {
     /// Every user, by address.
     pub async fn users(&self) -> Result<Vec<UserRecord>, Error> {
         let query = sqlx::query(
-            "SELECT id, address, password_hash, disabled, created_at, password_changed_at FROM users \
+            "SELECT id, address, password_hash, disabled, created_at, password_changed_at, source, checked_at \
+             FROM users \
              ORDER BY address",
         );
         query.fetch_all(&self.pool).await?.iter().map(user_from_row).collect()
@@ -111,6 +126,47 @@ impl Store {
         .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    /// The user an identity source has just proved: the row for `address` (made, with no
+    /// password hash and the id `new_id`, if there is none), marked as proved by `source` at
+    /// `now`. The same address is the same person whichever source proves it.
+    pub async fn user_proven_by(
+        &self,
+        address: &str,
+        source: &str,
+        new_id: &str,
+        now: i64,
+    ) -> Result<UserRecord, Error> {
+        sqlx::query(
+            "INSERT INTO users (id, address, password_hash, disabled, created_at, password_changed_at, \
+             source, checked_at) VALUES ($1, $2, '', 0, $3, $3, $4, $3) \
+             ON CONFLICT (address) DO UPDATE SET source = excluded.source, checked_at = excluded.checked_at",
+        )
+        .bind(new_id)
+        .bind(address)
+        .bind(now)
+        .bind(source)
+        .execute(&self.writer)
+        .await?;
+        let row = sqlx::query(
+            "SELECT id, address, password_hash, disabled, created_at, password_changed_at, source, checked_at \
+             FROM users WHERE address = $1",
+        )
+        .bind(address)
+        .fetch_one(&self.writer)
+        .await?;
+        user_from_row(&row)
+    }
+
+    /// Records that the user's source vouched for them again at `now` (a refresh's re-check).
+    pub async fn set_checked(&self, id: &str, now: i64) -> Result<(), Error> {
+        sqlx::query("UPDATE users SET checked_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     /// Disables or enables a user; false if there is no such user. Disabling also ends the

@@ -99,6 +99,10 @@ pub struct RefreshContext {
     pub address: String,
     /// True if the user is disabled.
     pub user_disabled: bool,
+    /// The identity source that last proved the user (`users.source`).
+    pub user_source: String,
+    /// When that source last vouched for the user (`users.checked_at`).
+    pub user_checked_at: i64,
 }
 
 /// One entry of the revocation feed.
@@ -514,7 +518,7 @@ impl Store {
              r.replaces, r.retry_answer, r.retry_until, \
              g.id, g.user_id, g.client_id, g.device_name, g.client_name, g.software_id, g.software_version, \
              g.vendor, g.scope, g.resources, g.redirect_uris, g.created_at, g.last_used_at, \
-             g.last_address, g.revoked_at, u.address, u.disabled \
+             g.last_address, g.revoked_at, u.address, u.disabled, u.source, u.checked_at \
              FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id JOIN users u ON u.id = g.user_id \
              WHERE r.hash = $1",
         )
@@ -527,6 +531,8 @@ impl Store {
                 grant: grant_from_row(&row)?,
                 address: row.try_get("address")?,
                 user_disabled: row.try_get::<i64, _>("disabled")? != 0,
+                user_source: row.try_get("source")?,
+                user_checked_at: row.try_get("checked_at")?,
             })
         })
         .transpose()

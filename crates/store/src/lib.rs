@@ -21,7 +21,7 @@ mod grants;
 mod keys;
 mod passkeys;
 
-pub use accounts::{SessionRecord, UserRecord};
+pub use accounts::{LOCAL_SOURCE, SessionRecord, UserRecord};
 pub use clients::ClientRecord;
 pub use device::{DeviceCodeRecord, DeviceStatus};
 pub use grants::{

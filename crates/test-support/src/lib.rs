@@ -1,7 +1,7 @@
 //! What Letterlock's test suites share (issue 15): free loopback ports ([`free_port`]),
 //! self-signed certificates ([`certificate`]), the curl helper ([`curl`]), a bounded wait
 //! ([`wait_for`]), a throwaway PostgreSQL cluster ([`postgres`]), private Dovecot and Postfix
-//! servers ([`dovecot`], [`postfix`]), and the rule for tests that need a program we did not
+//! servers ([`dovecot`], [`postfix`]), a private OpenLDAP directory ([`ldap`]), and the rule for tests that need a program we did not
 //! write ([`oracle`]).
 //!
 //! The oracle rule: a plain `cargo test` on a machine without Dovecot, Postfix, PostgreSQL,
@@ -29,6 +29,7 @@
 )]
 
 pub mod dovecot;
+pub mod ldap;
 pub mod oracle;
 pub mod postfix;
 pub mod postgres;

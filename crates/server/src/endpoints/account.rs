@@ -77,10 +77,18 @@ pub async fn action(
         "password" => {
             let peer =
                 peer.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |Extension(peer)| peer.0.ip());
+            if user.password_hash.is_empty() {
+                // Proved by a directory or another provider: the password is theirs to change.
+                let message = format!(
+                    "Your password is kept by {} and is changed there, not here.",
+                    user.source
+                );
+                return devices_page(&state, &user, &csrf, Some(&message)).await;
+            }
             let current = form.single("current").unwrap_or("");
             match state.accounts().check_current_password(&user, current, peer).await {
                 Ok(()) => {}
-                Err(SignInError::Invalid) => {
+                Err(SignInError::Invalid | SignInError::Unavailable | SignInError::Internal) => {
                     return devices_page(
                         &state,
                         &user,

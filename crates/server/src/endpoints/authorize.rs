@@ -5,7 +5,7 @@
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use letterlock_protocol::authorization::{Allowed, prove_redirect};
@@ -21,8 +21,8 @@ use crate::grants::consent::Approval;
 use crate::grants::records::PendingRequest;
 use crate::http::form::lenient;
 use crate::http::session::{
-    from_this_origin, login_token, session_began, session_cookie, sign_in_page, signed_in,
-    signed_in_form,
+    finish_sign_in, from_this_origin, login_token, session_began, sign_in_page,
+    sign_in_unavailable, signed_in, signed_in_form,
 };
 use crate::http::{clean_device_name, client_for_page, internal, see_other};
 use crate::listen::PeerAddr;
@@ -220,8 +220,8 @@ pub async fn login(
         .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |Extension(PeerAddr(address))| {
             address.ip()
         });
-    let user = match state.accounts().sign_in(address, password, peer).await {
-        Ok(user) => user,
+    let (user, how) = match state.accounts().sign_in(address, password, peer).await {
+        Ok(proven) => proven,
         Err(SignInError::Invalid) => {
             return sign_in_page(
                 &state,
@@ -242,10 +242,10 @@ pub async fn login(
                 StatusCode::TOO_MANY_REQUESTS,
             );
         }
-    };
-    let cookie = match state.accounts().start_session(&user).await {
-        Ok(cookie) => cookie,
-        Err(error) => return internal(&error),
+        Err(SignInError::Unavailable) => {
+            return sign_in_unavailable(&state, &headers, hidden, address);
+        }
+        Err(SignInError::Internal) => return internal(&"the random generator failed"),
     };
     let next = match (request, form.single("user_code")) {
         (_, Some(user_code)) => format!(
@@ -258,13 +258,7 @@ pub async fn login(
         ),
         (None, None) => format!("{prefix}/account"),
     };
-    let mut response = see_other(&next);
-    if let Ok(value) =
-        HeaderValue::from_str(&session_cookie(&state, &cookie, state.lifetimes().session))
-    {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
+    finish_sign_in(&state, &user, how, &next).await
 }
 
 /// `POST /consent`: Approve or Deny, with the session's CSRF token.

@@ -60,17 +60,20 @@ pub struct Grants<'a> {
     clock: &'a dyn Clock,
     random: &'a Randomness,
     issuer: Issuer<'a>,
+    identity: &'a crate::identity::Sources,
 }
 
 impl<'a> Grants<'a> {
-    /// The core over `store`, at `clock`'s time, drawing secrets from `random`.
+    /// The core over `store`, at `clock`'s time, drawing secrets from `random`, asking
+    /// `identity` again about people its sources proved (at a refresh).
     pub fn new(
         store: &'a Store,
         clock: &'a dyn Clock,
         random: &'a Randomness,
         issuer: Issuer<'a>,
+        identity: &'a crate::identity::Sources,
     ) -> Self {
-        Self { store, clock, random, issuer }
+        Self { store, clock, random, issuer, identity }
     }
 
     fn now(&self) -> i64 {
@@ -191,6 +194,10 @@ pub enum GrantError {
     /// The account is disabled.
     #[error("the account is disabled")]
     UserDisabled,
+    /// The identity source that proved the person says they are gone (removed or disabled
+    /// there); their grants are revoked.
+    #[error("the account is no longer known to its identity source")]
+    UserGoneAtSource,
     /// RFC 6749 §3.3: the scope does not parse.
     #[error("{0}")]
     InvalidScope(String),

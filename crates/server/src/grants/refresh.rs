@@ -54,6 +54,13 @@ impl Grants<'_> {
             }
         }
         check_live(&grant, context.user_disabled)?;
+        self.recheck_source(
+            &grant.user_id,
+            &context.address,
+            &context.user_source,
+            context.user_checked_at,
+        )
+        .await?;
         let asked = narrow(ask, &grant.scope, &grant.resources, self.issuer.services)?;
         // Keep the binding of the token being replaced.
         let jkt = record.jkt.or(caller.jkt.map(str::to_owned));
@@ -114,6 +121,45 @@ impl Grants<'_> {
             "a rotated-out refresh token was retried within the window; the same answer again"
         );
         Ok(answer)
+    }
+
+    /// Asks the identity source that proved the person whether they are still there, when its
+    /// word is older than `[sign_in] recheck_seconds` (issue 17 point 3): a person removed or
+    /// disabled at a directory loses every device at their next refresh after that, and their
+    /// access tokens (short-lived, and checked by the doors against the feed) with them. A
+    /// source that cannot tell lets the refresh through: an outage of the directory must not
+    /// sign every mail program out. The local table needs no question: its `disabled` flag was
+    /// read with the token.
+    async fn recheck_source(
+        &self,
+        user_id: &str,
+        address: &str,
+        source: &str,
+        checked_at: i64,
+    ) -> Result<(), GrantError> {
+        let now = self.now();
+        if source == letterlock_store::LOCAL_SOURCE
+            || now.saturating_sub(checked_at) < self.identity.recheck_after()
+        {
+            return Ok(());
+        }
+        match self.identity.standing(source, address).await {
+            crate::identity::Standing::Active => {
+                self.store.set_checked(user_id, now).await?;
+                Ok(())
+            }
+            crate::identity::Standing::Unknown => Ok(()),
+            crate::identity::Standing::Gone => {
+                let revoked = self.store.revoke_grants_of_user(user_id, now).await?;
+                tracing::warn!(
+                    user = address,
+                    source,
+                    revoked,
+                    "the identity source no longer knows this person; their devices are revoked"
+                );
+                Err(GrantError::UserGoneAtSource)
+            }
+        }
     }
 
     /// RFC 9700 §4.14.2: revokes a grant whose refresh token was presented after rotation, and

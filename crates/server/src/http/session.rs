@@ -7,7 +7,8 @@ use letterlock_protocol::Params;
 use letterlock_store::UserRecord;
 
 use super::form::lenient;
-use super::internal;
+use super::{internal, see_other};
+use crate::identity::SignedInBy;
 use crate::pages;
 use crate::secrets::constant_time_eq;
 use crate::state::AppState;
@@ -29,6 +30,50 @@ pub async fn session_began(state: &AppState, headers: &HeaderMap) -> Option<i64>
         Ok(Some((_, session))) => Some(session.created_at),
         _ => None,
     }
+}
+
+/// Where every way of proving who someone is ends (a password source, an upstream OpenID
+/// provider, a passkey): the session starts, its cookie is set, and the browser goes on to
+/// `next` (a path under the issuer: the authorization request or device code it came for, or
+/// the account page).
+pub async fn finish_sign_in(
+    state: &AppState,
+    user: &UserRecord,
+    how: SignedInBy,
+    next: &str,
+) -> Response {
+    let cookie = match state.accounts().start_session(user).await {
+        Ok(cookie) => cookie,
+        Err(error) => return internal(&error),
+    };
+    tracing::info!(user = user.address.as_str(), source = how.source(), "signed in");
+    let mut response = see_other(next);
+    if let Ok(value) =
+        HeaderValue::from_str(&session_cookie(state, &cookie, state.lifetimes().session))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// The sign-in page's answer when an identity source could not answer: 503 with `Retry-After`
+/// (RFC 9110 §15.6.4), and the person's typed address kept.
+pub fn sign_in_unavailable(
+    state: &AppState,
+    headers: &HeaderMap,
+    hidden: Option<(&str, &str)>,
+    address: &str,
+) -> Response {
+    let mut response = sign_in_page(
+        state,
+        headers,
+        hidden,
+        address,
+        Some("Sign-in is unavailable right now. Try again in a few minutes."),
+        StatusCode::SERVICE_UNAVAILABLE,
+    );
+    crate::limits::RetryAfter(30).set_on(&mut response);
+    response
 }
 
 /// `__Host-` cookies must be `Secure`, which a plain-http loopback issuer cannot set.

@@ -70,6 +70,8 @@ async fn accounts_and_grants(store: &Store) {
         disabled: false,
         created_at: 10,
         password_changed_at: 10,
+        source: letterlock_store::LOCAL_SOURCE.into(),
+        checked_at: 0,
     };
     store.insert_user(&alice).await.unwrap();
     assert!(matches!(
@@ -79,6 +81,16 @@ async fn accounts_and_grants(store: &Store) {
     assert_eq!(store.user_by_address("alice@example.com").await.unwrap(), Some(alice.clone()));
     assert!(store.set_password("u1", "$argon2id$new", 20).await.unwrap());
     assert_eq!(store.user("u1").await.unwrap().unwrap().password_changed_at, 20);
+    // An identity source proves an address: a new person gets a row without a password, a
+    // known address keeps its id and password and is marked as proved by the source.
+    let dora = store.user_proven_by("dora@example.com", "dovecot", "u5", 30).await.unwrap();
+    assert_eq!((dora.id.as_str(), dora.password_hash.as_str()), ("u5", ""));
+    assert_eq!((dora.source.as_str(), dora.checked_at), ("dovecot", 30));
+    let again = store.user_proven_by("alice@example.com", "directory", "u6", 40).await.unwrap();
+    assert_eq!((again.id.as_str(), again.password_hash.as_str()), ("u1", "$argon2id$new"));
+    assert_eq!((again.source.as_str(), again.checked_at), ("directory", 40));
+    store.set_checked("u1", 50).await.unwrap();
+    assert_eq!(store.user("u1").await.unwrap().unwrap().checked_at, 50);
     let session = SessionRecord {
         id_hash: "s".into(),
         user_id: "u1".into(),
@@ -93,7 +105,7 @@ async fn accounts_and_grants(store: &Store) {
     assert_eq!(store.session("s", 20).await.unwrap(), None, "disabling ends sessions");
     assert!(store.user("u1").await.unwrap().unwrap().disabled);
     store.set_disabled("u1", false).await.unwrap();
-    assert_eq!(store.users().await.unwrap().len(), 1);
+    assert_eq!(store.users().await.unwrap().len(), 2, "alice and dora");
 
     // Pending requests are decided once.
     store.insert_pending_request("r1", "{}", 200).await.unwrap();
@@ -541,6 +553,8 @@ async fn postgres_feed_keeps_a_revocation_that_commits_after_a_later_one() {
             disabled: false,
             created_at: 10,
             password_changed_at: 10,
+            source: letterlock_store::LOCAL_SOURCE.into(),
+            checked_at: 0,
         };
         store.insert_user(&record).await.unwrap();
         store.insert_grant(&grant(grant_id, user, "c")).await.unwrap();
