@@ -119,6 +119,7 @@ pub fn sign_in_page(
         login_token: &token,
         address,
         message,
+        passkeys: crate::identity::passkey::ceremonies(state).is_some(),
     };
     let mut response = pages::sign_in(&form, status);
     let secure = if state.issuer().is_https() { "; Secure" } else { "" };

@@ -19,6 +19,7 @@
 
 pub mod dovecot;
 pub mod ldap;
+pub mod passkey;
 
 use std::net::IpAddr;
 
@@ -135,6 +136,7 @@ pub struct Sources {
     password: Vec<PasswordSource>,
     require_second_factor: bool,
     recheck_after: i64,
+    passkeys: bool,
 }
 
 impl Sources {
@@ -165,7 +167,12 @@ impl Sources {
             .ok()
             .filter(|seconds| *seconds >= 1)
             .ok_or_else(|| ConfigError::invalid("sign_in.recheck_seconds", "must be at least 1"))?;
-        Ok(Self { password, require_second_factor: config.require_second_factor, recheck_after })
+        Ok(Self {
+            password,
+            require_second_factor: config.require_second_factor,
+            recheck_after,
+            passkeys: config.passkeys,
+        })
     }
 
     /// The password sources, in the order they are asked.
@@ -181,6 +188,12 @@ impl Sources {
     /// `[sign_in] require_second_factor`: password sign-ins need a second factor.
     pub fn require_second_factor(&self) -> bool {
         self.require_second_factor
+    }
+
+    /// `[sign_in] passkeys`: passkeys are offered (if the issuer's host is a domain; see
+    /// [`passkey::RelyingParty::for_issuer`]).
+    pub fn passkeys(&self) -> bool {
+        self.passkeys
     }
 
     /// How long a source's word on a person stands before a refresh asks it again.

@@ -104,6 +104,7 @@ mod limits;
 mod listener;
 mod localhost;
 mod oidc;
+mod passkey;
 mod randomness;
 mod registration;
 mod statements;

@@ -418,6 +418,8 @@ async fn passkeys(store: &Store) {
         disabled: false,
         created_at: 10,
         password_changed_at: 10,
+        source: letterlock_store::LOCAL_SOURCE.into(),
+        checked_at: 10,
     };
     store.insert_user(&user).await.unwrap();
     let passkey = PasskeyRecord {
