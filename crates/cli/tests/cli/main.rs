@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 mod client;
 mod dav;
 mod gateway;
+mod identity_passkey;
 mod neomutt;
 mod oidc;
 mod support;
