@@ -322,7 +322,8 @@ async fn a_replayed_assertion_is_refused() {
 async fn an_assertion_for_another_origin_or_rp_id_or_ceremony_is_refused() {
     let server = with_user(&config()).await;
     let authenticator = register_passkey(&server, "Key").await;
-    let cases: [(&dyn Fn(&mut Assertion<'_>), &str); 4] = [
+    type Change = dyn Fn(&mut Assertion<'_>);
+    let cases: [(&Change, &str); 4] = [
         (&|assertion| assertion.origin = "http://localhost:8081", "another site"),
         (&|assertion| assertion.origin = "https://evil.example", "another site"),
         (&|assertion| assertion.rp_id = "evil.example", "belongs to another site"),
