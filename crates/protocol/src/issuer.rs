@@ -13,7 +13,9 @@ pub enum IssuerError {
     #[error("the issuer is not an absolute URL: {0}")]
     NotAUrl(String),
     /// The scheme is neither `https` nor `http` on a loopback host.
-    #[error("the issuer must use https (plain http only for a loopback host such as 127.0.0.1)")]
+    #[error(
+        "the issuer must use https (plain http only for a loopback host: 127.0.0.1, [::1] or localhost)"
+    )]
     InsecureScheme,
     /// The URL carries a user name or password.
     #[error("the issuer must not contain a user name or password")]
@@ -64,7 +66,11 @@ impl Issuer {
         let loopback = match host {
             url::Host::Ipv4(address) => address.is_loopback(),
             url::Host::Ipv6(address) => address.is_loopback(),
-            url::Host::Domain(_) => false,
+            // The name `localhost` exactly: browsers resolve it to loopback without asking a
+            // resolver and count `http://localhost` as a secure context, where WebAuthn works
+            // (which an IP literal cannot: an RP ID is a domain, WebAuthn §5.1.4.1). Not
+            // `localhost.` nor any name below or beside it.
+            url::Host::Domain(name) => name == "localhost",
         };
         match url.scheme() {
             "https" => {}
@@ -168,12 +174,27 @@ mod tests {
         let loopback = Issuer::parse("http://127.0.0.1:8080").unwrap();
         assert!(loopback.is_loopback());
         assert!(Issuer::parse("http://[::1]:8080").unwrap().is_loopback());
+        // Issue 17: passkeys need a domain as RP ID, and browsers hold `localhost` to loopback.
+        let localhost = Issuer::parse("http://localhost:8080").unwrap();
+        assert!(localhost.is_loopback());
+        assert_eq!(localhost.origin(), "http://localhost:8080");
+        assert!(Issuer::parse("http://LocalHost:8080").unwrap().is_loopback());
     }
 
     #[test]
     fn refuses_what_draft_section_3_2_forbids() {
         assert_eq!(Issuer::parse("http://example.com"), Err(IssuerError::InsecureScheme));
-        assert_eq!(Issuer::parse("http://localhost:8080"), Err(IssuerError::InsecureScheme));
+        // Only the name `localhost` itself is loopback, never a look-alike.
+        for look_alike in [
+            "http://localhost.:8080",
+            "http://localhost.evil.example",
+            "http://evil.localhost",
+            "http://localhost@evil.example",
+            "http://127.0.0.1.nip.io",
+        ] {
+            assert!(Issuer::parse(look_alike).is_err(), "{look_alike}");
+        }
+        assert_eq!(Issuer::parse("http://%6cocalhost"), Err(IssuerError::EncodedUnreserved));
         assert_eq!(Issuer::parse("https://u:p@example.com"), Err(IssuerError::Userinfo));
         assert_eq!(Issuer::parse("https://example.com?a=b"), Err(IssuerError::Query));
         assert_eq!(Issuer::parse("https://example.com/?"), Err(IssuerError::Query));

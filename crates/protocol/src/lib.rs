@@ -22,6 +22,8 @@
 //! - [`IdTokenClaims`] and [`UserInfo`]: OpenID Connect Core's ID token (§2) and UserInfo
 //!   response (§5.3.2);
 //! - [`urn`]: every `urn:ietf:params:oauth:...` name, once;
+//! - [`webauthn`]: what a WebAuthn relying party parses (CBOR, COSE keys, authenticator data,
+//!   attestation objects, client data, the ceremonies' JSON);
 //! - [`address::AddressBlock`]: the block (an IPv4 address, an IPv6 /64) that per-address limits
 //!   count a client by;
 //! - [`ldap_filter`]: a typed name escaped into an LDAP search filter (RFC 4515), for the LDAP
@@ -60,6 +62,7 @@ pub mod revocation;
 pub mod scope;
 pub mod token;
 pub mod urn;
+pub mod webauthn;
 
 pub use access_token::AccessTokenClaims;
 pub use authorization::{

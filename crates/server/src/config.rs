@@ -113,6 +113,9 @@ pub struct SignInConfig {
     pub require_second_factor: bool,
     /// Seconds a source's word on a person stands before a refresh asks the source again.
     pub recheck_seconds: u64,
+    /// Offer passkeys: "Sign in with a passkey" and "Add a passkey" (when the issuer's host is
+    /// a domain, which a WebAuthn RP ID must be).
+    pub passkeys: bool,
 }
 
 impl Default for SignInConfig {
@@ -126,6 +129,7 @@ impl Default for SignInConfig {
             upstream: Vec::new(),
             require_second_factor: false,
             recheck_seconds: 900,
+            passkeys: true,
         }
     }
 }

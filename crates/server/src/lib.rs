@@ -159,7 +159,19 @@ pub fn router(state: AppState) -> Router {
             &format!("{prefix}/account/api/devices/{{id}}/revoke"),
             post(endpoints::account::api_revoke),
         )
-        .route(&format!("{prefix}/revocations"), get(endpoints::account::feed));
+        .route(&format!("{prefix}/revocations"), get(endpoints::account::feed))
+        .route(&format!("{prefix}/passkey.js"), get(endpoints::passkey::script))
+        .route(
+            &format!("{prefix}/passkey/register/options"),
+            post(endpoints::passkey::register_options),
+        )
+        .route(&format!("{prefix}/passkey/register"), post(endpoints::passkey::register))
+        .route(&format!("{prefix}/passkey/remove"), post(endpoints::passkey::remove))
+        .route(
+            &format!("{prefix}/passkey/sign-in/options"),
+            post(endpoints::passkey::sign_in_options),
+        )
+        .route(&format!("{prefix}/passkey/sign-in"), post(endpoints::passkey::sign_in));
     if state.registration().mode == RegistrationMode::Stored {
         router = router.route(
             &format!("{prefix}/register/{{client_id}}"),

@@ -1,6 +1,7 @@
-//! The HTML pages a person sees: sign-in, consent, errors and the devices page. Plain HTML, no
-//! JavaScript, every interpolated value escaped, served with headers that keep them out of
-//! frames and caches.
+//! The HTML pages a person sees: sign-in, consent, errors and the devices page. Plain HTML,
+//! every interpolated value escaped, served with headers that keep them out of frames and
+//! caches. No inline script anywhere; the pages that offer passkeys load one script file of
+//! ours (`passkey.js`), which their Content-Security-Policy allows from this origin alone.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -33,13 +34,25 @@ td,th{text-align:left;padding:.3rem;border-bottom:1px solid #ddd;vertical-align:
 
 /// Wraps a page body in the document and the security headers.
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
+    html_response(status, document(title, body, ""))
+}
+
+/// A page that loads a script file of ours (`script`, a path on this origin) after the body is
+/// parsed; its policy allows scripts and fetches from this origin, and nothing inline.
+pub fn page_with_script(status: StatusCode, title: &str, body: &str, script: &str) -> Response {
+    let tag = format!("<script src=\"{}\" defer></script>", escape(script));
+    let mut response = html_response(status, document(title, body, &tag));
+    response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, content_security_policy(true));
+    response
+}
+
+fn document(title: &str, body: &str, head: &str) -> String {
+    format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
+         <title>{}</title><style>{STYLE}</style>{head}</head><body>{body}</body></html>",
         escape(title)
-    );
-    html_response(status, html)
+    )
 }
 
 /// An HTML response with the page headers: `Content-Security-Policy` without scripts and with
@@ -48,28 +61,33 @@ pub fn html_response(status: StatusCode, html: String) -> Response {
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    headers.insert(header::CONTENT_SECURITY_POLICY, content_security_policy());
+    headers.insert(header::CONTENT_SECURITY_POLICY, content_security_policy(false));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response
 }
 
-/// No scripts at all, the one inline style sheet by its hash, no framing, no `<base>`.
-fn content_security_policy() -> HeaderValue {
+/// The one inline style sheet by its hash, no framing, no `<base>`; no scripts at all, or
+/// (`scripts`) script files and fetches from this origin only: no inline script, no `eval`,
+/// and every other origin refused. Our JSON endpoints cannot be loaded as scripts, since
+/// every response says `X-Content-Type-Options: nosniff`.
+fn content_security_policy(scripts: bool) -> HeaderValue {
     static POLICY: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
-    POLICY
-        .get_or_init(|| {
-            let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, STYLE.as_bytes());
-            let hash = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, hash);
-            let policy = format!(
-                "default-src 'none'; style-src 'sha256-{hash}'; img-src 'self' https:; \
+    static WITH_SCRIPTS: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
+    let cell = if scripts { &WITH_SCRIPTS } else { &POLICY };
+    cell.get_or_init(|| {
+        let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, STYLE.as_bytes());
+        let hash = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, hash);
+        let script = if scripts { "script-src 'self'; connect-src 'self'; " } else { "" };
+        let policy = format!(
+            "default-src 'none'; {script}style-src 'sha256-{hash}'; img-src 'self' https:; \
                  frame-ancestors 'none'; base-uri 'none'"
-            );
-            HeaderValue::from_str(&policy)
-                .unwrap_or(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"))
-        })
-        .clone()
+        );
+        HeaderValue::from_str(&policy)
+            .unwrap_or(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"))
+    })
+    .clone()
 }
 
 /// An error page, for errors that must not go back to an unproven redirect URI.
@@ -133,6 +151,8 @@ pub struct SignIn<'a> {
     pub message: Option<&'a str>,
     /// The upstream OpenID providers to offer: (name, label) each.
     pub upstream: Vec<(&'a str, &'a str)>,
+    /// True when the page offers "Sign in with a passkey".
+    pub passkeys: bool,
 }
 
 /// The sign-in form.
@@ -152,19 +172,64 @@ pub fn sign_in(form: &SignIn<'_>, status: StatusCode) -> Response {
         .message
         .map(|text| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(text)))
         .unwrap_or_default();
-    page(
-        status,
-        "Sign in",
-        &format!(
-            "<h1>Sign in</h1>{message}<form method=\"post\" action=\"{prefix}/login\">{request_field}{token_field}\
-             <label for=\"address\">Mail address</label>\
-             <input type=\"email\" id=\"address\" name=\"address\" value=\"{}\" autocomplete=\"username\" required>\
-             <label for=\"password\">Password</label>\
-             <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
-             <button type=\"submit\">Sign in</button></form>{}",
-            escape(form.address),
-            upstream_buttons(prefix, form.hidden, &form.upstream)
-        ),
+    let body = format!(
+        "<h1>Sign in</h1>{message}<form method=\"post\" action=\"{prefix}/login\">{request_field}{token_field}\
+         <label for=\"address\">Mail address</label>\
+         <input type=\"email\" id=\"address\" name=\"address\" value=\"{}\" autocomplete=\"username\" required>\
+         <label for=\"password\">Password</label>\
+         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
+         <button type=\"submit\">Sign in</button></form>{}",
+        escape(form.address),
+        upstream_buttons(prefix, form.hidden, &form.upstream)
+    );
+    if !form.passkeys {
+        return page(status, "Sign in", &body);
+    }
+    // A passkey needs no name: the authenticator offers the accounts it holds for this site.
+    let passkey = format!(
+        "<p class=\"muted\">or</p><button type=\"button\" id=\"passkey-sign-in\" \
+         data-options=\"{prefix}/passkey/sign-in/options\" data-finish=\"{prefix}/passkey/sign-in\">\
+         Sign in with a passkey</button><p id=\"passkey-message\" class=\"error\" role=\"alert\" hidden></p>"
+    );
+    page_with_script(status, "Sign in", &(body + &passkey), &format!("{prefix}/passkey.js"))
+}
+
+/// The account page's passkey section: each passkey (name, added, last used) with "Remove",
+/// then a name field and "Add a passkey" (which `passkey.js` drives).
+pub fn passkeys_section(
+    prefix: &str,
+    csrf: &str,
+    passkeys: &[letterlock_store::PasskeyRecord],
+) -> String {
+    let csrf = escape(csrf);
+    let mut rows = String::new();
+    for passkey in passkeys {
+        let last_used = passkey.last_used_at.map_or_else(|| "Never".to_owned(), date);
+        rows.push_str(&format!(
+            "<tr><td><strong>{}</strong></td><td>{}</td><td>{last_used}</td><td>\
+             <form method=\"post\" action=\"{prefix}/passkey/remove\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <input type=\"hidden\" name=\"credential\" value=\"{}\">\
+             <button type=\"submit\">Remove</button></form></td></tr>",
+            escape(&passkey.name),
+            date(passkey.created_at),
+            escape(&passkey.credential_id),
+        ));
+    }
+    if passkeys.is_empty() {
+        rows.push_str("<tr><td colspan=\"4\">No passkey yet.</td></tr>");
+    }
+    format!(
+        "<h2>Passkeys</h2><p class=\"muted\">Sign in with your device's screen lock or a \
+         security key instead of your password.</p>\
+         <table id=\"passkeys\"><thead><tr><th>Passkey</th><th>Added</th><th>Last used</th><th></th></tr></thead>\
+         <tbody>{rows}</tbody></table>\
+         <label for=\"passkey-name\">Name of the new passkey</label>\
+         <input type=\"text\" id=\"passkey-name\" maxlength=\"100\" placeholder=\"This laptop\">\
+         <button type=\"button\" id=\"passkey-add\" data-csrf=\"{csrf}\" \
+         data-options=\"{prefix}/passkey/register/options\" data-finish=\"{prefix}/passkey/register\" \
+         data-back=\"{prefix}/account\">Add a passkey</button>\
+         <p id=\"passkey-message\" class=\"error\" role=\"alert\" hidden></p>"
     )
 }
 

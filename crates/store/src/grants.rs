@@ -640,8 +640,8 @@ impl Store {
     }
 
     /// Deletes what has expired: pending requests, sessions, codes, refresh tokens, the answers
-    /// kept for a refresh retry, one-time values and sign-ins waiting for a second factor past
-    /// their time.
+    /// kept for a refresh retry, one-time values, upstream sign-ins, sign-ins waiting for a
+    /// second factor and passkey challenges past their time.
     pub async fn purge_expired(&self, now: i64) -> Result<(), Error> {
         for query in [
             "DELETE FROM authorization_requests WHERE expires_at <= $1",
@@ -654,6 +654,7 @@ impl Store {
             "DELETE FROM device_codes WHERE expires_at <= $1",
             "DELETE FROM upstream_sign_ins WHERE expires_at <= $1",
             "DELETE FROM pending_sign_ins WHERE expires_at <= $1",
+            "DELETE FROM passkey_challenges WHERE expires_at <= $1",
         ] {
             sqlx::query(query).bind(now).execute(&self.writer).await?;
         }

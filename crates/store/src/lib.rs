@@ -19,8 +19,9 @@ mod clients;
 mod device;
 mod grants;
 mod keys;
-mod upstream;
+mod passkeys;
 mod second_factor;
+mod upstream;
 
 pub use accounts::{LOCAL_SOURCE, SessionRecord, UserRecord};
 pub use clients::ClientRecord;
@@ -30,6 +31,7 @@ pub use grants::{
     Rotation,
 };
 pub use keys::{SealingKeyRecord, SigningKeyRecord};
+pub use passkeys::{ChallengePurpose, PasskeyChallengeRecord, PasskeyRecord};
 pub use second_factor::{PendingSignInRecord, TotpRecord};
 
 use std::str::FromStr as _;
@@ -83,7 +85,7 @@ pub enum Backend {
 const SQLITE_READERS: u32 = 4;
 
 /// The tables, in the order [`Store::row_counts`] reports them.
-pub const TABLES: [&str; 17] = [
+pub const TABLES: [&str; 19] = [
     "signing_keys",
     "sealing_keys",
     "clients",
@@ -100,6 +102,8 @@ pub const TABLES: [&str; 17] = [
     "totp_factors",
     "recovery_codes",
     "pending_sign_ins",
+    "passkeys",
+    "passkey_challenges",
     "_sqlx_migrations",
 ];
 

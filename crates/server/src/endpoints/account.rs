@@ -367,11 +367,16 @@ async fn devices_page(
     let message = message
         .map(|text| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(text)))
         .unwrap_or_default();
-    pages::page(
-        StatusCode::OK,
-        "Your devices",
-        &format!(
-            "<h1>Devices with access to {address}</h1>{message}\
+    // Passkeys, when offered: their list and "Add a passkey", with the script that adds one.
+    let passkeys = match crate::identity::passkey::ceremonies(state) {
+        Some(_) => match state.store().passkeys_of_user(&user.id).await {
+            Ok(registered) => Some(pages::passkeys_section(prefix, &csrf, &registered)),
+            Err(error) => return internal(&error),
+        },
+        None => None,
+    };
+    let body = format!(
+        "<h1>Devices with access to {address}</h1>{message}\
              <table><thead><tr><th>Device</th><th>First use</th><th>Last use</th><th></th></tr></thead><tbody>{rows}</tbody></table>\
              <form method=\"post\" action=\"{prefix}/account/revoke-all\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <button type=\"submit\">Revoke all devices</button></form>\
@@ -383,7 +388,15 @@ async fn devices_page(
              <button type=\"submit\">Change password</button></form>\
              {one_time_codes}<form method=\"post\" action=\"{prefix}/account/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <button type=\"submit\">Sign out</button></form>",
-            address = escape(&user.address),
+        address = escape(&user.address),
+    );
+    match passkeys {
+        Some(section) => pages::page_with_script(
+            StatusCode::OK,
+            "Your devices",
+            &(body + &section),
+            &format!("{prefix}/passkey.js"),
         ),
-    )
+        None => pages::page(StatusCode::OK, "Your devices", &body),
+    }
 }

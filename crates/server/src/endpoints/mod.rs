@@ -7,6 +7,7 @@ pub mod authorize;
 pub mod device;
 pub mod discovery;
 pub mod introspect;
+pub mod passkey;
 pub mod register;
 pub mod second_factor;
 pub mod token;

@@ -202,6 +202,7 @@ pub fn sign_in_page(
             .iter()
             .map(|provider| (provider.name(), provider.label()))
             .collect(),
+        passkeys: crate::identity::passkey::ceremonies(state).is_some(),
     };
     let mut response = pages::sign_in(&form, status);
     let secure = if state.issuer().is_https() { "; Secure" } else { "" };

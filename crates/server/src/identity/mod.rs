@@ -19,6 +19,7 @@
 
 pub mod dovecot;
 pub mod ldap;
+pub mod passkey;
 pub mod upstream;
 
 use std::net::IpAddr;
@@ -137,6 +138,7 @@ pub struct Sources {
     upstream: Vec<upstream::UpstreamProvider>,
     require_second_factor: bool,
     recheck_after: i64,
+    passkeys: bool,
 }
 
 impl Sources {
@@ -187,6 +189,7 @@ impl Sources {
             upstream: providers,
             require_second_factor: config.require_second_factor,
             recheck_after,
+            passkeys: config.passkeys,
         })
     }
 
@@ -213,6 +216,12 @@ impl Sources {
     /// `[sign_in] require_second_factor`: password sign-ins need a second factor.
     pub fn require_second_factor(&self) -> bool {
         self.require_second_factor
+    }
+
+    /// `[sign_in] passkeys`: passkeys are offered (if the issuer's host is a domain; see
+    /// [`passkey::RelyingParty::for_issuer`]).
+    pub fn passkeys(&self) -> bool {
+        self.passkeys
     }
 
     /// How long a source's word on a person stands before a refresh asks it again.

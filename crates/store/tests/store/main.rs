@@ -10,9 +10,10 @@ use letterlock_test_support::postgres::TestPostgres;
 
 use letterlock_protocol::ScopeSet;
 use letterlock_store::{
-    Backend, ClientRecord, CodeRedemption, DeviceCodeRecord, DeviceStatus, Error, GrantRecord,
-    RefreshTokenRecord, RetryAnswer, RevocationRecord, Rotation, SealingKeyRecord, SessionRecord,
-    SigningKeyRecord, Store, UserRecord,
+    Backend, ChallengePurpose, ClientRecord, CodeRedemption, DeviceCodeRecord, DeviceStatus, Error,
+    GrantRecord, PasskeyChallengeRecord, PasskeyRecord, RefreshTokenRecord, RetryAnswer,
+    RevocationRecord, Rotation, SealingKeyRecord, SessionRecord, SigningKeyRecord, Store,
+    UserRecord,
 };
 use letterlock_store::{PendingSignInRecord, TotpRecord};
 
@@ -408,6 +409,7 @@ async fn conformance(store: &Store) {
     accounts_and_grants(store).await;
     upstream_sign_ins(store).await;
     second_factors(store).await;
+    passkeys(store).await;
 }
 
 /// Issue 17: a sign-in at an upstream provider is taken once, and not after it expired.
@@ -496,6 +498,105 @@ async fn second_factors(store: &Store) {
     store.insert_pending_sign_in(&pending).await.unwrap();
     store.purge_expired(400).await.unwrap();
     assert_eq!(count(store, "pending_sign_ins").await, 0);
+}
+
+/// Issue 17: passkeys and their challenges.
+async fn passkeys(store: &Store) {
+    let user = UserRecord {
+        id: "pk-user".into(),
+        address: "pat@example.com".into(),
+        password_hash: "$argon2id$hash".into(),
+        disabled: false,
+        created_at: 10,
+        password_changed_at: 10,
+        source: letterlock_store::LOCAL_SOURCE.into(),
+        checked_at: 10,
+    };
+    store.insert_user(&user).await.unwrap();
+    let passkey = PasskeyRecord {
+        credential_id: "Y3JlZA".into(),
+        user_id: user.id.clone(),
+        public_key: vec![0xa5, 0x01, 0x02, 0, 255],
+        sign_count: 0,
+        name: "Laptop — Touch ID".into(),
+        aaguid: "00000000000000000000000000000000".into(),
+        transports: "internal hybrid".into(),
+        created_at: 20,
+        last_used_at: None,
+    };
+    store.insert_passkey(&passkey).await.unwrap();
+    assert!(matches!(store.insert_passkey(&passkey).await, Err(Error::Conflict)));
+    let second = PasskeyRecord {
+        credential_id: "c2Vjb25k".into(),
+        sign_count: 7,
+        created_at: 30,
+        ..passkey.clone()
+    };
+    store.insert_passkey(&second).await.unwrap();
+    assert_eq!(store.passkey("Y3JlZA").await.unwrap(), Some(passkey.clone()));
+    assert_eq!(store.passkey("missing").await.unwrap(), None);
+    assert_eq!(store.passkeys_of_user(&user.id).await.unwrap(), vec![passkey.clone(), second]);
+
+    // The counter: 0 stays allowed while both are 0; once it counts, it must grow.
+    assert!(store.record_passkey_use("Y3JlZA", 0, 40).await.unwrap());
+    assert_eq!(store.passkey("Y3JlZA").await.unwrap().unwrap().last_used_at, Some(40));
+    assert!(store.record_passkey_use("Y3JlZA", 5, 41).await.unwrap());
+    assert!(!store.record_passkey_use("Y3JlZA", 5, 42).await.unwrap(), "the same counter");
+    assert!(!store.record_passkey_use("Y3JlZA", 4, 42).await.unwrap(), "a counter going back");
+    assert!(!store.record_passkey_use("Y3JlZA", 0, 42).await.unwrap(), "back to 0");
+    assert!(store.record_passkey_use("Y3JlZA", u32::MAX, 43).await.unwrap());
+    let used = store.passkey("Y3JlZA").await.unwrap().unwrap();
+    assert_eq!((used.sign_count, used.last_used_at), (u32::MAX, Some(43)));
+    assert!(!store.record_passkey_use("missing", 1, 43).await.unwrap());
+
+    // Removing: only the owner's, once.
+    assert!(!store.delete_passkey("someone-else", "Y3JlZA").await.unwrap());
+    assert!(store.delete_passkey(&user.id, "Y3JlZA").await.unwrap());
+    assert!(!store.delete_passkey(&user.id, "Y3JlZA").await.unwrap());
+    assert_eq!(store.passkeys_of_user(&user.id).await.unwrap().len(), 1);
+
+    // Challenges are taken once, and not after they expire.
+    let challenge = PasskeyChallengeRecord {
+        challenge_hash: "hash-a".into(),
+        purpose: ChallengePurpose::Register,
+        user_id: Some(user.id.clone()),
+        bound_to: "session-hash".into(),
+        expires_at: 100,
+    };
+    store.insert_passkey_challenge(&challenge).await.unwrap();
+    assert!(matches!(store.insert_passkey_challenge(&challenge).await, Err(Error::Conflict)));
+    assert_eq!(store.take_passkey_challenge("hash-a", 99).await.unwrap(), Some(challenge.clone()));
+    assert_eq!(store.take_passkey_challenge("hash-a", 99).await.unwrap(), None);
+    let sign_in = PasskeyChallengeRecord {
+        challenge_hash: "hash-b".into(),
+        purpose: ChallengePurpose::SignIn,
+        user_id: None,
+        ..challenge.clone()
+    };
+    store.insert_passkey_challenge(&sign_in).await.unwrap();
+    assert_eq!(store.take_passkey_challenge("hash-b", 100).await.unwrap(), None, "expired");
+    assert_eq!(count(store, "passkey_challenges").await, 0, "an expired challenge is gone too");
+    store
+        .insert_passkey_challenge(&PasskeyChallengeRecord {
+            challenge_hash: "hash-c".into(),
+            ..sign_in.clone()
+        })
+        .await
+        .unwrap();
+    store.purge_expired(100).await.unwrap();
+    assert_eq!(count(store, "passkey_challenges").await, 0);
+    store
+        .insert_passkey_challenge(&PasskeyChallengeRecord {
+            challenge_hash: "hash-d".into(),
+            ..sign_in
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_passkey_challenge("hash-d", 50).await.unwrap().map(|taken| taken.purpose),
+        Some(ChallengePurpose::SignIn)
+    );
+    assert_eq!(count(store, "passkeys").await, 1);
 }
 
 #[tokio::test]
