@@ -13,8 +13,10 @@
 //! ```
 //! `sign-in` posts the sign-in form on CONNECTIONS connections (each success starts a session)
 //! while 8 more connections run refresh-token grants, and reports both: a sign-in flood must not
-//! starve token traffic. It signs in as a local account it makes, or as `LOAD_SIGN_IN_ADDRESS`
-//! with `LOAD_SIGN_IN_PASSWORD` (an account of a source named in `LOAD_EXTRA_CONFIG`).
+//! starve token traffic. It signs in as a local account it makes; with `LOAD_SOURCE=dovecot` it
+//! starts a private Dovecot (a passwd-file passdb, SHA512-CRYPT) and with `LOAD_SOURCE=ldap` a
+//! private OpenLDAP `slapd` (over `ldaps://`), both from `letterlock-test-support`, and signs in
+//! through that source alone.
 //! Without a database URL it uses a SQLite file in a scratch folder. `LOAD_EXTRA_CONFIG` is
 //! appended to the server's configuration, to compare settings.
 #![allow(
@@ -52,6 +54,7 @@ fn main() {
     let connections: usize = arguments.get(2).and_then(|text| text.parse().ok()).unwrap_or(50);
     let seconds: u64 = arguments.get(3).and_then(|text| text.parse().ok()).unwrap_or(10);
 
+    let (_source_process, source_config) = sign_in_source();
     let server_runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let listener = server_runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let address = listener.local_addr().unwrap();
@@ -61,7 +64,8 @@ fn main() {
          [[resource_servers]]\nclient_id = \"load\"\nsecret = \"load-secret-0123456789\"\nresources = [\"{RESOURCE}\"]\n\
          [limits]\ntoken_requests_per_minute_per_address = 4000000000\nconnections_per_address = 100000\n\
          [sign_in]\nattempts_per_minute_per_account = 4000000000\n\
-         attempts_per_minute_per_account_everywhere = 4000000000\nattempts_per_minute_per_address = 4000000000\n{}",
+         attempts_per_minute_per_account_everywhere = 4000000000\nattempts_per_minute_per_address = 4000000000\n\
+         {source_config}\n{}",
         // More configuration to compare, e.g. "[lifetimes]\nrefresh_retry_window_seconds = 0".
         std::env::var("LOAD_EXTRA_CONFIG").unwrap_or_default()
     ))
@@ -88,7 +92,8 @@ fn main() {
         let seeds = client_runtime.block_on(seed(&state, &issuer, REFRESH_BESIDE_SIGN_IN));
         let (sign_ins, refreshes) =
             client_runtime.block_on(sign_in_flood(address, &issuer, seeds, connections, seconds));
-        report("sign-in", &database, connections, seconds, sign_ins);
+        let source = std::env::var("LOAD_SOURCE").unwrap_or_else(|_| "local".into());
+        report(&format!("sign-in ({source})"), &database, connections, seconds, sign_ins);
         report("refresh beside it", &database, REFRESH_BESIDE_SIGN_IN, seconds, refreshes);
         return;
     }
@@ -111,6 +116,39 @@ fn main() {
     });
     report(&mode, &database, connections, seconds, latencies);
 }
+
+/// The process behind `LOAD_SOURCE` (kept alive for the run), and the configuration naming it.
+fn sign_in_source() -> (Box<dyn std::any::Any>, String) {
+    use letterlock_test_support::{dovecot::Dovecot, ldap::Ldap};
+    match std::env::var("LOAD_SOURCE").as_deref() {
+        Ok("dovecot") => {
+            let dovecot = Dovecot::with_passwd_file(&[(LOAD_ADDRESS, LOAD_PASSWORD)], "");
+            let config = format!(
+                "[[sign_in.sources]]\nkind = \"dovecot\"\nname = \"mail\"\nsocket = \"{}\"\n",
+                dovecot.auth_client_socket().display()
+            );
+            (Box::new(dovecot), config)
+        }
+        Ok("ldap") => {
+            let ldap = Ldap::start().expect("OpenLDAP's slapd is installed");
+            ldap.add_user("load", LOAD_ADDRESS, LOAD_PASSWORD);
+            let config = format!(
+                "[[sign_in.sources]]\nkind = \"ldap\"\nname = \"directory\"\nurl = \"{}\"\n\
+                 ca_file = \"{}\"\nbind_dn = \"{}\"\nbind_password_file = \"{}\"\nbase = \"{}\"\n",
+                ldap.ldaps_url(),
+                ldap.ca_file().display(),
+                letterlock_test_support::ldap::SERVICE_DN,
+                ldap.service_password_file().display(),
+                letterlock_test_support::ldap::PEOPLE_BASE,
+            );
+            (Box::new(ldap), config)
+        }
+        _ => (Box::new(()), String::new()),
+    }
+}
+
+/// The account every sign-in of the flood uses, whatever the source.
+const LOAD_ADDRESS: &str = "load@example.com";
 
 /// Refresh connections running beside a sign-in flood.
 const REFRESH_BESIDE_SIGN_IN: usize = 8;
@@ -142,8 +180,8 @@ async fn sign_in_flood(
             let login_token = letterlock_server::random::Randomness::system().token(24).unwrap();
             let headers = format!("Cookie: letterlock_login={login_token}\r\n");
             let body = form(&[
-                ("address", &account),
-                ("password", &password),
+                ("address", LOAD_ADDRESS),
+                ("password", LOAD_PASSWORD),
                 ("login_csrf", &login_token),
             ]);
             let mut latencies = Vec::new();
@@ -183,7 +221,7 @@ struct Seed {
 /// One user; per connection a registered private_key_jwt client, a grant and a refresh token.
 async fn seed(state: &letterlock_server::AppState, issuer: &str, connections: usize) -> Vec<Seed> {
     let now = SystemClock.now();
-    let user = add_user(state.store(), "load@example.com", LOAD_PASSWORD, now).await.unwrap();
+    let user = add_user(state.store(), LOAD_ADDRESS, LOAD_PASSWORD, now).await.unwrap();
     let random = SystemRandom::new();
     let mut seeds = Vec::new();
     for _ in 0..connections {
