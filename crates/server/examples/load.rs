@@ -166,12 +166,8 @@ async fn sign_in_flood(
     seconds: u64,
 ) -> (Vec<Duration>, Vec<Duration>) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let account =
-        std::env::var("LOAD_SIGN_IN_ADDRESS").unwrap_or_else(|_| "load@example.com".into());
-    let password = std::env::var("LOAD_SIGN_IN_PASSWORD").unwrap_or_else(|_| LOAD_PASSWORD.into());
     let mut sign_ins = Vec::new();
     for _ in 0..connections {
-        let (account, password) = (account.clone(), password.clone());
         sign_ins.push(tokio::spawn(async move {
             let mut stream = TcpStream::connect(address).await.unwrap();
             stream.set_nodelay(true).unwrap();

@@ -79,10 +79,7 @@ pub async fn action(
                 peer.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |Extension(peer)| peer.0.ip());
             if user.password_hash.is_empty() {
                 // Proved by a directory or another provider: the password is theirs to change.
-                let message = format!(
-                    "Your password is kept by {} and is changed there, not here.",
-                    user.source
-                );
+                let message = password_kept_elsewhere(&user);
                 return devices_page(&state, &user, &csrf, Some(&message)).await;
             }
             let current = form.single("current").unwrap_or("");
@@ -314,6 +311,11 @@ fn verified_by(state: &AppState, grant: &GrantRecord) -> Option<String> {
     state.vendors().iter().find(|vendor| vendor.issuer == issuer).map(|vendor| vendor.name.clone())
 }
 
+/// What the devices page says to a person without a password here.
+fn password_kept_elsewhere(user: &UserRecord) -> String {
+    format!("Your password is kept by {} and is changed there, not here.", user.source)
+}
+
 async fn devices_page(
     state: &AppState,
     user: &UserRecord,
@@ -375,18 +377,25 @@ async fn devices_page(
         },
         None => None,
     };
+    // Issue 17: a person proved by Dovecot, a directory or a provider has no password here.
+    let password = if user.password_hash.is_empty() {
+        format!("<h2>Password</h2><p>{}</p>", escape(&password_kept_elsewhere(user)))
+    } else {
+        format!(
+            "<h2>Change password</h2><form method=\"post\" action=\"{prefix}/account/password\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label for=\"current\">Current password</label><input type=\"password\" id=\"current\" name=\"current\" autocomplete=\"current-password\" required>\
+             <label for=\"new\">New password</label><input type=\"password\" id=\"new\" name=\"new\" autocomplete=\"new-password\" required>\
+             <label><input type=\"checkbox\" name=\"revoke_all\" value=\"on\" checked> Also sign out every device</label>\
+             <button type=\"submit\">Change password</button></form>"
+        )
+    };
     let body = format!(
         "<h1>Devices with access to {address}</h1>{message}\
              <table><thead><tr><th>Device</th><th>First use</th><th>Last use</th><th></th></tr></thead><tbody>{rows}</tbody></table>\
              <form method=\"post\" action=\"{prefix}/account/revoke-all\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <button type=\"submit\">Revoke all devices</button></form>\
-             <h2>Change password</h2><form method=\"post\" action=\"{prefix}/account/password\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <label for=\"current\">Current password</label><input type=\"password\" id=\"current\" name=\"current\" autocomplete=\"current-password\" required>\
-             <label for=\"new\">New password</label><input type=\"password\" id=\"new\" name=\"new\" autocomplete=\"new-password\" required>\
-             <label><input type=\"checkbox\" name=\"revoke_all\" value=\"on\" checked> Also sign out every device</label>\
-             <button type=\"submit\">Change password</button></form>\
-             {one_time_codes}<form method=\"post\" action=\"{prefix}/account/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             {password}{one_time_codes}<form method=\"post\" action=\"{prefix}/account/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <button type=\"submit\">Sign out</button></form>",
         address = escape(&user.address),
     );

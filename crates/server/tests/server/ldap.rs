@@ -343,6 +343,19 @@ async fn a_person_deleted_at_the_directory_loses_their_refresh_after_the_recheck
     assert_eq!(user.source, "directory");
     assert!(!user.password_hash.starts_with("$argon2"), "a directory person has no local password");
 
+    // Issue 17 point 3: the devices page and its JSON API are the same for a directory person.
+    let mut browser = Browser::default();
+    let page = browser.get(&server, "/account").await;
+    let page = browser.sign_in(&server, &page, "dave@example.com", "dave's password").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    let page = browser.get(&server, "/account").await;
+    assert!(page.html.contains("Laptop") && page.html.contains("Phone Mail"), "{}", page.html);
+    assert!(page.html.contains("is kept by directory"), "no local password form: {}", page.html);
+    let reply = browser.get(&server, "/account/api/devices").await;
+    let devices: serde_json::Value = serde_json::from_str(&reply.html).unwrap();
+    assert_eq!(devices["user"], "dave@example.com");
+    assert_eq!(devices["devices"].as_array().unwrap().len(), 2, "{devices}");
+
     // Within the delay, a refresh does not ask the directory; after it, it asks and dave is
     // still there.
     let reply = refresh(&server, &laptop, laptop_tokens["refresh_token"].as_str().unwrap()).await;
