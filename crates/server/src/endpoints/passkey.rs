@@ -260,7 +260,8 @@ async fn still_standing(state: &AppState, user: &UserRecord) -> Result<(), ApiEr
     if user.source == LOCAL_SOURCE || state.now() - user.checked_at < sources.recheck_after() {
         return Ok(());
     }
-    match sources.standing(&user.source, &user.address).await {
+    let since = state.now().saturating_sub(user.checked_at);
+    match sources.standing(&user.source, &user.address, since).await {
         Standing::Active => {
             state.store().set_checked(&user.id, state.now()).await?;
             Ok(())

@@ -143,7 +143,7 @@ impl Grants<'_> {
         {
             return Ok(());
         }
-        match self.identity.standing(source, address).await {
+        match self.identity.standing(source, address, now.saturating_sub(checked_at)).await {
             crate::identity::Standing::Active => {
                 self.store.set_checked(user_id, now).await?;
                 Ok(())

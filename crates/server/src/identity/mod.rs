@@ -229,12 +229,12 @@ impl Sources {
         self.recheck_after
     }
 
-    /// Whether the person `source` proved as `address` is still there. A source no longer
-    /// configured cannot tell ([`Standing::Unknown`]), so renaming a source does not end every
-    /// device its people have; `letterlock user disable` does that.
-    pub async fn standing(&self, source: &str, address: &str) -> Standing {
+    /// Whether the person `source` proved as `address`, `since` seconds ago, is still there. A
+    /// source no longer configured cannot tell ([`Standing::Unknown`]), so renaming a source
+    /// does not end every device its people have; `letterlock user disable` does that.
+    pub async fn standing(&self, source: &str, address: &str, since: i64) -> Standing {
         if let Some(provider) = self.upstream_named(source) {
-            return provider.standing(address).await;
+            return provider.standing(since);
         }
         match self.password.iter().find(|candidate| candidate.name() == source) {
             Some(source) => source.standing(address).await,

@@ -77,6 +77,15 @@ pub struct UpstreamConfig {
     /// Seconds each request to the provider may take.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// Days a person's word from the provider stands: a refresh once this long after their last
+    /// sign-in here revokes their devices, so that they sign in at the provider again (which
+    /// refuses a person removed there). 0: never.
+    #[serde(default = "default_sign_in_again_after_days")]
+    pub sign_in_again_after_days: u64,
+}
+
+fn default_sign_in_again_after_days() -> u64 {
+    30
 }
 
 fn default_scopes() -> String {
@@ -109,6 +118,7 @@ impl std::fmt::Debug for UpstreamConfig {
             .field("require_email_verified", &self.require_email_verified)
             .field("domains", &self.domains)
             .field("timeout_seconds", &self.timeout_seconds)
+            .field("sign_in_again_after_days", &self.sign_in_again_after_days)
             .finish_non_exhaustive()
     }
 }
@@ -175,6 +185,8 @@ pub struct UpstreamProvider {
     require_email_verified: bool,
     domains: Vec<String>,
     timeout: Duration,
+    /// Seconds after a sign-in at which the person is taken as gone; `None`: never.
+    sign_in_again_after: Option<i64>,
     http: reqwest::Client,
     permits: Semaphore,
     discovered: RwLock<Option<Arc<Discovered>>>,
@@ -289,6 +301,10 @@ impl UpstreamProvider {
             require_email_verified: config.require_email_verified,
             domains,
             timeout,
+            sign_in_again_after: i64::try_from(config.sign_in_again_after_days)
+                .ok()
+                .and_then(|days| days.checked_mul(86_400))
+                .filter(|seconds| *seconds > 0),
             http,
             permits: Semaphore::new(CONCURRENT_REQUESTS),
             discovered: RwLock::new(None),
@@ -310,13 +326,18 @@ impl UpstreamProvider {
         &self.issuer
     }
 
-    /// Whether a person this provider proved is still there. OpenID Connect gives a relying
-    /// party no way to ask about a person without their tokens, and this server keeps none of
-    /// the provider's, so it cannot tell: [`Standing::Unknown`], and the person's devices last
-    /// until the account is disabled here (`letterlock user disable`) or the person next signs
-    /// in and the provider refuses.
-    pub async fn standing(&self, _address: &str) -> Standing {
-        Standing::Unknown
+    /// Whether a person this provider proved `since` seconds ago is still there. OpenID
+    /// Connect gives a relying party no way to ask about a person without their tokens, and
+    /// this server keeps none of the provider's, so the answer is the provider's last word and
+    /// its age: once `sign_in_again_after_days` have passed since the person last signed in
+    /// through the provider, they are taken as gone (their devices are revoked, and the next
+    /// sign-in asks the provider, which refuses a person removed there); before that,
+    /// [`Standing::Unknown`].
+    pub fn standing(&self, since: i64) -> Standing {
+        match self.sign_in_again_after {
+            Some(limit) if since >= limit => Standing::Gone,
+            _ => Standing::Unknown,
+        }
     }
 
     /// Where to send the browser: the provider's authorization endpoint with this sign-in's

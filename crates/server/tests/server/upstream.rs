@@ -265,6 +265,7 @@ const UNVERIFIED: &str = "Example Corp&#39;s answer could not be verified";
 #[tokio::test]
 async fn an_upstream_sign_in_goes_on_to_consent_and_a_token_for_the_named_address() {
     let (fake, server, client_id) = setup().await;
+    let mut refresh_token = String::new();
     for signed_with in ["RS256", "ES256"] {
         let mut started = start(&fake, &server, &client_id).await;
         let claims = fake.claims(&started.nonce, json!({"email": "Fay@Example.com"}));
@@ -287,6 +288,7 @@ async fn an_upstream_sign_in_goes_on_to_consent_and_a_token_for_the_named_addres
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         let access = crate::flow::claims(&server, reply.body["access_token"].as_str().unwrap());
         assert_eq!(access["sub"], "fay@example.com");
+        refresh_token = reply.body["refresh_token"].as_str().unwrap().to_owned();
     }
     // The provider's person has a row of their own, recorded as proved by "corp", without a
     // password: the same row both times.
@@ -296,6 +298,33 @@ async fn an_upstream_sign_in_goes_on_to_consent_and_a_token_for_the_named_addres
     assert_eq!(user.checked_at, NOW);
     assert_eq!(fake.seen.lock().unwrap().token_requests, 2);
     assert_eq!(fake.seen.lock().unwrap().jwks_requests, 1, "the JWKS is kept");
+
+    // Issue 17 point 3: the provider cannot be asked about fay, so its word stands for
+    // `sign_in_again_after_days` (30): refreshes go on past the re-check delay, and 30 days
+    // after her last sign-in through the provider her devices end, so that she signs in there
+    // again (where a person removed is refused).
+    let refresh = |token: String| {
+        let server = &server;
+        let client_id = client_id.clone();
+        async move {
+            crate::flow::token_request(
+                server,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &token),
+                    ("client_id", &client_id),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    server.clock.advance(901);
+    let reply = refresh(refresh_token).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    server.clock.advance(30 * 86_400);
+    let reply = refresh(reply.body["refresh_token"].as_str().unwrap().to_owned()).await;
+    crate::support::assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
 #[tokio::test]
