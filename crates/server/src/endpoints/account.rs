@@ -18,8 +18,8 @@ use crate::accounts::{SignInError, change_password};
 use crate::error::{ApiError, no_store_json};
 use crate::http::client_auth::resource_server;
 use crate::http::session::{
-    cookie_name, cookie_value, from_this_origin, session_cookie, sign_in_page, signed_in,
-    signed_in_form,
+    account_form, cookie_name, cookie_value, from_this_origin, session_cookie, sign_in_page,
+    signed_in,
 };
 use crate::http::{internal, see_other};
 use crate::listen::PeerAddr;
@@ -50,11 +50,7 @@ pub async fn action(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (user, csrf, form) = match signed_in_form(&state, &headers, &body, |_| {
-        sign_in_page(&state, &headers, None, "", Some("Sign in first."), StatusCode::UNAUTHORIZED)
-    })
-    .await
-    {
+    let (user, csrf, form) = match account_form(&state, &headers, &body).await {
         Ok(signed_in) => signed_in,
         Err(response) => return response,
     };

@@ -20,8 +20,8 @@ use letterlock_store::{PendingSignInRecord, UserRecord};
 use crate::accounts::SignInError;
 use crate::http::form::lenient;
 use crate::http::session::{
-    cookie_value, from_this_origin, pending_cookie, pending_cookie_name, sign_in_page,
-    signed_in_form, start_session_with,
+    account_form, cookie_value, from_this_origin, pending_cookie, pending_cookie_name,
+    sign_in_page, start_session_with,
 };
 use crate::http::{internal, see_other};
 use crate::listen::PeerAddr;
@@ -203,13 +203,7 @@ async fn refused(
 ) -> Response {
     let (message, status) = match error {
         SecondFactorError::Wrong => ("The code is wrong.", StatusCode::UNAUTHORIZED),
-        SecondFactorError::Replayed => (
-            "This code was used already. Wait for the next one in your app.",
-            StatusCode::UNAUTHORIZED,
-        ),
-        SecondFactorError::Throttled => {
-            ("Too many attempts. Wait a minute and try again.", StatusCode::TOO_MANY_REQUESTS)
-        }
+        SecondFactorError::Replayed | SecondFactorError::Throttled => common_refusal(error),
         SecondFactorError::AlreadySetUp | SecondFactorError::NoSetUp => {
             ("This set-up is no longer current; here is a new one.", StatusCode::CONFLICT)
         }
@@ -236,11 +230,7 @@ pub async fn account_action(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (user, csrf, form) = match signed_in_form(&state, &headers, &body, |_| {
-        sign_in_page(&state, &headers, None, "", Some("Sign in first."), StatusCode::UNAUTHORIZED)
-    })
-    .await
-    {
+    let (user, csrf, form) = match account_form(&state, &headers, &body).await {
         Ok(signed_in) => signed_in,
         Err(response) => return response,
     };
@@ -319,13 +309,7 @@ async fn account_refusal(
             StatusCode::UNAUTHORIZED,
         ),
         SecondFactorError::Wrong => ("The code or password is wrong.", StatusCode::UNAUTHORIZED),
-        SecondFactorError::Replayed => (
-            "This code was used already. Wait for the next one in your app.",
-            StatusCode::UNAUTHORIZED,
-        ),
-        SecondFactorError::Throttled => {
-            ("Too many attempts. Wait a minute and try again.", StatusCode::TOO_MANY_REQUESTS)
-        }
+        SecondFactorError::Replayed | SecondFactorError::Throttled => common_refusal(error),
         SecondFactorError::AlreadySetUp | SecondFactorError::NoSetUp => {
             ("This set-up is no longer current; start it again.", StatusCode::CONFLICT)
         }
@@ -466,4 +450,18 @@ fn alert(message: Option<&str>) -> String {
     message
         .map(|text| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(text)))
         .unwrap_or_default()
+}
+
+/// The words and status of the refusals both code forms (the sign-in step and the account
+/// page) give alike: a code used already, and too many attempts (the only two it is asked for).
+fn common_refusal(error: &SecondFactorError) -> (&'static str, StatusCode) {
+    match error {
+        SecondFactorError::Throttled => {
+            ("Too many attempts. Wait a minute and try again.", StatusCode::TOO_MANY_REQUESTS)
+        }
+        _ => (
+            "This code was used already. Wait for the next one in your app.",
+            StatusCode::UNAUTHORIZED,
+        ),
+    }
 }

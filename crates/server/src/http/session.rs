@@ -274,6 +274,18 @@ pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
+/// [`signed_in_form`] for the account page's own forms: without a session, the sign-in page.
+pub async fn account_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(UserRecord, String, Params), Response> {
+    signed_in_form(state, headers, body, |_| {
+        sign_in_page(state, headers, None, "", Some("Sign in first."), StatusCode::UNAUTHORIZED)
+    })
+    .await
+}
+
 /// Parses a form POSTed by a signed-in person and checks where it comes from and the session's
 /// CSRF token: the user, the session's CSRF token and the form, or the page to answer with
 /// (`not_signed_in` when there is no session, 403 for another origin or a bad token).
