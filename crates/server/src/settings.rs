@@ -301,7 +301,13 @@ impl Settings {
                 .collect(),
             resource_servers,
             sign_in,
-            identity: crate::identity::Sources::new(&config.sign_in)?,
+            identity: {
+                crate::identity::Sources::check_timeouts(
+                    &config.sign_in,
+                    config.limits.request_timeout_seconds,
+                )?;
+                crate::identity::Sources::new(&config.sign_in)?
+            },
             dpop_require_nonce: config.dpop.require_nonce,
         })
     }

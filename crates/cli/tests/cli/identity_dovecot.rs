@@ -26,7 +26,9 @@ fn serve(dir: &Path, auth_socket: &Path, backend: &Dovecot) -> (Server, u16, u16
     let (config, port) = loopback_config(
         dir,
         &format!(
-            "[[resources]]\nuri = \"{IMAP}\"\n\
+            // Dovecot's penalty for an address with recent failures (up to 15 s) comes on top
+            // of its failure delay: give it room, and the whole request more.
+            "[[resources]]\nuri = \"{IMAP}\"\n[limits]\nrequest_timeout_seconds = 40\n\
              [sign_in]\n[[sign_in.sources]]\nkind = \"dovecot\"\nname = \"mail\"\n\
              socket = {auth_socket:?}\ntimeout_seconds = 30\n\
              [[imap]]\nlisten = \"127.0.0.1:{door}\"\nresource = \"{IMAP}\"\n\

@@ -193,6 +193,29 @@ impl Sources {
         })
     }
 
+    /// Refuses a source that may take as long as a whole request may (`[limits]
+    /// request_timeout_seconds`): the browser would get a bare 408 instead of the source's
+    /// answer or the "unavailable" page.
+    pub fn check_timeouts(config: &SignInConfig, request_timeout: u64) -> Result<(), ConfigError> {
+        for source in &config.sources {
+            let (name, timeout) = match source {
+                SourceConfig::Local => continue,
+                SourceConfig::Dovecot(source) => (&source.name, source.timeout_seconds),
+                SourceConfig::Ldap(source) => (&source.name, source.timeout_seconds),
+            };
+            if timeout >= request_timeout {
+                return Err(ConfigError::invalid(
+                    "sign_in.sources",
+                    format!(
+                        "source '{name}': timeout_seconds ({timeout}) must be below \
+                         [limits] request_timeout_seconds ({request_timeout})"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The password sources, in the order they are asked.
     pub fn password(&self) -> &[PasswordSource] {
         &self.password
@@ -324,5 +347,15 @@ mod tests {
         assert!(toml::from_str::<SignInConfig>("[[sources]]\nkind = \"pam\"\n").is_err());
         let zero = SignInConfig { recheck_seconds: 0, ..SignInConfig::default() };
         assert!(Sources::new(&zero).is_err());
+    }
+
+    #[test]
+    fn a_source_may_not_outlast_the_request_it_answers() {
+        let slow =
+            sign_in("[[sources]]\nkind = \"dovecot\"\nname = \"mail\"\ntimeout_seconds = 10\n");
+        let error = Sources::check_timeouts(&slow, 10).err().unwrap().to_string();
+        assert!(error.contains("request_timeout_seconds"), "{error}");
+        assert!(Sources::check_timeouts(&slow, 11).is_ok());
+        assert!(Sources::check_timeouts(&SignInConfig::default(), 1).is_ok(), "local only");
     }
 }

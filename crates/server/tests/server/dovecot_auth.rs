@@ -297,7 +297,7 @@ async fn signing_in_through_dovecot_records_the_source() {
     let Some(dovecot) = dovecot() else { return };
     let server = server(&format!(
         "[sign_in]\n[[sign_in.sources]]\nkind = \"dovecot\"\nname = \"mail\"\nsocket = {:?}\n\
-         timeout_seconds = 30\n",
+         timeout_seconds = 9\n",
         dovecot.auth_client_socket()
     ))
     .await;
@@ -319,7 +319,7 @@ async fn throttling_is_spent_before_dovecot_is_asked() {
     let server = server_with(
         &format!(
             "[[sign_in.sources]]\nkind = \"dovecot\"\nname = \"mail\"\nsocket = {:?}\n\
-             timeout_seconds = 30\n",
+             timeout_seconds = 9\n",
             dovecot.auth_client_socket()
         ),
         "attempts_per_minute_per_account = 2",
@@ -385,7 +385,7 @@ async fn a_person_removed_from_dovecot_loses_the_refresh_after_the_recheck_delay
     let Some(dovecot) = dovecot() else { return };
     let config = format!(
         "{}\n[sign_in]\nrecheck_seconds = 60\n[[sign_in.sources]]\nkind = \"dovecot\"\n\
-         name = \"mail\"\nsocket = {:?}\nmaster_socket = {:?}\ntimeout_seconds = 30\n",
+         name = \"mail\"\nsocket = {:?}\nmaster_socket = {:?}\ntimeout_seconds = 9\n",
         crate::flow::CONFIG,
         dovecot.auth_client_socket(),
         dovecot.auth_master_socket()
