@@ -71,9 +71,56 @@ pub enum UserCommand {
         revoke_devices: bool,
     },
     /// List accounts.
-    List(ServerOptions),
+    List {
+        #[command(flatten)]
+        server: ServerOptions,
+        /// One JSON object per account, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an account: where it signs in from, its state, and its devices.
+    Show {
+        #[command(flatten)]
+        server: ServerOptions,
+        /// The mail address.
+        address: String,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an account's devices (grants), with the ids `user revoke` takes.
+    Devices {
+        #[command(flatten)]
+        server: ServerOptions,
+        /// The mail address.
+        address: String,
+        /// One JSON object per device, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke one device of an account (a lost phone), or all of them: their refresh tokens stop
+    /// working and the front doors close their sessions.
+    Revoke {
+        #[command(flatten)]
+        server: ServerOptions,
+        /// The mail address.
+        address: String,
+        /// The device's id, as `user devices` lists it.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        device: Option<String>,
+        /// Every device of the account.
+        #[arg(long)]
+        all: bool,
+    },
     /// Disable an account: it cannot sign in, its sessions end, and its devices are revoked.
     Disable {
+        #[command(flatten)]
+        server: ServerOptions,
+        /// The mail address.
+        address: String,
+    },
+    /// Enable a disabled account again (its revoked devices stay revoked).
+    Enable {
         #[command(flatten)]
         server: ServerOptions,
         /// The mail address.
@@ -173,12 +220,79 @@ pub async fn user(command: UserCommand) -> anyhow::Result<()> {
             let revoked = users::passwd(&store, &address, &password, revoke_devices, now).await?;
             println!("password changed; {revoked} devices revoked");
         }
-        UserCommand::List(server) => {
+        UserCommand::List { server, json } => {
             let store = letterlock_server::open_store(&server.load()?).await?;
             for user in users::list(&store).await? {
-                let state = if user.disabled { "disabled" } else { "active" };
-                println!("{}  {state}  created {}", user.address, user.created_at);
+                if json {
+                    println!("{}", user_json(&user));
+                } else {
+                    println!(
+                        "{}  {}  {}  created {}",
+                        user.address,
+                        user_state(&user),
+                        user.source,
+                        date(user.created_at)
+                    );
+                }
             }
+        }
+        UserCommand::Show { server, address, json } => {
+            let store = letterlock_server::open_store(&server.load()?).await?;
+            let shown = users::show(&store, &address).await?;
+            if json {
+                let mut object = user_json(&shown.user);
+                object["devices"] = shown.devices.iter().map(device_json).collect();
+                println!("{object}");
+            } else {
+                let user = &shown.user;
+                println!("{}", user.address);
+                println!("  state        {}", user_state(user));
+                println!("  signs in by  {}", user.source);
+                println!(
+                    "  password     {}",
+                    if user.password_hash.is_empty() { "none here" } else { "local" }
+                );
+                println!("  created      {}", date(user.created_at));
+                if user.checked_at > 0 {
+                    println!("  last vouched {}", date(user.checked_at));
+                }
+                let live = shown.devices.iter().filter(|grant| grant.revoked_at.is_none()).count();
+                println!("  devices      {live} live, {} revoked", shown.devices.len() - live);
+            }
+        }
+        UserCommand::Devices { server, address, json } => {
+            let store = letterlock_server::open_store(&server.load()?).await?;
+            for grant in users::show(&store, &address).await?.devices {
+                if json {
+                    println!("{}", device_json(&grant));
+                } else {
+                    let state = grant
+                        .revoked_at
+                        .map_or_else(|| "live".to_owned(), |at| format!("revoked {}", date(at)));
+                    println!(
+                        "{}  {} ({})  {state}  first {}  last {}",
+                        grant.id,
+                        grant.device_name,
+                        grant.client_name,
+                        date(grant.created_at),
+                        date(grant.last_used_at)
+                    );
+                }
+            }
+        }
+        UserCommand::Revoke { server, address, device, all } => {
+            let store = letterlock_server::open_store(&server.load()?).await?;
+            let which = match (&device, all) {
+                (Some(device), false) => users::Revoke::Device(device),
+                _ => users::Revoke::All,
+            };
+            let revoked = users::revoke(&store, &address, which, now).await?;
+            println!("{revoked} devices revoked");
+        }
+        UserCommand::Enable { server, address } => {
+            let store = letterlock_server::open_store(&server.load()?).await?;
+            let user = users::enable(&store, &address).await?;
+            println!("enabled {}", user.address);
         }
         UserCommand::Disable { server, address } => {
             let store = letterlock_server::open_store(&server.load()?).await?;
@@ -187,6 +301,47 @@ pub async fn user(command: UserCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A date as a person reads it (UTC).
+fn date(unix: i64) -> String {
+    letterlock_server::pages::date(unix)
+}
+
+fn user_state(user: &letterlock_store::UserRecord) -> &'static str {
+    if user.disabled { "disabled" } else { "active" }
+}
+
+/// An account as JSON: dates as RFC 3339 text beside nothing secret (no password hash).
+fn user_json(user: &letterlock_store::UserRecord) -> serde_json::Value {
+    serde_json::json!({
+        "address": user.address,
+        "state": user_state(user),
+        "source": user.source,
+        "local_password": !user.password_hash.is_empty(),
+        "created": rfc3339(user.created_at),
+        "last_vouched": (user.checked_at > 0).then(|| rfc3339(user.checked_at)),
+    })
+}
+
+/// A device (grant) as JSON.
+fn device_json(grant: &letterlock_store::GrantRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": grant.id,
+        "device": grant.device_name,
+        "application": grant.client_name,
+        "vendor": grant.vendor,
+        "scope": grant.scope.to_string(),
+        "resources": grant.resources,
+        "first_used": rfc3339(grant.created_at),
+        "last_used": rfc3339(grant.last_used_at),
+        "last_address": grant.last_address,
+        "revoked": grant.revoked_at.map(rfc3339),
+    })
+}
+
+fn rfc3339(unix: i64) -> String {
+    letterlock_server::pages::rfc3339(unix)
 }
 
 /// `letterlock keys ...`.

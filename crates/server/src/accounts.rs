@@ -31,6 +31,9 @@ pub enum AccountError {
     /// No account with this address.
     #[error("no account for {0}")]
     Unknown(String),
+    /// The account has no device with this id.
+    #[error("the account has no device {0}")]
+    UnknownDevice(String),
     /// Hashing failed.
     #[error("password hashing failed")]
     Hashing,

@@ -106,6 +106,24 @@ pub fn error(status: StatusCode, message: &str) -> Response {
 /// A Unix time as `2026-11-24 07:33 UTC` (the civil-from-days algorithm of Howard Hinnant's
 /// "chrono-Compatible Low-Level Date Algorithms").
 pub fn date(unix: i64) -> String {
+    let (year, month, day, seconds) = civil(unix);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", seconds / 3600, seconds % 3600 / 60)
+}
+
+/// A Unix time as RFC 3339 UTC text (`2026-12-02T10:15:30Z`), for JSON.
+pub fn rfc3339(unix: i64) -> String {
+    let (year, month, day, seconds) = civil(unix);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds / 3600,
+        seconds % 3600 / 60,
+        seconds % 60
+    )
+}
+
+/// Year, month, day and seconds into the day of a Unix time (UTC; the civil-from-days
+/// algorithm of Howard Hinnant's date library).
+fn civil(unix: i64) -> (i64, i64, i64, i64) {
     let days = unix.div_euclid(86_400);
     let seconds = unix.rem_euclid(86_400);
     let shifted = days + 719_468;
@@ -118,7 +136,7 @@ pub fn date(unix: i64) -> String {
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
     let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", seconds / 3600, seconds % 3600 / 60)
+    (year, month, day, seconds)
 }
 
 /// The words a person sees for each scope.

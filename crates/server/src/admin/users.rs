@@ -1,8 +1,9 @@
-//! `letterlock user add|passwd|list|disable`: accounts, whose user name is the mail address.
+//! `letterlock user add|passwd|list|show|devices|revoke|disable|enable`: accounts, whose user
+//! name is the mail address.
 //! Every command normalises the address the same way ([`accounts::normalize_address`]) and
 //! fails the same way for an unknown one ([`AccountError::Unknown`]).
 
-use letterlock_store::{Store, UserRecord};
+use letterlock_store::{GrantRecord, Store, UserRecord};
 
 use crate::accounts::{self, AccountError};
 
@@ -53,4 +54,64 @@ pub async fn disable(store: &Store, address: &str, now: i64) -> Result<Disabled,
     store.set_disabled(&user.id, true).await?;
     let revoked = store.revoke_grants_of_user(&user.id, now).await?;
     Ok(Disabled { address, revoked })
+}
+
+/// The account of `address`, or [`AccountError::Unknown`].
+async fn find(store: &Store, address: &str) -> Result<UserRecord, AccountError> {
+    let address = accounts::normalize_address(address)?;
+    store.user_by_address(&address).await?.ok_or(AccountError::Unknown(address))
+}
+
+/// Enables a disabled account again: it may sign in; its revoked devices stay revoked.
+pub async fn enable(store: &Store, address: &str) -> Result<UserRecord, AccountError> {
+    let user = find(store, address).await?;
+    store.set_disabled(&user.id, false).await?;
+    Ok(UserRecord { disabled: false, ..user })
+}
+
+/// One account and its devices (grants, live and revoked), for `user show` and `user devices`.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    /// The account.
+    pub user: UserRecord,
+    /// Its devices, live first, most recently used first.
+    pub devices: Vec<GrantRecord>,
+}
+
+/// An account and its devices.
+pub async fn show(store: &Store, address: &str) -> Result<Shown, AccountError> {
+    let user = find(store, address).await?;
+    let devices = store.grants_of_user(&user.id).await?;
+    Ok(Shown { user, devices })
+}
+
+/// What `user revoke` revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoke<'a> {
+    /// One device, by its id (as `user devices` lists it).
+    Device(&'a str),
+    /// Every device of the account.
+    All,
+}
+
+/// Revokes one device of an account, or all of them: their refresh tokens stop working and the
+/// front doors hear of it on the revocation feed. Returns how many were live; revoking a device
+/// of another account, or an unknown one, is [`AccountError::UnknownDevice`].
+pub async fn revoke(
+    store: &Store,
+    address: &str,
+    which: Revoke<'_>,
+    now: i64,
+) -> Result<u64, AccountError> {
+    let user = find(store, address).await?;
+    match which {
+        Revoke::All => Ok(store.revoke_grants_of_user(&user.id, now).await?),
+        Revoke::Device(id) => {
+            let owned = store.grants_of_user(&user.id).await?.iter().any(|grant| grant.id == id);
+            if !owned {
+                return Err(AccountError::UnknownDevice(id.chars().take(80).collect()));
+            }
+            Ok(u64::from(store.revoke_grant(id, Some(&user.id), now).await?))
+        }
+    }
 }

@@ -146,6 +146,67 @@ async fn disabling_an_account_goes_through_the_same_address_rules_as_the_others(
     );
 }
 
+/// Issue 18 point 5 (in part): an operator answers "which devices does this person have?" and
+/// revokes the stolen one, from a shell; another person's device id is refused.
+#[tokio::test]
+async fn an_operator_lists_and_revokes_a_persons_devices_and_enables_them_again() {
+    let store = store().await;
+    let ann = users::add(&store, "ann@example.com", "ann's long password", NOW).await.unwrap();
+    let bob = users::add(&store, "bob@example.com", "bob's long password", NOW).await.unwrap();
+    let grant = |id: &str, user: &str, name: &str| letterlock_store::GrantRecord {
+        id: id.into(),
+        user_id: user.into(),
+        client_id: "client".into(),
+        device_name: name.into(),
+        client_name: "Mail".into(),
+        software_id: None,
+        software_version: None,
+        vendor: None,
+        scope: letterlock_protocol::ScopeSet::parse("urn:ietf:params:oauth:scope:mail").unwrap(),
+        resources: vec!["imaps://mail.example.com".into()],
+        redirect_uris: Vec::new(),
+        created_at: NOW,
+        last_used_at: NOW,
+        last_address: None,
+        revoked_at: None,
+    };
+    for (id, user, name) in [
+        ("g-phone", &ann.id, "Phone"),
+        ("g-laptop", &ann.id, "Laptop"),
+        ("g-bob", &bob.id, "Bob's"),
+    ] {
+        store.insert_grant(&grant(id, user, name)).await.unwrap();
+    }
+    let shown = users::show(&store, "Ann@Example.com").await.unwrap();
+    assert_eq!(shown.user.address, "ann@example.com");
+    let mut names: Vec<_> = shown.devices.iter().map(|grant| grant.device_name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Laptop", "Phone"]);
+
+    // Another person's device is not this person's to revoke.
+    let error = users::revoke(&store, "ann@example.com", users::Revoke::Device("g-bob"), NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(error.to_string(), "the account has no device g-bob");
+    assert!(store.grant("g-bob").await.unwrap().unwrap().revoked_at.is_none());
+    let revoked = users::revoke(&store, "ann@example.com", users::Revoke::Device("g-phone"), NOW)
+        .await
+        .unwrap();
+    assert_eq!(revoked, 1);
+    assert!(store.grant("g-phone").await.unwrap().unwrap().revoked_at.is_some());
+    assert!(store.grant("g-laptop").await.unwrap().unwrap().revoked_at.is_none());
+    let revoked = users::revoke(&store, "ann@example.com", users::Revoke::All, NOW).await.unwrap();
+    assert_eq!(revoked, 1, "only the laptop was still live");
+    assert!(store.grant("g-bob").await.unwrap().unwrap().revoked_at.is_none());
+
+    users::disable(&store, "ann@example.com", NOW).await.unwrap();
+    let enabled = users::enable(&store, "ann@example.com").await.unwrap();
+    assert!(!enabled.disabled);
+    assert!(!store.user(&ann.id).await.unwrap().unwrap().disabled);
+    let error = users::enable(&store, "nobody@example.com").await.unwrap_err();
+    assert_eq!(error.to_string(), "no account for nobody@example.com");
+}
+
 /// `dovecot-config`'s printed settings, pinned byte for byte as the binary printed them before
 /// the logic moved into the library.
 mod dovecot_output {
