@@ -112,9 +112,23 @@ fn read(path: Option<&Path>) -> anyhow::Result<Option<String>> {
         .with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// A configuration file that does not parse: its name and the parser's line and key. `main`
+/// exits with sysexits' `EX_CONFIG` (78) for it.
+#[derive(Debug)]
+pub struct FileError(String);
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FileError {}
+
 /// Parses TOML into `T`; errors carry the file's name and the parser's line and key.
 fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> anyhow::Result<T> {
-    toml::from_str(text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
+    toml::from_str(text)
+        .map_err(|error| anyhow::Error::new(FileError(format!("{}: {error}", path.display()))))
 }
 
 impl ConfigFile {

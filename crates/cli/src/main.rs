@@ -160,9 +160,30 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("letterlock: {error:#}");
-            ExitCode::FAILURE
+            if is_configuration_error(&error) {
+                ExitCode::from(EX_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+/// sysexits.h `EX_CONFIG`: the configuration is wrong (what systemd and scripts can tell apart
+/// from a failure at run time).
+const EX_CONFIG: u8 = 78;
+
+/// True when `error` comes from the configuration: a file that does not parse, or a value the
+/// server's checks refuse.
+fn is_configuration_error(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.is::<file::FileError>()
+            || cause.is::<letterlock_server::config::ConfigError>()
+            || matches!(
+                cause.downcast_ref::<letterlock_server::ServerError>(),
+                Some(letterlock_server::ServerError::Config(_))
+            )
+    })
 }
 
 async fn dispatch(command: ServerCommand) -> anyhow::Result<()> {

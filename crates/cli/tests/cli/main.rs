@@ -288,6 +288,43 @@ fn serve_log_lines(format: Option<&str>) -> Vec<String> {
     lines
 }
 
+/// Issue 18 point 5 (sysexits): a configuration that does not parse, or that the server's
+/// checks refuse, exits with `EX_CONFIG` (78), which systemd and scripts tell apart from a
+/// failure at run time; other failures exit with 1.
+#[test]
+fn configuration_errors_exit_with_ex_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let exit = |args: &[&str]| {
+        let output = Command::new(BINARY)
+            .args(args)
+            .env("LETTERLOCK_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let unparsable = dir.path().join("unparsable.toml");
+    std::fs::write(&unparsable, "isser = \"https://auth.example.com\"\n").unwrap();
+    let (code, stderr) = exit(&["user", "list", "--config", unparsable.to_str().unwrap()]);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(stderr.contains("isser"), "{stderr}");
+
+    // Parses, but a sign-in source would outlast the request it answers.
+    let (refused, _) = loopback_config(
+        dir.path(),
+        "[sign_in]\n[[sign_in.sources]]\nkind = \"dovecot\"\nname = \"mail\"\ntimeout_seconds = 30\n",
+    );
+    let (code, stderr) = exit(&["serve", "--config", refused.to_str().unwrap()]);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(stderr.contains("request_timeout_seconds"), "{stderr}");
+
+    // A run-time failure is not a configuration error.
+    let (code, stderr) =
+        exit(&["user", "show", "nobody@example.com", "--config", refused.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no account for nobody@example.com"), "{stderr}");
+}
+
 #[test]
 fn logs_are_json_on_request_and_without_colour_codes_when_not_on_a_terminal() {
     let json = serve_log_lines(Some("json"));
