@@ -9,60 +9,23 @@
 // Usage: node flow.mjs BASE_URL ADDRESS PASSWORD SCREENSHOTS ATTACKER_ADDRESS ATTACKER_PASSWORD
 // Prints one JSON object with what it saw; exits non-zero on any failure.
 
-import { createHash, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launchChromium, mailProgram } from "./mail_program.mjs";
 
 const [base, address, password, screenshots, attackerAddress, attackerPassword] =
   process.argv.slice(2);
 mkdirSync(screenshots, { recursive: true });
 
-const base64url = (bytes) => Buffer.from(bytes).toString("base64url");
-
 // The mail client: registration, PKCE, and a loopback listener for the redirect (RFC 8252 §7.3).
-const registration = await fetch(`${base}/register`, {
-  method: "POST",
-  headers: { "Content-Type": "application/json" },
-  body: JSON.stringify({ redirect_uris: ["http://127.0.0.1/callback"], client_name: "Browser Test Mail" }),
-}).then((response) => response.json());
-const clientId = registration.client_id;
-const verifier = base64url(randomBytes(32));
-const challenge = base64url(createHash("sha256").update(verifier).digest());
-const state = base64url(randomBytes(12));
-
-let answered;
-const answer = new Promise((resolve) => (answered = resolve));
-const listener = createServer((request, response) => {
-  const url = new URL(request.url, "http://127.0.0.1");
-  response.writeHead(200, { "Content-Type": "text/html" });
-  response.end("<!doctype html><title>Done</title><h1>You can close this window.</h1>");
-  answered(Object.fromEntries(url.searchParams));
+const program = await mailProgram(base, {
+  clientName: "Browser Test Mail",
+  scope: "urn:ietf:params:oauth:scope:mail urn:ietf:params:oauth:scope:contacts urn:ietf:params:oauth:scope:calendars offline_access",
+  parameters: [["login_hint", address]],
 });
-await new Promise((resolve) => listener.listen(0, "127.0.0.1", resolve));
-const redirectUri = `http://127.0.0.1:${listener.address().port}/callback`;
+const { authorize, clientId, state } = program;
 
-const authorize = new URL(`${base}/authorize`);
-for (const [name, value] of [
-  ["response_type", "code"],
-  ["client_id", clientId],
-  ["redirect_uri", redirectUri],
-  ["scope", "urn:ietf:params:oauth:scope:mail urn:ietf:params:oauth:scope:contacts urn:ietf:params:oauth:scope:calendars offline_access"],
-  ["state", state],
-  ["code_challenge", challenge],
-  ["code_challenge_method", "S256"],
-  ["login_hint", address],
-]) {
-  authorize.searchParams.append(name, value);
-}
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 const seen = {};
 
 // The attacker's page: the sign-in form as the attacker's own browser got it (hidden fields and
@@ -131,20 +94,10 @@ try {
   await page.fill("#device_name", "Browser laptop");
   await page.screenshot({ path: `${screenshots}/2-consent.png`, fullPage: true });
   await page.click("button[value=approve]");
-  seen.redirect = await answer;
+  seen.redirect = await program.answer;
   await page.waitForSelector("text=You can close this window.");
 
-  const tokens = await fetch(`${base}/token`, {
-    method: "POST",
-    headers: { "Content-Type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({
-      grant_type: "authorization_code",
-      code: seen.redirect.code,
-      code_verifier: verifier,
-      client_id: clientId,
-      redirect_uri: redirectUri,
-    }),
-  }).then((response) => response.json());
+  const tokens = await program.redeem(seen.redirect.code);
   seen.tokenType = tokens.token_type;
   seen.refreshToken = tokens.refresh_token;
   seen.clientId = clientId;
@@ -167,6 +120,6 @@ try {
   seen.framedContent = frame ? await frame.evaluate(() => document.body ? document.body.innerText : "").catch(() => "") : "";
 } finally {
   await browser.close();
-  listener.close();
+  program.close();
 }
 console.log(JSON.stringify(seen));

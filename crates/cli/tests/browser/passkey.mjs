@@ -11,24 +11,14 @@
 // Usage: node passkey.mjs BASE_URL ADDRESS PASSWORD RESOURCE SCREENSHOTS
 // Prints one JSON object with what it saw; exits non-zero on any failure.
 
-import { createHash, randomBytes } from "node:crypto";
-import { createServer } from "node:http";
 import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launchChromium, mailProgram } from "./mail_program.mjs";
 
 const [base, address, password, resource, screenshots] = process.argv.slice(2);
 mkdirSync(screenshots, { recursive: true });
-const base64url = (bytes) => Buffer.from(bytes).toString("base64url");
 const seen = {};
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-  timeout: 30000,
-});
+const browser = await launchChromium();
 const context = await browser.newContext();
 const page = await context.newPage();
 page.setDefaultTimeout(20000);
@@ -73,36 +63,12 @@ try {
   await page.waitForSelector("text=You are signed out.");
 
   // 2. A mail program's authorization request.
-  const registration = await fetch(`${base}/register`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ redirect_uris: ["http://127.0.0.1/callback"], client_name: "Passkey Test Mail" }),
-  }).then((response) => response.json());
-  const verifier = base64url(randomBytes(32));
-  let answered;
-  const answer = new Promise((resolve) => (answered = resolve));
-  const listener = createServer((request, response) => {
-    const url = new URL(request.url, "http://127.0.0.1");
-    response.writeHead(200, { "Content-Type": "text/html" });
-    response.end("<!doctype html><title>Done</title><h1>You can close this window.</h1>");
-    answered(Object.fromEntries(url.searchParams));
+  const program = await mailProgram(base, {
+    clientName: "Passkey Test Mail",
+    parameters: [["resource", resource]],
+    state: "passkey-state",
   });
-  await new Promise((resolve) => listener.listen(0, "127.0.0.1", resolve));
-  const redirectUri = `http://127.0.0.1:${listener.address().port}/callback`;
-  const authorize = new URL(`${base}/authorize`);
-  for (const [name, value] of [
-    ["response_type", "code"],
-    ["client_id", registration.client_id],
-    ["redirect_uri", redirectUri],
-    ["scope", "urn:ietf:params:oauth:scope:mail offline_access"],
-    ["state", "passkey-state"],
-    ["code_challenge", base64url(createHash("sha256").update(verifier).digest())],
-    ["code_challenge_method", "S256"],
-    ["resource", resource],
-  ]) {
-    authorize.searchParams.append(name, value);
-  }
-  await page.goto(authorize.href);
+  await page.goto(program.authorize.href);
   seen.signInPage = await page.innerText("body");
   await page.screenshot({ path: `${screenshots}/passkey-sign-in.png`, fullPage: true });
   await page.click("#passkey-sign-in");
@@ -110,21 +76,10 @@ try {
   seen.consentText = await page.innerText("body");
   await page.screenshot({ path: `${screenshots}/passkey-consent.png`, fullPage: true });
   await page.click("button[value=approve]");
-  const parameters = await answer;
-  listener.close();
+  const parameters = await program.answer;
+  program.close();
   seen.redirect = { state: parameters.state, iss: parameters.iss, hasCode: Boolean(parameters.code) };
-  const tokens = await fetch(`${base}/token`, {
-    method: "POST",
-    headers: { "Content-Type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({
-      grant_type: "authorization_code",
-      code: parameters.code,
-      redirect_uri: redirectUri,
-      client_id: registration.client_id,
-      code_verifier: verifier,
-      resource,
-    }),
-  }).then((response) => response.json());
+  const tokens = await program.redeem(parameters.code, { resource });
   seen.accessToken = tokens.access_token;
   seen.tokenError = tokens.error;
   const after = await cdp.send("WebAuthn.getCredentials", { authenticatorId });

@@ -7,20 +7,13 @@
 // Prints one JSON object with what it saw (the consent text, where the redirect went, the
 // listener's page); exits non-zero on any failure.
 
-import { chromium } from "playwright-core";
+import { launchChromium } from "./mail_program.mjs";
 
 const [url, address, password] = process.argv.slice(2);
 const base = new URL(url).origin;
 const seen = { opened: url };
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-  timeout: 30000,
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(20000);

@@ -7,14 +7,12 @@
 // Usage: node totp.mjs BASE_URL ADDRESS PASSWORD RESOURCE SCREENSHOTS
 // Prints one JSON object with what it saw and the tokens; exits non-zero on any failure.
 
-import { createHash, createHmac, randomBytes } from "node:crypto";
-import { createServer } from "node:http";
+import { createHmac } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launchChromium, mailProgram } from "./mail_program.mjs";
 
 const [base, address, password, resource, screenshots] = process.argv.slice(2);
 mkdirSync(screenshots, { recursive: true });
-const base64url = (bytes) => Buffer.from(bytes).toString("base64url");
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // RFC 4648 §6 base32, as the page shows it (groups of four, spaces ignored).
@@ -46,47 +44,12 @@ const totp = (key, step) => {
 };
 
 // The mail client: registration, PKCE, and a loopback listener for the redirect (RFC 8252 §7.3).
-const registration = await fetch(`${base}/register`, {
-  method: "POST",
-  headers: { "Content-Type": "application/json" },
-  body: JSON.stringify({ redirect_uris: ["http://127.0.0.1/callback"], client_name: "TOTP Test Mail" }),
-}).then((response) => response.json());
-const clientId = registration.client_id;
-const verifier = base64url(randomBytes(32));
-const challenge = base64url(createHash("sha256").update(verifier).digest());
-const state = base64url(randomBytes(12));
-let answered;
-const answer = new Promise((resolve) => (answered = resolve));
-const listener = createServer((request, response) => {
-  const url = new URL(request.url, "http://127.0.0.1");
-  response.writeHead(200, { "Content-Type": "text/html" });
-  response.end("<!doctype html><title>Done</title><h1>You can close this window.</h1>");
-  answered(Object.fromEntries(url.searchParams));
+const program = await mailProgram(base, {
+  clientName: "TOTP Test Mail",
+  parameters: [["resource", resource], ["login_hint", address]],
 });
-await new Promise((resolve) => listener.listen(0, "127.0.0.1", resolve));
-const redirectUri = `http://127.0.0.1:${listener.address().port}/callback`;
-const authorize = new URL(`${base}/authorize`);
-for (const [name, value] of [
-  ["response_type", "code"],
-  ["client_id", clientId],
-  ["redirect_uri", redirectUri],
-  ["scope", "urn:ietf:params:oauth:scope:mail offline_access"],
-  ["state", state],
-  ["code_challenge", challenge],
-  ["code_challenge_method", "S256"],
-  ["resource", resource],
-  ["login_hint", address],
-]) {
-  authorize.searchParams.append(name, value);
-}
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const { clientId } = program;
+const browser = await launchChromium();
 const seen = { clientId };
 const page = await browser.newPage();
 try {
@@ -120,7 +83,7 @@ try {
   await page.waitForSelector("text=You are signed out.");
 
   // 2. The mail client's authorization request: the password, then the code step.
-  await page.goto(authorize.href);
+  await page.goto(program.authorize.href);
   await page.fill("#password", password);
   await page.click("button[type=submit]");
   await page.waitForSelector("text=Enter your one-time code");
@@ -151,22 +114,11 @@ try {
 } finally {
   await browser.close();
 }
-const redirect = await answer;
-listener.close();
+const redirect = await program.answer;
+program.close();
 seen.iss = redirect.iss;
-if (redirect.state !== state) throw new Error("state differs");
-const tokens = await fetch(`${base}/token`, {
-  method: "POST",
-  headers: { "Content-Type": "application/x-www-form-urlencoded" },
-  body: new URLSearchParams({
-    grant_type: "authorization_code",
-    code: redirect.code,
-    redirect_uri: redirectUri,
-    client_id: clientId,
-    code_verifier: verifier,
-    resource,
-  }),
-}).then((response) => response.json());
+if (redirect.state !== program.state) throw new Error("state differs");
+const tokens = await program.redeem(redirect.code, { resource });
 seen.accessToken = tokens.access_token;
 seen.refreshToken = tokens.refresh_token;
 console.log(JSON.stringify(seen));

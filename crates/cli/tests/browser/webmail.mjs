@@ -10,7 +10,7 @@
 // is SCREENSHOTS/failure.png).
 
 import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./mail_program.mjs";
 
 const [roundcube, address, password, knownSubject, screenshots, sendSubject] = process.argv.slice(2);
 mkdirSync(screenshots, { recursive: true });
@@ -18,13 +18,7 @@ mkdirSync(screenshots, { recursive: true });
 // Every wait is bounded: the test around this script kills it after its own deadline too.
 const STEP = 30_000;
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 const seen = {};
 const page = await browser.newPage();
 page.setDefaultTimeout(STEP);
