@@ -23,7 +23,7 @@ use serde_json::json;
 
 use letterlock_protocol::ErrorCode;
 use letterlock_protocol::webauthn::{AuthenticationResponse, RegistrationResponse};
-use letterlock_store::{LOCAL_SOURCE, UserRecord};
+use letterlock_store::UserRecord;
 
 use crate::error::{ApiError, no_store_json};
 use crate::http::see_other;
@@ -32,7 +32,7 @@ use crate::http::session::{
     signed_in_form,
 };
 use crate::identity::passkey::{CeremonyError, PasskeyError, ceremonies as passkeys};
-use crate::identity::{SignedInBy, Standing};
+use crate::identity::{SignedInBy, Standing, Vouched};
 use crate::listen::PeerAddr;
 use crate::pages;
 use crate::secrets::constant_time_eq;
@@ -256,17 +256,14 @@ pub async fn sign_in(
 /// passed, as a refresh would. `Gone` refuses; `Unknown` lets them through, as for a refresh
 /// (docs/SECURITY.md).
 async fn still_standing(state: &AppState, user: &UserRecord) -> Result<(), ApiError> {
-    let sources = state.identity();
-    if user.source == LOCAL_SOURCE || state.now() - user.checked_at < sources.recheck_after() {
-        return Ok(());
-    }
-    let since = state.now().saturating_sub(user.checked_at);
-    match sources.standing(&user.source, &user.address, since).await {
-        Standing::Active => {
-            state.store().set_checked(&user.id, state.now()).await?;
-            Ok(())
-        }
-        Standing::Unknown => Ok(()),
+    let who = Vouched {
+        user_id: &user.id,
+        address: &user.address,
+        source: &user.source,
+        checked_at: user.checked_at,
+    };
+    match state.identity().recheck(state.store(), who, state.now()).await? {
+        Standing::Active | Standing::Unknown => Ok(()),
         Standing::Gone => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::AccessDenied,

@@ -138,17 +138,9 @@ impl Grants<'_> {
         checked_at: i64,
     ) -> Result<(), GrantError> {
         let now = self.now();
-        if source == letterlock_store::LOCAL_SOURCE
-            || now.saturating_sub(checked_at) < self.identity.recheck_after()
-        {
-            return Ok(());
-        }
-        match self.identity.standing(source, address, now.saturating_sub(checked_at)).await {
-            crate::identity::Standing::Active => {
-                self.store.set_checked(user_id, now).await?;
-                Ok(())
-            }
-            crate::identity::Standing::Unknown => Ok(()),
+        let who = crate::identity::Vouched { user_id, address, source, checked_at };
+        match self.identity.recheck(self.store, who, now).await? {
+            crate::identity::Standing::Active | crate::identity::Standing::Unknown => Ok(()),
             crate::identity::Standing::Gone => {
                 let revoked = self.store.revoke_grants_of_user(user_id, now).await?;
                 tracing::warn!(

@@ -273,6 +273,43 @@ impl Sources {
     }
 }
 
+/// Who a re-check asks about: a `users` row's id and address, the source that last proved
+/// the person, and when it last vouched.
+#[derive(Debug, Clone, Copy)]
+pub struct Vouched<'a> {
+    /// `users.id`.
+    pub user_id: &'a str,
+    /// `users.address`.
+    pub address: &'a str,
+    /// `users.source`.
+    pub source: &'a str,
+    /// `users.checked_at`.
+    pub checked_at: i64,
+}
+
+impl Sources {
+    /// The re-check of issue 17 point 3, for a refresh and a passkey sign-in alike. The local
+    /// table's people, and anyone whose source vouched less than `recheck_seconds` ago, stand
+    /// without a question ([`Standing::Active`]); otherwise the source is asked, and its
+    /// `Active` moves `users.checked_at` on. The caller decides what `Gone` costs.
+    pub async fn recheck(
+        &self,
+        store: &letterlock_store::Store,
+        who: Vouched<'_>,
+        now: i64,
+    ) -> Result<Standing, letterlock_store::Error> {
+        let since = now.saturating_sub(who.checked_at);
+        if who.source == LOCAL_SOURCE || since < self.recheck_after {
+            return Ok(Standing::Active);
+        }
+        let standing = self.standing(who.source, who.address, since).await;
+        if standing == Standing::Active {
+            store.set_checked(who.user_id, now).await?;
+        }
+        Ok(standing)
+    }
+}
+
 /// How a person proved who they are, for what comes after ([`crate::http::session::
 /// finish_sign_in`]): whether a second factor is due, and what the logs say.
 #[derive(Debug, Clone, PartialEq, Eq)]
